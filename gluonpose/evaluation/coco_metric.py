@@ -1,0 +1,242 @@
+"""COCO keypoint evaluation: rescoring, per-image OKS-NMS, results json, pycocotools COCOeval.
+
+Pipeline (official HRNet ``lib/dataset/coco.py`` ``evaluate``):
+
+1. person score = box score x mean of the joint scores above ``in_vis_thr`` (0 if none);
+2. per image, OKS-NMS (greedy, threshold 0.9, padded box areas) over the rescored poses;
+3. a COCO results json ``[{image_id, category_id: 1, keypoints: [x, y, s] * K, score}]``;
+4. ``COCOeval(gt, dt, 'keypoints')`` with ``useSegm=None``: evaluate, accumulate, summarize.
+"""
+import contextlib
+import io
+import json
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+
+import numpy as np
+
+from .nms import oks_nms_arrays, soft_oks_nms_arrays
+
+LOG = logging.getLogger(__name__)
+
+#: Names of the 10 COCOeval keypoint statistics, in ``COCOeval.stats`` order.
+STATS_NAMES = ("AP", "AP .5", "AP .75", "AP (M)", "AP (L)",
+               "AR", "AR .5", "AR .75", "AR (M)", "AR (L)")
+
+
+def rescore(keypoint_scores, box_scores, in_vis_thr=0.2):
+    """Official HRNet person rescoring.
+
+    Args:
+        keypoint_scores: (N, K) joint confidences (heatmap maxima).
+        box_scores: (N,) detection scores.
+        in_vis_thr: joints with a score strictly above it enter the mean.
+
+    Returns:
+        (N,) float64 person scores: box score x mean of the joint scores above the threshold,
+        or 0 when no joint passes.
+    """
+    ks = np.asarray(keypoint_scores, dtype=np.float64)
+    bs = np.asarray(box_scores, dtype=np.float64).reshape(-1)
+    if ks.ndim != 2 or ks.shape[0] != bs.shape[0]:
+        raise ValueError("rescore: keypoint_scores %s and box_scores %s do not match"
+                         % (ks.shape, bs.shape))
+    mask = ks > in_vis_thr
+    count = mask.sum(axis=1)
+    mean = np.where(count > 0, (ks * mask).sum(axis=1) / np.maximum(count, 1), 0.0)
+    return bs * mean
+
+
+def nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr=0.2, oks_thr=0.9,
+                  sigmas=None, soft=False):
+    """Rescore every pose, then run OKS-NMS within each image.
+
+    Args:
+        keypoints: (N, K, 3) poses ``[x, y, joint score]`` in image pixels.
+        box_scores: (N,) detection scores (1 for ground-truth boxes).
+        areas: (N,) areas for the OKS (official: padded box area ``prod(scale * 200)``).
+        image_ids: (N,) integer COCO image ids.
+        sigmas: (K,) OKS sigmas for the NMS; None means COCO-17.
+        soft: use soft OKS-NMS instead of the greedy one.
+
+    Returns:
+        list of dicts ``{'image_id': int, 'keypoints': (K, 3) float64, 'score': float,
+        'index': int (row in the inputs)}``, grouped by image in ascending id order, each image's
+        poses in NMS selection order.
+    """
+    kpts = np.asarray(keypoints, dtype=np.float64)
+    if kpts.ndim != 3 or kpts.shape[2] != 3:
+        raise ValueError("nms_per_image: keypoints must be (N, K, 3), got %s" % (kpts.shape,))
+    num = kpts.shape[0]
+    box_scores = np.asarray(box_scores, dtype=np.float64).reshape(-1)
+    areas = np.asarray(areas, dtype=np.float64).reshape(-1)
+    image_ids = np.asarray(image_ids).reshape(-1)
+    for name, arr in (("box_scores", box_scores), ("areas", areas), ("image_ids", image_ids)):
+        if arr.shape[0] != num:
+            raise ValueError("nms_per_image: %d poses but %d %s" % (num, arr.shape[0], name))
+    bad = ~(np.isfinite(kpts).all(axis=(1, 2)) & np.isfinite(box_scores) & np.isfinite(areas))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError("nms_per_image: %d prediction(s) hold NaN/inf values, first is row %d "
+                         "(image_id %s)" % (int(bad.sum()), i, image_ids[i]))
+    scores = rescore(kpts[:, :, 2], box_scores, in_vis_thr)
+    suppress = soft_oks_nms_arrays if soft else oks_nms_arrays
+    out = []
+    for img in np.unique(image_ids):
+        rows = np.flatnonzero(image_ids == img)
+        keep = suppress(kpts[rows], scores[rows], areas[rows], oks_thr, sigmas)
+        if keep.size == 0:          # official: an image whose NMS keeps nothing keeps everything
+            keep = np.arange(rows.size)
+        for j in rows[keep]:
+            out.append({"image_id": int(img), "keypoints": kpts[j], "score": float(scores[j]),
+                        "index": int(j)})
+    return out
+
+
+def to_coco_results(predictions, category_id=1):
+    """Convert pose dicts to the COCO results format.
+
+    Args:
+        predictions: iterable of dicts with ``image_id``, ``keypoints`` ((K, 3) or (K*3,)) and ``score``.
+
+    Returns:
+        list of ``{'image_id': int, 'category_id': int, 'keypoints': [3K floats], 'score': float}``.
+    """
+    results = []
+    for i, p in enumerate(predictions):
+        try:
+            kp = np.asarray(p["keypoints"], dtype=np.float64).reshape(-1)
+            score = float(p["score"])
+            image_id = int(p["image_id"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError("prediction %d is malformed (%s): needs image_id, keypoints, score"
+                             % (i, err)) from None
+        if kp.size % 3 or not np.isfinite(kp).all() or not np.isfinite(score):
+            raise ValueError("prediction %d (image_id %d): keypoints must be finite [x, y, s] "
+                             "triplets and the score finite" % (i, image_id))
+        results.append({"image_id": image_id, "category_id": int(category_id),
+                        "keypoints": [float(v) for v in kp], "score": score})
+    return results
+
+
+def write_coco_results(predictions, path, category_id=1):
+    """Write pose dicts as a COCO results json atomically (temp file in the same folder + rename).
+
+    Returns:
+        the number of results written.
+    """
+    results = to_coco_results(predictions, category_id)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_results_", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(results, f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return len(results)
+
+
+def write_keypoint_results(path, keypoints, box_scores, areas, image_ids, in_vis_thr=0.2,
+                           oks_thr=0.9, sigmas=None, soft=False):
+    """Rescore + per-image OKS-NMS (:func:`nms_per_image`) then write the results json.
+
+    Returns:
+        the number of poses written.
+    """
+    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr, oks_thr,
+                          sigmas, soft)
+    return write_coco_results(preds, path)
+
+
+def _load_results(results_json_path):
+    try:
+        with open(results_json_path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as err:
+        raise ValueError("cannot read results json %s: %s" % (results_json_path, err)) from None
+    if not isinstance(results, list):
+        raise ValueError("results json %s must hold a list of results" % results_json_path)
+    return results
+
+
+def evaluate_keypoints(gt_json_path, results_json_path, sigmas=None, allow_empty=False,
+                       verbose=False):
+    """Run pycocotools ``COCOeval(iouType='keypoints')`` on a results json.
+
+    Args:
+        gt_json_path: COCO keypoint annotation json.
+        results_json_path: COCO results json (see :func:`write_coco_results`).
+        sigmas: (K,) OKS sigmas; None keeps pycocotools' COCO-17 sigmas.
+        allow_empty: with an empty results list, log a warning and return all-zero stats instead
+            of raising.
+        verbose: let pycocotools print its progress and summary.
+
+    Returns:
+        OrderedDict of the 10 statistics named in :data:`STATS_NAMES`.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    results = _load_results(results_json_path)
+    if not results:
+        msg = "results json %s is empty: no predictions to evaluate" % results_json_path
+        if not allow_empty:
+            raise ValueError(msg)
+        LOG.warning("%s; reporting zero AP/AR", msg)
+        return OrderedDict((name, 0.0) for name in STATS_NAMES)
+
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    with quiet:
+        coco_gt = COCO(gt_json_path)
+    gt_ids = set(coco_gt.getImgIds())
+    try:
+        res_ids = {int(r["image_id"]) for r in results}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("results json %s: every result needs an integer image_id"
+                         % results_json_path) from None
+    missing = sorted(res_ids - gt_ids)
+    if missing:
+        raise ValueError("results json %s has %d image id(s) absent from the ground truth %s: %s"
+                         % (results_json_path, len(missing), gt_json_path, missing[:20]))
+    num_joints = len(coco_gt.loadCats(coco_gt.getCatIds())[0].get("keypoints", [])) or None
+    for i, r in enumerate(results):
+        if "keypoints" not in r or "score" not in r:
+            raise ValueError("results json %s: result %d lacks keypoints or score"
+                             % (results_json_path, i))
+        if num_joints is not None and len(r["keypoints"]) != 3 * num_joints:
+            raise ValueError("results json %s: result %d has %d keypoint values, expected %d"
+                             % (results_json_path, i, len(r["keypoints"]), 3 * num_joints))
+
+    with quiet:
+        coco_dt = coco_gt.loadRes(results_json_path)
+        coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
+        if sigmas is not None:
+            coco_eval.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        coco_eval.params.useSegm = None
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+        coco_eval.summarize()
+    return OrderedDict((name, float(v)) for name, v in zip(STATS_NAMES, coco_eval.stats))
+
+
+def format_stats_table(stats, name="model"):
+    """Format the 10 COCO keypoint statistics as a markdown table (one header row, one value row).
+
+    Args:
+        stats: mapping name -> value, e.g. from :func:`evaluate_keypoints`.
+        name: label of the value row.
+
+    Returns:
+        the table as a multi-line string (values in percent-free fractions, 3 decimals).
+    """
+    names = list(stats.keys())
+    header = "| Arch | " + " | ".join(names) + " |"
+    rule = "|---|" + "---|" * len(names)
+    values = "| %s | " % name + " | ".join("%.3f" % float(stats[n]) for n in names) + " |"
+    return "\n".join([header, rule, values])

@@ -1,0 +1,171 @@
+"""Load official HRNet checkpoints (PyTorch state_dicts) into gluonpose networks by a plain name map.
+
+Name rules (official PyTorch -> gluonpose structural names):
+    * strip a leading ``module.`` (DataParallel dumps); drop ``num_batches_tracked``;
+    * BatchNorm ``weight``/``bias`` -> ``gamma``/``beta`` (``running_mean``/``running_var`` unchanged);
+    * every other name is identical (the Gluon blocks use the official attribute names);
+    * multi-stage nets: stage s lives under ``stages.{s}.`` and can be filled from one checkpoint.
+
+``kind='imagenet'`` (classification HRNet, ``HRNet-Image-Classification``) skips the
+classification-only keys (``incre_modules``, ``downsamp_modules``, ``final_layer``, ``classifier``);
+its multi-scale last stage-4 module fills the multi-scale module of non-final stages.
+``kind='pose'`` loads an official pose checkpoint (``final_layer`` included).
+"""
+import logging
+import os
+import re
+from collections import OrderedDict
+
+import mxnet as mx
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+IMAGENET_ONLY_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
+KINDS = ("pose", "imagenet")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded into the network (wrong file, shapes or architecture)."""
+
+
+def read_state_dict(path):
+    """Read a checkpoint into an ordered {name: float32 numpy array}.
+
+    ``.npz``: arrays named ``<key>`` or ``param:<key>`` (other arrays are ignored when ``param:``
+    keys exist); ``.pth``/``.pt``: a PyTorch state_dict (needs ``torch``: ``pip install .[torch]``),
+    optionally wrapped in ``{"state_dict": ...}``; ``.params``: an MXNet ndarray file.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError("checkpoint not found: %s" % path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".npz":
+        with np.load(path, allow_pickle=False) as data:
+            keys = list(data.keys())
+            if any(k.startswith("param:") for k in keys):
+                return OrderedDict((k[len("param:"):], data[k]) for k in keys if k.startswith("param:"))
+            return OrderedDict((k, data[k]) for k in keys)
+    if ext in (".pth", ".pt", ".tar"):
+        try:
+            import torch
+        except ImportError as err:
+            raise CheckpointError("reading %s needs PyTorch (pip install -e '.[torch]'), or convert it to "
+                                  ".npz elsewhere with numpy.savez(**state_dict)" % path) from err
+        obj = torch.load(path, map_location="cpu")
+        if isinstance(obj, dict) and "state_dict" in obj:
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict):
+            raise CheckpointError("%s does not hold a state_dict (got %s)" % (path, type(obj).__name__))
+        return OrderedDict((k, v.detach().cpu().numpy()) for k, v in obj.items() if hasattr(v, "numpy"))
+    if ext == ".params":
+        return OrderedDict((k.split(":", 1)[-1], v.asnumpy()) for k, v in mx.nd.load(path).items())
+    raise CheckpointError("unsupported checkpoint type %r for %s (use .pth, .npz or .params)" % (ext, path))
+
+
+def official_to_gluon(key, target_names):
+    """Map one official key onto a gluonpose structural name (None if it has no counterpart)."""
+    if key.startswith("module."):
+        key = key[len("module."):]
+    if key.endswith("num_batches_tracked"):
+        return None
+    if key in target_names:
+        return key
+    for src, dst in ((".weight", ".gamma"), (".bias", ".beta")):
+        if key.endswith(src) and key[:-len(src)] + dst in target_names:
+            return key[:-len(src)] + dst
+    return key  # reported as unexpected by the caller
+
+
+def stage_prefixes(net):
+    """Structural prefixes of the HRNet stages of ``net`` ('' for a single-stage PoseHRNet)."""
+    stages = getattr(net, "stages", None)
+    if stages is None:
+        return [""]
+    return ["stages.%d." % s for s in range(len(stages))]
+
+
+def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=True):
+    """Copy an official checkpoint into ``net`` (already initialised) and report what happened.
+
+    Args:
+        net: a PoseHRNet or MultiStageHRNet whose parameters are initialised.
+        src: path (.pth/.npz/.params) or an already read {name: array} dict.
+        kind: ``pose`` or ``imagenet`` (skip the classification-only keys).
+        stages: indices of the stages to fill (default: all).
+        exclude: regular expressions of official keys to skip on purpose.
+        allow_missing: if False, any network parameter left unloaded is an error.
+
+    Returns:
+        dict with sorted lists ``loaded`` (gluonpose names), ``skipped`` (official keys not used, with
+        the reason), ``missing`` (gluonpose names not filled).
+
+    Raises:
+        CheckpointError: shape mismatches (naming every offending key), a checkpoint that matches
+        nothing, or missing keys with ``allow_missing=False``.
+    """
+    if kind not in KINDS:
+        raise ValueError("kind %r; valid: %s" % (kind, ", ".join(KINDS)))
+    state = read_state_dict(src) if isinstance(src, str) else src
+    params = net._collect_params_with_prefix()
+    prefixes = stage_prefixes(net)
+    chosen = range(len(prefixes)) if stages is None else stages
+    patterns = [re.compile(p) for p in exclude]
+    loaded, skipped, mismatched, used = {}, [], [], set()
+    for key, value in state.items():
+        bare = key[len("module."):] if key.startswith("module.") else key
+        if bare.endswith("num_batches_tracked"):
+            continue
+        if kind == "imagenet" and bare.startswith(IMAGENET_ONLY_PREFIXES):
+            skipped.append((key, "classification-only"))
+            continue
+        if any(p.search(bare) for p in patterns):
+            skipped.append((key, "excluded"))
+            continue
+        hit = False
+        for s in chosen:
+            name = official_to_gluon(bare, {n[len(prefixes[s]):] for n in params
+                                            if n.startswith(prefixes[s])})
+            full = prefixes[s] + name if name else None
+            if full not in params:
+                continue
+            hit = True
+            if tuple(params[full].shape) != tuple(value.shape):
+                mismatched.append("%s %s -> %s %s" % (key, tuple(value.shape), full, params[full].shape))
+                continue
+            loaded[full] = value
+        if not hit:
+            skipped.append((key, "no counterpart in this network"))
+    if mismatched:
+        raise CheckpointError("shape mismatch for %d key(s) (checkpoint -> network):\n  %s\nIs the "
+                              "checkpoint of another width/architecture (--arch) or head?"
+                              % (len(mismatched), "\n  ".join(mismatched)))
+    if not loaded:
+        raise CheckpointError("no key of the checkpoint matches the network: wrong file or kind? "
+                              "first keys: %s" % ", ".join(list(state)[:5]))
+    for full, value in loaded.items():
+        params[full].set_data(mx.nd.array(value, dtype=params[full].dtype))
+    missing = sorted(n for n in params if n not in loaded)
+    if missing and not allow_missing:
+        raise CheckpointError("%d network parameter(s) not in the checkpoint: %s"
+                              % (len(missing), ", ".join(missing[:20])))
+    report = {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": missing}
+    LOG.info("loaded %d arrays, skipped %d checkpoint keys, %d network arrays not in the checkpoint",
+             len(loaded), len(skipped), len(missing))
+    return report
+
+
+def format_report(report, max_list=10):
+    """Human-readable summary of a :func:`load_official` report."""
+    lines = ["loaded:  %d arrays" % len(report["loaded"]),
+             "skipped: %d checkpoint keys" % len(report["skipped"])]
+    reasons = {}
+    for key, why in report["skipped"]:
+        reasons.setdefault(why, []).append(key)
+    for why, keys in sorted(reasons.items()):
+        lines.append("  %-32s %5d  e.g. %s" % (why, len(keys), ", ".join(keys[:3])))
+    lines.append("missing: %d network arrays keep their initial values" % len(report["missing"]))
+    for name in report["missing"][:max_list]:
+        lines.append("  " + name)
+    if len(report["missing"]) > max_list:
+        lines.append("  ... (%d more)" % (len(report["missing"]) - max_list))
+    return "\n".join(lines)
