@@ -136,9 +136,10 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
         if not hit:
             skipped.append((key, "no counterpart in this network"))
     if mismatched:
-        raise CheckpointError("shape mismatch for %d key(s) (checkpoint -> network):\n  %s\nIs the "
+        more = "\n  ... (%d more)" % (len(mismatched) - 10) if len(mismatched) > 10 else ""
+        raise CheckpointError("shape mismatch for %d key(s) (checkpoint -> network):\n  %s%s\nIs the "
                               "checkpoint of another width/architecture (--arch) or head?"
-                              % (len(mismatched), "\n  ".join(mismatched)))
+                              % (len(mismatched), "\n  ".join(mismatched[:10]), more))
     if not loaded:
         raise CheckpointError("no key of the checkpoint matches the network: wrong file or kind? "
                               "first keys: %s" % ", ".join(list(state)[:5]))

@@ -1,0 +1,206 @@
+"""One configuration system: YAML files with ``_base_`` inheritance and ``key=value`` CLI overrides.
+
+* A YAML file may name one or more ``_base_`` files (paths relative to itself); they are merged in
+  order, then the file itself on top (dicts merge recursively, everything else replaces).
+* Everything is merged onto :data:`DEFAULTS`, which is also the schema: a key that is not in it is an
+  error naming the valid keys of that section.
+* CLI overrides ``section.key=value`` (value parsed as YAML: ``train.lr=5e-4``,
+  ``codec.input_size=[288,384]``).
+* The result is a frozen :class:`Config`; sections are passed on as plain keyword arguments
+  (``get_model(**cfg.model)``); nothing holds the whole config.
+"""
+import copy
+import os
+
+import yaml
+
+#: The schema and the defaults. Comments say what each key means.
+DEFAULTS = {
+    "model": {
+        "name": "mshrnet_w32_2stage",     # gluonpose.get_model name
+        "num_joints": 17,
+        "head": "heatmap_offset",         # heatmap_offset | heatmap
+        "stage_input": "features",        # features | image (multi-stage only)
+        "cross_stage": "identity",        # identity | conv1x1 (multi-stage only)
+        "final_conv_kernel": 1,
+        "pretrained": "",                 # ImageNet HRNet checkpoint (.pth/.npz/.params) for every stage
+        "pretrained_kind": "imagenet",    # imagenet | pose
+    },
+    "codec": {
+        "type": "heatmap_offset",         # heatmap_offset | gaussian
+        "input_size": [192, 256],         # (w, h)
+        "heatmap_size": [48, 64],         # (w, h)
+        "params": {},                     # codec-specific keyword arguments (radius, sigma, udp, ...)
+        "stage_params": [],               # per-stage overrides (coarse-to-fine), one dict per stage
+    },
+    "data": {
+        "train": [],                      # list of {type, ann_file, img_prefix, ratio, ...}
+        "val": {},                        # {type, ann_file, img_prefix}
+        "det_json": "",                   # person detections (COCO results format) for testing
+        "on_bad": "skip",                 # skip | raise: bad records / images
+        "synthetic": {"root": "work_dirs/synthetic", "num_train": 400, "num_val": 40,
+                      "image_size": [320, 240], "seed": 0},
+    },
+    "augment": {
+        "rotation": 30.0,                 # max |degrees|
+        "rotation_prob": 1.0,
+        "scale_range": [0.8, 1.2],
+        "flip_prob": 0.5,
+        "half_body_prob": 0.3,
+        "half_body_min_joints": 8,
+    },
+    "loader": {
+        "batch_size_per_device": 32,
+        "num_workers": 4,
+        "val_batch_size": 32,
+    },
+    "loss": {
+        "heatmap_weight": 1.0,
+        "offset_weight": 1.0,
+        "stage_weights": [],              # default: 1 for every stage
+        "ohkm_topk": 0,                   # 0 = off; else top-k hardest keypoints per sample
+    },
+    "train": {
+        "optimizer": "adam",
+        "lr": 1.0e-3,
+        "wd": 0.0,
+        "lr_steps": [110, 140],
+        "lr_factor": 0.1,
+        "epochs": 150,
+        "warmup_epochs": 0,
+        "warmup_factor": 0.1,
+        "seed": 0,
+        "work_dir": "work_dirs/default",
+        "checkpoint_interval": 1,
+        "val_interval": 0,                # 0 = no validation during training
+        "log_interval": 20,
+        "gpus": "",
+        "kvstore": "device",
+    },
+    "test": {
+        "flip": True,
+        "use_gt_boxes": False,
+        "image_thr": 0.0,
+        "in_vis_thr": 0.2,
+        "oks_thr": 0.9,
+        "batch_size": 32,
+    },
+}
+
+
+class ConfigError(ValueError):
+    """Unknown key, bad override or unreadable config file."""
+
+
+class Config(dict):
+    """A frozen nested dict with attribute access (``cfg.train.lr``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError("config has no key %r; keys: %s" % (name, ", ".join(self))) from None
+
+    def __setitem__(self, key, value):
+        raise TypeError("Config is frozen; use load_config(..., overrides=[...])")
+
+    __setattr__ = __setitem__
+
+    def to_dict(self):
+        return _thaw(self)
+
+
+def _freeze(obj):
+    if isinstance(obj, dict):
+        out = Config()
+        for k, v in obj.items():
+            dict.__setitem__(out, k, _freeze(v))
+        return out
+    if isinstance(obj, list):
+        return tuple(_freeze(v) for v in obj)
+    return obj
+
+
+def _thaw(obj):
+    if isinstance(obj, dict):
+        return {k: _thaw(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [_thaw(v) for v in obj]
+    return obj
+
+
+def _merge(base, update, schema, path=""):
+    """Merge ``update`` into ``base`` (in place), checking keys against ``schema``."""
+    for key, value in update.items():
+        where = path + key
+        if schema is not None:
+            if key not in schema:
+                raise ConfigError("unknown config key %r; valid keys%s: %s"
+                                  % (where, " of " + path.rstrip(".") if path else "",
+                                     ", ".join(sorted(schema))))
+            sub_schema = schema[key]
+        else:
+            sub_schema = None
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            # free-form dicts (empty in the schema) are not checked below this level
+            _merge(base[key], value, sub_schema if sub_schema else None, where + ".")
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def read_yaml(path, _seen=()):
+    """Read a YAML config with its ``_base_`` chain resolved (not yet merged onto the defaults)."""
+    path = os.path.abspath(path)
+    if path in _seen:
+        raise ConfigError("circular _base_ chain: %s" % " -> ".join(_seen + (path,)))
+    if not os.path.isfile(path):
+        raise ConfigError("config file not found: %s" % path)
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError("cannot parse %s: %s" % (path, err)) from err
+    if not isinstance(data, dict):
+        raise ConfigError("%s must hold a mapping at the top level" % path)
+    bases = data.pop("_base_", [])
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    merged = {}
+    for base in bases:
+        base_path = os.path.join(os.path.dirname(path), base)
+        _merge(merged, read_yaml(base_path, _seen + (path,)), None)
+    return _merge(merged, data, None)
+
+
+def parse_override(text):
+    """``'a.b=value'`` -> (['a', 'b'], parsed value)."""
+    if "=" not in text:
+        raise ConfigError("override %r must look like section.key=value" % text)
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError("cannot parse the value of override %r: %s" % (text, err)) from err
+    return key.strip().split("."), value
+
+
+def load_config(path=None, overrides=()):
+    """Defaults <- YAML file (with its bases) <- ``overrides``; returns a frozen :class:`Config`."""
+    cfg = copy.deepcopy(DEFAULTS)
+    if path:
+        _merge(cfg, read_yaml(path), DEFAULTS)
+    for text in overrides:
+        keys, value = parse_override(text)
+        update = value
+        for k in reversed(keys):
+            update = {k: update}
+        _merge(cfg, update, DEFAULTS)
+    return _freeze(cfg)
+
+
+def dump_config(cfg, path):
+    """Write ``cfg`` as YAML (atomically: temp file + rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        yaml.safe_dump(_thaw(cfg), f, sort_keys=False)
+    os.replace(tmp, path)

@@ -1,0 +1,29 @@
+"""Build a network from the ``model`` config section (plain keyword arguments)."""
+import logging
+
+from .multistage import MultiStageHRNet
+from .weights import format_report, load_official
+from .zoo import get_model, parse_model_name
+
+LOG = logging.getLogger(__name__)
+MULTI_STAGE_ONLY = ("stage_input", "cross_stage")
+
+
+def build_model(name, num_joints=17, head="heatmap_offset", stage_input="features",
+                cross_stage="identity", final_conv_kernel=1, pretrained="", pretrained_kind="imagenet",
+                ctx=None):
+    """``get_model(name, ...)`` plus optional official (ImageNet) initialisation of every stage.
+
+    Returns the initialised network (not hybridized).
+    """
+    cls, _ = parse_model_name(name)
+    kwargs = {"num_joints": num_joints, "head": head, "final_conv_kernel": final_conv_kernel}
+    if cls is MultiStageHRNet:
+        kwargs.update(stage_input=stage_input, cross_stage=cross_stage)
+    elif (stage_input, cross_stage) != ("features", "identity"):
+        raise ValueError("%s is single-stage: stage_input/cross_stage apply to mshrnet_* models" % name)
+    net = get_model(name, ctx=ctx, **kwargs)
+    if pretrained:
+        report = load_official(net, pretrained, kind=pretrained_kind)
+        LOG.info("initialised from %s (%s):\n%s", pretrained, pretrained_kind, format_report(report))
+    return net
