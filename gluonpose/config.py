@@ -11,8 +11,27 @@
 """
 import copy
 import os
+import re
 
 import yaml
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and Python do."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def _yaml_load(text_or_stream):
+    return yaml.load(text_or_stream, Loader=_Loader)
 
 #: The schema and the defaults. Comments say what each key means.
 DEFAULTS = {
@@ -158,7 +177,7 @@ def read_yaml(path, _seen=()):
         raise ConfigError("config file not found: %s" % path)
     with open(path, encoding="utf-8") as f:
         try:
-            data = yaml.safe_load(f) or {}
+            data = _yaml_load(f) or {}
         except yaml.YAMLError as err:
             raise ConfigError("cannot parse %s: %s" % (path, err)) from err
     if not isinstance(data, dict):
@@ -178,7 +197,7 @@ def parse_override(text):
         raise ConfigError("override %r must look like section.key=value" % text)
     key, raw = text.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
         raise ConfigError("cannot parse the value of override %r: %s" % (text, err)) from err
     return key.strip().split("."), value

@@ -1,6 +1,8 @@
 """Build a network from the ``model`` config section (plain keyword arguments)."""
 import logging
 
+import mxnet as mx
+
 from .multistage import MultiStageHRNet
 from .weights import format_report, load_official
 from .zoo import get_model, parse_model_name
@@ -23,7 +25,10 @@ def build_model(name, num_joints=17, head="heatmap_offset", stage_input="feature
     elif (stage_input, cross_stage) != ("features", "identity"):
         raise ValueError("%s is single-stage: stage_input/cross_stage apply to mshrnet_* models" % name)
     net = get_model(name, ctx=ctx, **kwargs)
-    if pretrained:
+    if pretrained and pretrained.endswith(".params"):  # a gluonpose file of this architecture
+        net.load_parameters(pretrained, ctx=ctx or mx.cpu())
+        LOG.info("initialised from %s", pretrained)
+    elif pretrained:
         report = load_official(net, pretrained, kind=pretrained_kind)
         LOG.info("initialised from %s (%s):\n%s", pretrained, pretrained_kind, format_report(report))
     return net

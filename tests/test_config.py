@@ -1,0 +1,57 @@
+import os
+
+import pytest
+
+from gluonpose.config import ConfigError, DEFAULTS, load_config
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_and_overrides():
+    cfg = load_config(None, ["train.lr=5e-4", "codec.input_size=[288,384]", "model.name=hrnet_w32"])
+    assert cfg.train.lr == 5e-4 and cfg.codec.input_size == (288, 384)
+    assert cfg.model.name == "hrnet_w32"
+    assert cfg.train.epochs == DEFAULTS["train"]["epochs"]
+    with pytest.raises(TypeError):
+        cfg.train["lr"] = 1.0
+
+
+def test_base_inheritance_and_merge(tmp_path):
+    (tmp_path / "_base_").mkdir()
+    _write(tmp_path / "_base_" / "a.yaml", "train:\n  lr: 0.01\n  epochs: 3\nmodel:\n  name: hrnet_w8\n")
+    _write(tmp_path / "_base_" / "b.yaml", "train:\n  epochs: 5\n")
+    path = _write(tmp_path / "c.yaml", "_base_: [_base_/a.yaml, _base_/b.yaml]\ntrain:\n  seed: 7\n")
+    cfg = load_config(path, ["train.seed=9"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.seed, cfg.model.name) == (0.01, 5, 9, "hrnet_w8")
+
+
+def test_unknown_keys_name_the_valid_ones(tmp_path):
+    with pytest.raises(ConfigError, match="train.lrr.*valid keys of train:.*lr_steps"):
+        load_config(None, ["train.lrr=1"])
+    path = _write(tmp_path / "bad.yaml", "trian:\n  lr: 1\n")
+    with pytest.raises(ConfigError, match="'trian'.*augment"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(None, ["train.lr"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    path = _write(tmp_path / "broken.yaml", "train: [\n")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_config(path)
+
+
+def test_free_form_codec_params():
+    cfg = load_config(None, ["codec.params={radius: 3.5, udp: true}"])
+    assert cfg.codec.params == {"radius": 3.5, "udp": True}
+
+
+def test_every_shipped_config_loads(repo_root):
+    folder = os.path.join(repo_root, "configs")
+    paths = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
+             if f.endswith(".yaml") and "_base_" not in d]
+    assert paths, "configs/ holds no experiment yaml"
+    for path in paths:
+        load_config(path)
