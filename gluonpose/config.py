@@ -49,21 +49,22 @@ DEFAULTS = {
         "type": "heatmap_offset",         # heatmap_offset | gaussian
         "input_size": [192, 256],         # (w, h)
         "heatmap_size": [48, 64],         # (w, h)
-        "params": {},                     # codec-specific keyword arguments (radius, sigma, udp, ...)
-        "stage_params": [],               # per-stage overrides (coarse-to-fine), one dict per stage
+        "params": {},                     # codec keyword arguments (radius, sigma, udp, decode,
+                                          # stage_radii / stage_sigmas for coarse-to-fine targets)
     },
     "data": {
         "train": [],                      # list of {type, ann_file, img_prefix, ratio, ...}
-        "val": {},                        # {type, ann_file, img_prefix}
+                                          # (types: gluonpose.data.datasets.dataset_types())
+        "val": {},                        # {type, ann_file, img_prefix}: ground truth for AP
         "det_json": "",                   # person detections (COCO results format) for testing
         "on_bad": "skip",                 # skip | raise: bad records / images
-        "synthetic": {"root": "work_dirs/synthetic", "num_train": 400, "num_val": 40,
-                      "image_size": [320, 240], "seed": 0},
     },
-    "augment": {
+    "augment": {                          # the report: rotation +-30, scale 0.8-1.2, flip, half-body
         "rotation": 30.0,                 # max |degrees|
+        "rotation_sigma": None,           # None = uniform in [-rotation, rotation]; else normal sigma
         "rotation_prob": 1.0,
         "scale_range": [0.8, 1.2],
+        "scale_sigma": None,              # None = uniform in scale_range; else 1 + sigma * N, clipped
         "flip_prob": 0.5,
         "half_body_prob": 0.3,
         "half_body_min_joints": 8,
@@ -78,6 +79,7 @@ DEFAULTS = {
         "offset_weight": 1.0,
         "stage_weights": [],              # default: 1 for every stage
         "ohkm_topk": 0,                   # 0 = off; else top-k hardest keypoints per sample
+        "offset_loss": "l2",              # l2 (UDP-Pose) | smooth_l1 (G-RMI's Huber)
     },
     "train": {
         "optimizer": "adam",

@@ -1,0 +1,107 @@
+"""Multi-process loading of fixed-shape training batches.
+
+* :class:`TopDownDataset` turns PersonRecords into ``(image (3,h,w), target (S,C,H,W),
+  target_weight (S,K))`` with a generator seeded by (seed, epoch, index): MXNet's DataLoader forks its
+  workers once with the dataset, and they would otherwise share numpy's global RNG state.
+* The epoch travels *inside the index*: the sampler yields ``(epoch, index)`` pairs, so workers that
+  hold a copy of the dataset from the first epoch still draw each epoch's augmentation.
+* Sharding by kvstore rank with equal-length parts (every worker runs the same number of steps, or
+  ``dist_sync`` hangs), and ``last_batch='discard'`` so every step has the same global batch.
+"""
+import logging
+
+import numpy as np
+from mxnet import gluon
+
+from .pipeline import read_image, sample_rng
+
+LOG = logging.getLogger(__name__)
+
+
+class BadSampleError(RuntimeError):
+    """A sample whose image or annotation cannot be turned into a training example."""
+
+
+class TopDownDataset(gluon.data.Dataset):
+    """Records + transform -> training tuples; index is ``(epoch, i)`` or a plain ``i`` (epoch 0).
+
+    Args:
+        records: sequence of PersonRecord (``__len__`` and ``__getitem__``).
+        transform: a :class:`~gluonpose.data.pipeline.TopDownTrainTransform` (or test transform with
+            a codec).
+        seed: base seed of the augmentation.
+        on_bad: ``'raise'`` (error naming the file and record) or ``'skip'`` (log it and use the next
+            record instead, so batches keep their shape; at most ``max_retries`` times).
+    """
+
+    def __init__(self, records, transform, seed=0, on_bad="skip", max_retries=8):
+        if on_bad not in ("raise", "skip"):
+            raise ValueError("on_bad must be 'raise' or 'skip', got %r" % on_bad)
+        if len(records) == 0:
+            raise ValueError("the training set is empty: check the annotation files in the config")
+        self.records = records
+        self.transform = transform
+        self.seed = int(seed)
+        self.on_bad = on_bad
+        self.max_retries = int(max_retries)
+
+    def __len__(self):
+        return len(self.records)
+
+    def _sample(self, epoch, index):
+        record = self.records[index]
+        try:
+            image = read_image(record.image_path)
+            sample = self.transform(image, record, sample_rng(self.seed, epoch, index))
+        except (IOError, OSError, ValueError) as err:
+            raise BadSampleError("record %d (image_id %s, ann %s, %s): %s"
+                                 % (index, record.image_id, record.ann_id, record.image_path, err)) from err
+        target = np.asarray(sample["target"], np.float32)
+        weight = np.asarray(sample["target_weight"], np.float32)
+        if target.ndim == 3:  # one target shared by all stages
+            target, weight = target[None], weight[None]
+        return sample["image"], target, weight
+
+    def __getitem__(self, key):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        for attempt in range(self.max_retries + 1):
+            i = (index + attempt) % len(self.records)
+            try:
+                return self._sample(epoch, i)
+            except BadSampleError as err:
+                if self.on_bad == "raise":
+                    raise
+                LOG.warning("skipping bad sample (%s); using record %d instead", err,
+                            (i + 1) % len(self.records))
+        raise BadSampleError("%d consecutive bad samples from record %d on: giving up"
+                             % (self.max_retries + 1, index))
+
+
+class EpochSampler(gluon.data.Sampler):
+    """Wraps a shard sampler with ``set_epoch``; yields ``(epoch, index)`` pairs."""
+
+    def __init__(self, sampler, epoch=0):
+        self.sampler = sampler
+        self.epoch = epoch
+
+    def set_epoch(self, epoch):
+        self.epoch = int(epoch)
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((epoch, int(i)) for i in self.sampler)
+
+    def __len__(self):
+        return len(self.sampler)
+
+
+def make_train_loader(dataset, sampler, batch_size, num_workers=0):
+    """DataLoader over ``dataset`` drawing ``(epoch, index)`` from ``sampler`` (an EpochSampler);
+    incomplete last batches are discarded (fixed shapes, equal step counts across workers)."""
+    batch_sampler = gluon.data.BatchSampler(sampler, batch_size, last_batch="discard")
+    if len(batch_sampler) == 0:
+        raise ValueError("per-worker batch size %d is larger than this worker's %d samples"
+                         % (batch_size, len(sampler)))
+    return gluon.data.DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
+                                 thread_pool=False)

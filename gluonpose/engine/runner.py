@@ -1,0 +1,85 @@
+"""Build everything a training run needs from a config and run :func:`gluonpose.engine.trainer.fit`."""
+import logging
+import os
+
+import mxnet as mx
+import numpy as np
+
+from ..codecs import build_codec
+from ..config import dump_config
+from ..data.builder import build_train_records
+from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
+from ..data.pipeline import TopDownTrainTransform
+from ..models.builder import build_model
+from .checkpoint import find_latest, load_checkpoint
+from .context import get_contexts
+from .distributed import ShardSampler, broadcast_parameters, create_kvstore, make_trainer
+from .losses import PoseLoss
+from .schedule import MultiStepSchedule
+from .trainer import fit
+
+LOG = logging.getLogger(__name__)
+
+
+def build_codec_from_config(codec_cfg, num_joints):
+    """``codec`` config section -> codec (or MultiStageTargets)."""
+    return build_codec(codec_cfg["type"], input_size_wh=tuple(codec_cfg["input_size"]),
+                       heatmap_size_wh=tuple(codec_cfg["heatmap_size"]), num_joints=num_joints,
+                       **dict(codec_cfg["params"]))
+
+
+def setup_logging(work_dir, rank):
+    """Log to the console and (rank 0) to ``work_dir/log.txt``."""
+    handlers = [logging.StreamHandler()]
+    if rank == 0:
+        os.makedirs(work_dir, exist_ok=True)
+        handlers.append(logging.FileHandler(os.path.join(work_dir, "log.txt")))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
+                        handlers=handlers, force=True)
+
+
+def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None):
+    """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. Returns the history."""
+    tcfg = cfg.train
+    work_dir = tcfg.work_dir
+    kv, rank, num_workers = create_kvstore(kvstore or tcfg.kvstore)
+    setup_logging(work_dir, rank)
+    ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus)
+    seed = int(tcfg.seed)
+    mx.random.seed(seed)
+    np.random.seed(seed)
+
+    codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
+    records = build_train_records(cfg.data, seed=seed)
+    transform = TopDownTrainTransform(codec, **dict(cfg.augment))
+    dataset = TopDownDataset(records, transform, seed=seed, on_bad=cfg.data.on_bad)
+    per_worker_batch = int(cfg.loader.batch_size_per_device) * len(ctx_list)
+    sampler = EpochSampler(ShardSampler(len(dataset), num_parts=num_workers, part_index=rank,
+                                        shuffle=True, seed=seed))
+    loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
+
+    net = build_model(ctx=ctx_list, **dict(cfg.model))
+    net.hybridize(static_alloc=True, static_shape=True)
+    trainer = make_trainer(net.collect_params(), tcfg.optimizer,
+                           {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv)
+    start_epoch = 0
+    record = find_latest(work_dir) if resume else None
+    if record is not None:
+        start_epoch = load_checkpoint(work_dir, record, net, trainer, ctx=ctx_list)
+        LOG.info("resumed from %s after epoch %d", os.path.join(work_dir, record["params"]), start_epoch)
+    elif resume:
+        LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
+    broadcast_parameters(net.collect_params(), kv)
+    if rank == 0:
+        dump_config(cfg, os.path.join(work_dir, "config.yaml"))
+    LOG.info("%d training samples, %d worker(s) x %d per worker, %d steps per epoch, contexts %s",
+             len(dataset), num_workers, per_worker_batch, len(loader), ctx_list)
+
+    loss_fn = PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
+    schedule = MultiStepSchedule(tcfg.lr, tcfg.lr_steps, tcfg.lr_factor, tcfg.warmup_epochs,
+                                 tcfg.warmup_factor)
+    meta = {"config": cfg.to_dict(), "seed": seed, "num_workers": num_workers}
+    return fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, tcfg.epochs,
+               per_worker_batch * num_workers, work_dir, rank=rank, meta=meta,
+               log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
+               validate=validate, val_interval=tcfg.val_interval, progress=progress)

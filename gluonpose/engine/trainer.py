@@ -1,0 +1,108 @@
+"""The training loop, readable top to bottom.
+
+Per step: ``split_and_load`` the batch over the contexts -> forward under ``autograd.record`` ->
+per-stage loss -> backward -> finiteness check -> ``trainer.step(global batch)``. ``dist_sync`` sums
+gradients over workers, so the step normalises by the *global* batch (per-worker batch x workers).
+Per epoch: metrics CSV, loss/lr plot, atomic checkpoint (rank 0), optional validation hook.
+"""
+import logging
+import math
+import time
+
+import mxnet as mx
+from mxnet import autograd, gluon
+
+from .checkpoint import save_checkpoint
+from ..utils.curves import MetricsCSV, plot_curves
+
+LOG = logging.getLogger(__name__)
+ITER_COLUMNS = ("progress", "epoch", "iter", "lr", "loss", "heatmap", "offset", "samples_per_s")
+EPOCH_COLUMNS = ("epoch", "lr", "loss", "heatmap", "offset", "samples_per_s", "seconds", "AP")
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss; nothing was updated or saved from that step."""
+
+
+def _check_finite(values, epoch, iteration):
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        raise NonFiniteLossError(
+            "non-finite loss at epoch %d iteration %d: %s (all terms: %s). The weights were not "
+            "updated by this step and no checkpoint was written; the last good checkpoint is kept. "
+            "Lower train.lr or check the data." % (epoch + 1, iteration, ", ".join(
+                "%s=%r" % kv for kv in bad.items()), ", ".join("%s=%.6g" % kv for kv in values.items())))
+
+
+def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, epochs,
+        global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
+        validate=None, val_interval=0, progress=True):
+    """Train ``net`` from ``start_epoch`` (0-based, = epochs already done) to ``epochs``.
+
+    Args:
+        loader: DataLoader of (image (B,3,h,w), target (B,S,C,H,W), weight (B,S,K)), B per worker.
+        sampler: its EpochSampler (``set_epoch`` is called every epoch).
+        trainer: gluon.Trainer (kvstore as configured, ``update_on_kvstore=False`` when distributed).
+        schedule: MultiStepSchedule; the rate is set before every step.
+        global_batch: samples per step over all workers (the gradient normaliser).
+        meta: json-serialisable dict stored with every checkpoint (config, seed ...).
+        validate: optional ``callable(net, epoch) -> dict`` (e.g. {"AP": ...}), run on rank 0 every
+            ``val_interval`` epochs.
+    Returns:
+        list of per-epoch metric dicts.
+    """
+    import os
+    from tqdm import tqdm
+
+    iters_csv = MetricsCSV(os.path.join(work_dir, "iterations.csv"), ITER_COLUMNS) if rank == 0 else None
+    epochs_csv = MetricsCSV(os.path.join(work_dir, "metrics.csv"), EPOCH_COLUMNS) if rank == 0 else None
+    history = []
+    iters_per_epoch = len(loader)
+    for epoch in range(start_epoch, epochs):
+        sampler.set_epoch(epoch)
+        sums = {"loss": 0.0, "heatmap": 0.0, "offset": 0.0}
+        seen, tic = 0, time.perf_counter()
+        bar = tqdm(loader, total=iters_per_epoch, desc="epoch %d/%d" % (epoch + 1, epochs),
+                   disable=not progress or rank != 0, leave=False, dynamic_ncols=True)
+        for i, (images, targets, weights) in enumerate(bar):
+            lr = schedule.lr_at(epoch, i, iters_per_epoch)
+            trainer.set_learning_rate(lr)
+            xs = gluon.utils.split_and_load(images, ctx_list, batch_axis=0)
+            ts = gluon.utils.split_and_load(targets, ctx_list, batch_axis=0)
+            ws = gluon.utils.split_and_load(weights, ctx_list, batch_axis=0)
+            with autograd.record():
+                results = [loss_fn(net(x), t, w) for x, t, w in zip(xs, ts, ws)]
+            autograd.backward([total for total, _ in results])
+            batch = images.shape[0]
+            values = {"loss": sum(total.sum().asscalar() for total, _ in results) / batch}
+            for key in ("heatmap", "offset"):
+                values[key] = sum(terms[key].asscalar() * x.shape[0] for (_, terms), x
+                                  in zip(results, xs)) / batch
+            _check_finite(values, epoch, i)
+            trainer.step(global_batch)
+            seen += batch
+            for k in sums:
+                sums[k] += values[k] * batch
+            speed = seen / max(time.perf_counter() - tic, 1e-9)
+            bar.set_postfix(loss="%.3g" % values["loss"], hm="%.3g" % values["heatmap"],
+                            off="%.3g" % values["offset"], lr="%.1e" % lr, sps="%.1f" % speed)
+            if iters_csv is not None and (i % log_interval == 0 or i == iters_per_epoch - 1):
+                iters_csv.append(dict(values, progress=epoch + (i + 1) / iters_per_epoch,
+                                      epoch=epoch + 1, iter=i, lr=lr, samples_per_s=speed))
+        bar.close()
+        mx.nd.waitall()
+        seconds = time.perf_counter() - tic
+        row = {k: v / max(seen, 1) for k, v in sums.items()}
+        row.update(epoch=epoch + 1, lr=lr, samples_per_s=seen / max(seconds, 1e-9), seconds=seconds)
+        if validate is not None and val_interval and (epoch + 1) % val_interval == 0 and rank == 0:
+            row.update(validate(net, epoch + 1))
+        history.append(row)
+        if rank == 0:
+            LOG.info("epoch %d/%d: loss %.6g (heatmap %.6g, offset %.6g), lr %.3g, %.1f samples/s "
+                     "per worker%s", epoch + 1, epochs, row["loss"], row["heatmap"], row["offset"], lr,
+                     row["samples_per_s"], ", AP %.4f" % row["AP"] if "AP" in row else "")
+            epochs_csv.append(row)
+            plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"))
+            if (epoch + 1) % checkpoint_interval == 0 or epoch + 1 == epochs:
+                save_checkpoint(work_dir, epoch + 1, net, trainer, dict(meta or {}, metrics=row))
+    return history

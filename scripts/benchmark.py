@@ -1,0 +1,72 @@
+#!/usr/bin/env python
+"""Measure speed: network forward / forward+backward, the training data pipeline, a training step.
+
+  python scripts/benchmark.py --model hrnet_w32 --size 192 256 --batch 8          # inference + fwd/bwd
+  python scripts/benchmark.py --model mshrnet_w48_2stage --size 288 384 --batch 4 --no-backward
+  python scripts/benchmark.py --loader --size 288 384                                # data pipeline
+
+Set OMP_NUM_THREADS to the number of cores (MXNet's default oversubscribes small machines).
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import mxnet as mx  # noqa: E402
+
+from gluonpose.engine.context import get_contexts  # noqa: E402
+from gluonpose.models import get_model  # noqa: E402
+from gluonpose.utils.benchmark import machine_description, time_forward, time_forward_backward  # noqa
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="hrnet_w32")
+    p.add_argument("--head", default=None, help="heatmap | heatmap_offset (default: the model's)")
+    p.add_argument("--size", nargs=2, type=int, default=(192, 256), metavar=("W", "H"))
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--iters", type=int, default=10)
+    p.add_argument("--gpus", default="", help="'' = CPU, else e.g. 0")
+    p.add_argument("--no-backward", action="store_true")
+    p.add_argument("--mkldnn", action="store_true", help="optimize_for(backend='MKLDNN') for inference")
+    p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
+    p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
+    p.add_argument("--workers", type=int, default=0, help="loader benchmark: DataLoader workers")
+    return p.parse_args(argv)
+
+
+def bench_model(args):
+    ctx = get_contexts(args.gpus)[0]
+    kwargs = {"head": args.head} if args.head else {}
+    net = get_model(args.model, ctx=ctx, **kwargs)
+    x = mx.nd.zeros((args.batch, 3, args.size[1], args.size[0]), ctx=ctx)
+    if args.mkldnn:
+        net.optimize_for(x, backend="MKLDNN", static_alloc=True, static_shape=True)
+    else:
+        net.hybridize(static_alloc=True, static_shape=True)
+    fwd = time_forward(net, args.batch, args.size, ctx, iters=args.iters)
+    print("%s %dx%d batch %d inference: %.2f samples/s" % (args.model, args.size[0], args.size[1],
+                                                            args.batch, fwd))
+    if not args.no_backward and not args.mkldnn:
+        fb = time_forward_backward(net, args.batch, args.size, ctx, iters=max(2, args.iters // 2))
+        print("%s %dx%d batch %d forward+backward: %.2f samples/s" % (args.model, args.size[0],
+                                                                      args.size[1], args.batch, fb))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    print("machine: %s" % machine_description())
+    if args.loader:
+        from gluonpose.data.benchmark import bench_loader
+        bench_loader(args.size, args.batch, args.workers, args.iters)
+    elif args.train:
+        from gluonpose.engine.benchmark import bench_train
+        bench_train(args.model, args.size, args.batch, args.gpus, args.iters, args.head)
+    else:
+        bench_model(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
