@@ -31,6 +31,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["gluonpose", "gluonpose.*"]),
+    package_data={"gluonpose.data": ["keypoint_maps.json"]},
     python_requires=">=3.8,<3.12",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

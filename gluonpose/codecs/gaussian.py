@@ -21,7 +21,9 @@ class GaussianHeatmapCodec:
     Encoding (official, ``unbiased=False``): the Gaussian is centred at the integer pixel
     ``int(x / stride + 0.5)`` (truncation, as the official ``int()``), drawn inside the window
     ``[int(mu - 3 sigma), int(mu + 3 sigma + 1))``; ``target_weight`` is the input weight, set to 0
-    when that window lies completely outside the map, and no Gaussian is drawn for weight 0.
+    when that window lies completely outside the map (official test ``ul >= size or br < 0`` with
+    the exclusive ``br``, kept as is: a window ending exactly at column 0 keeps weight 1 with an
+    empty map), and no Gaussian is drawn for weight 0.
     ``unbiased=True`` (DARK / UDP) keeps the same window but centres the Gaussian at the exact
     sub-pixel position.
 

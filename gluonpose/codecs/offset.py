@@ -1,0 +1,203 @@
+"""Heatmap + offset codec (G-RMI target, UDP-Pose coordinates): a disk heatmap and 2-D offsets.
+
+Target for keypoint k at heatmap position ``u = x / stride`` (UDP stride ``(in-1)/(out-1)``):
+
+* heatmap ``h_k(p) = 1`` if ``|p - u| <= R`` else 0  (the disk, R in heatmap pixels);
+* offsets ``o_k(p) = (u - p) / R`` inside the disk, 0 outside (values in [-1, 1]). Offsets are
+  only meaningful inside the disk: a loss must mask them with the heatmap target (G-RMI, UDP);
+* ``target_weight`` = input weight, 0 when no disk pixel lies inside the map.
+
+Channels are blocked: ``[heatmaps K | x-offsets K | y-offsets K]`` (``codecs/layout.py``).
+
+Decoders (both return input-crop pixels):
+
+* ``'argmax'`` (UDP-Pose): Gaussian-blur the heatmap (``blur_kernel``, 0 = off), take its argmax
+  ``p`` and return ``p + R * o(p)`` (offsets optionally blurred with ``offset_blur_kernel``; UDP
+  uses 15 and 7). Score: the blurred maximum divided by the blurred maximum of an ideal disk, so a
+  perfect prediction scores 1, comparable to Gaussian maxima (the OKS rescoring threshold 0.2).
+* ``'hough'`` (G-RMI): every pixel votes at ``p + R * o(p)`` with weight ``max(h(p), 0)``,
+  splatted bilinearly into a vote map (padded by ``ceil(R) + 2`` pixels so keypoints just outside
+  the map can win); the argmax cell is refined to the centroid of the vote mass in the
+  ``(2 r + 1)^2`` window around it (``hough_refine_radius`` r), which is exact for consistent
+  votes because a bilinear splat preserves the first moment. Score: that window's mass / (pi R^2).
+
+Cost (2 CPU cores, batch 32, 96x72 maps): argmax 1.4 ms / sample, Hough 20 ms / sample.
+
+Default radius: ``0.0546875 * max(heatmap w, h)`` (3.5 px for 64x48, 5.25 for 96x72): UDP-Pose
+"v1" (KPD 3.5, better than 4.0 in its README), kept at a constant fraction of the crop as G-RMI's R.
+"""
+import math
+
+import numpy as np
+
+from ..data.geometry import COCO_FLIP_PAIRS
+from . import layout as _layout
+from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
+                     disk_area, feature_stride, gather_2d, mirror_maps)
+
+DECODERS = ("argmax", "hough")
+RADIUS_FACTOR = 0.0546875
+
+
+class HeatmapOffsetCodec:
+    """Disk heatmap + offset codec; see the module docstring.
+
+    Args:
+        input_size_wh: network input (w, h).
+        heatmap_size_wh: output (w, h); default input / 4.
+        radius: disk radius R in heatmap pixels; default ``RADIUS_FACTOR * max(heatmap_size_wh)``.
+        num_joints: K.
+        udp: UDP stride (default). With ``udp=False`` the official stride ``in/out`` is used and
+            ``flip_back`` corrects the resulting 0.75-px flip bias exactly inside the offsets.
+        decode: ``'argmax'`` or ``'hough'``.
+        blur_kernel: odd Gaussian kernel for the heatmap before the argmax (0 = none).
+        offset_blur_kernel: odd Gaussian kernel for the offset maps (0 = none).
+        hough_refine_radius: half-size of the Hough refinement window, in heatmap pixels.
+        flip_pairs: left/right joint pairs for ``flip_back``.
+    """
+
+    layout = _layout.HEATMAP_OFFSET
+
+    def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, radius=None, num_joints=17,
+                 udp=True, decode="argmax", blur_kernel=15, offset_blur_kernel=0,
+                 hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS):
+        self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
+        self.heatmap_size_wh = default_heatmap_size(self.input_size_wh, heatmap_size_wh)
+        if radius is None:
+            radius = RADIUS_FACTOR * max(self.heatmap_size_wh)
+        if radius <= 0:
+            raise ValueError("radius must be > 0 heatmap pixels, got %r" % (radius,))
+        self.radius = float(radius)
+        self.num_joints = int(num_joints)
+        self.udp = bool(udp)
+        if decode not in DECODERS:
+            raise ValueError("unknown heatmap+offset decode %r; valid: %s"
+                             % (decode, ", ".join(DECODERS)))
+        self.decode_mode = decode
+        self.blur_kernel = int(blur_kernel or 0)
+        self.offset_blur_kernel = int(offset_blur_kernel or 0)
+        self.hough_refine_radius = int(hough_refine_radius)
+        self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
+        self.stride = feature_stride(self.input_size_wh, self.heatmap_size_wh, self.udp)
+        self._ideal_peak = self._ideal_blurred_peak()
+
+    @property
+    def num_channels(self):
+        return 3 * self.num_joints
+
+    def __repr__(self):
+        return ("HeatmapOffsetCodec(input=%s, heatmap=%s, radius=%g, udp=%s, decode=%s)"
+                % (self.input_size_wh, self.heatmap_size_wh, self.radius, self.udp, self.decode_mode))
+
+    # ------------------------------------------------------------------ encode
+    def encode(self, keypoints, weights):
+        """(K, 2) input-crop keypoints, (K,) weights -> dict(target (3K,H,W), target_weight (K,))."""
+        kp, w = check_keypoints(keypoints, weights, self.num_joints, "HeatmapOffsetCodec")
+        wid, hei = self.heatmap_size_wh
+        u = kp / self.stride
+        dx = u[:, 0:1] - np.arange(wid, dtype=np.float64)[None]            # (K, W)
+        dy = u[:, 1:2] - np.arange(hei, dtype=np.float64)[None]            # (K, H)
+        disk = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2) <= self.radius ** 2   # (K, H, W)
+        weight = np.where(disk.any(axis=(1, 2)), w, 0.0)
+        disk &= (weight > 0)[:, None, None]
+        ox = np.where(disk, dx[:, None, :] / self.radius, 0.0)
+        oy = np.where(disk, dy[:, :, None] / self.radius, 0.0)
+        target = np.concatenate([disk.astype(np.float64), ox, oy], axis=0)
+        return {"target": target.astype(np.float32), "target_weight": weight.astype(np.float32)}
+
+    # ------------------------------------------------------------------ decode
+    def decode(self, outputs):
+        """(N, 3K, H, W) outputs -> (coords (N, K, 2) input-crop pixels, scores (N, K))."""
+        out = check_outputs(outputs, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec")
+        k = self.num_joints
+        hm, ox, oy = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
+        if self.decode_mode == "hough":
+            coords, scores = self._decode_hough(hm, ox, oy)
+        else:
+            coords, scores = self._decode_argmax(hm, ox, oy)
+        return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
+
+    def _ideal_blurred_peak(self):
+        """Blurred maximum of a perfect disk, averaged over a 4x4 grid of sub-pixel centres
+        (the score normaliser: a perfect prediction scores ~1)."""
+        if self.blur_kernel <= 1:
+            return 1.0
+        n = 2 * int(math.ceil(self.radius)) + self.blur_kernel + 4
+        g = np.arange(n, dtype=np.float64) - n // 2
+        sub = np.arange(4) / 4.0
+        dx2 = (g[None, :] - sub[:, None]) ** 2                               # (4, n)
+        disks = (dx2[:, None, None, :] + dx2[None, :, :, None]) <= self.radius ** 2
+        peaks = blur_maps(disks.astype(np.float32), self.blur_kernel).max(axis=(-2, -1))
+        return float(peaks.mean())
+
+    def _decode_argmax(self, hm, ox, oy):
+        smooth = blur_maps(hm, self.blur_kernel)
+        xy, peak = argmax_2d(smooth)
+        if self.offset_blur_kernel > 1:
+            ox = blur_maps(ox, self.offset_blur_kernel)
+            oy = blur_maps(oy, self.offset_blur_kernel)
+        off = np.stack([gather_2d(ox, xy), gather_2d(oy, xy)], axis=-1).astype(np.float64)
+        return xy + self.radius * off, peak / self._ideal_peak
+
+    def _decode_hough(self, hm, ox, oy, chunk=8):
+        coords, scores = [], []
+        for s in range(0, hm.shape[0], chunk):             # bounded memory; vectorised inside
+            c, v = self._hough_chunk(hm[s:s + chunk], ox[s:s + chunk], oy[s:s + chunk])
+            coords.append(c)
+            scores.append(v)
+        return np.concatenate(coords), np.concatenate(scores)
+
+    def _hough_chunk(self, hm, ox, oy):
+        n, k, hei, wid = hm.shape
+        m = int(math.ceil(self.radius)) + 2
+        pw, ph = wid + 2 * m, hei + 2 * m
+        vx = np.arange(wid)[None, None, None, :] + self.radius * ox.astype(np.float64) + m
+        vy = np.arange(hei)[None, None, :, None] + self.radius * oy.astype(np.float64) + m
+        weight = np.maximum(hm.astype(np.float64), 0.0)
+        x0, y0 = np.floor(vx), np.floor(vy)
+        fx, fy = vx - x0, vy - y0
+        base = (np.arange(n * k) * (ph * pw)).reshape(n, k, 1, 1)
+        idx, val = [], []
+        for cx, cy, cw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):       # 4 bilinear corners
+            xi, yi = x0 + cx, y0 + cy
+            inside = (xi >= 0) & (xi < pw) & (yi >= 0) & (yi < ph) & np.isfinite(cw)
+            idx.append((base + np.where(inside, yi * pw + xi, 0).astype(np.int64)).ravel())
+            val.append((np.where(inside, cw, 0.0) * weight).ravel())
+        votes = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=n * k * ph * pw)
+        votes = votes.reshape(n, k, ph, pw)
+        xy, _ = argmax_2d(votes)
+        r = self.hough_refine_radius
+        d = np.arange(-r, r + 1)
+        wx = xy[..., 0][..., None, None] + d[None, :]                      # (n, k, 1, 2r+1)
+        wy = xy[..., 1][..., None, None] + d[:, None]                      # (n, k, 2r+1, 1)
+        ok = (wx >= 0) & (wx < pw) & (wy >= 0) & (wy < ph)
+        flat_idx = np.clip(wy, 0, ph - 1) * pw + np.clip(wx, 0, pw - 1)
+        mass = np.take_along_axis(votes.reshape(n, k, -1), flat_idx.reshape(n, k, -1), axis=-1)
+        mass = mass.reshape(flat_idx.shape) * ok
+        total = mass.sum(axis=(-2, -1))
+        safe = np.where(total > 0, total, 1.0)
+        cx = (mass * wx).sum(axis=(-2, -1)) / safe
+        cy = (mass * wy).sum(axis=(-2, -1)) / safe
+        centroid = np.stack([cx, cy], axis=-1)
+        coords = np.where((total > 0)[..., None], centroid, xy) - m
+        return coords, total / disk_area(self.radius)
+
+    # ------------------------------------------------------------------ flip
+    def flip_back(self, outputs):
+        """(N, 3K, H, W) outputs of the flipped input -> outputs of the original input.
+
+        Each block is mirrored along W with left/right joints swapped, and the x-offsets are
+        negated. No pixel shift (UDP: the flip is unbiased). With ``udp=False`` the official
+        stride leaves a ``1 - 1/stride`` heatmap-pixel bias, which is added back to the x-offsets
+        (exact for the offsets; the disk itself stays 0.75 px off, well inside R).
+        """
+        k = self.num_joints
+        out = np.asarray(outputs)
+        check_outputs(out, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec.flip_back")
+        hm = mirror_maps(out[:, :k], self.flip_pairs)
+        ox = -mirror_maps(out[:, k:2 * k], self.flip_pairs)
+        oy = mirror_maps(out[:, 2 * k:], self.flip_pairs)
+        if not self.udp:
+            ox = ox + (1.0 - 1.0 / self.stride[0]) / self.radius
+        return np.ascontiguousarray(np.concatenate([hm, ox, oy], axis=1).astype(out.dtype))

@@ -1,0 +1,148 @@
+"""Test-time person boxes: detection files (COCO results format) and ground-truth boxes.
+
+Both give PersonRecords whose keypoints are all zero with ``v = 0`` (nothing to train on); the
+top-down pipeline crops the box and predicts. As in the official HRNet test, only category 1 is
+kept, boxes are used as detected (no clipping, no box NMS) and ``score_thresh`` (official
+``IMAGE_THRE``, 0.0 in the COCO yamls) drops low-scoring boxes.
+"""
+import logging
+import math
+import os
+from collections import Counter
+
+import numpy as np
+
+from .datasets.base import DatasetError, load_json
+from .datasets.coco import CocoKeypoints
+from .keypoints import NUM_COCO_KEYPOINTS
+from .records import PersonRecord
+
+logger = logging.getLogger(__name__)
+
+ON_EMPTY_CHOICES = ("raise", "warn")
+
+
+def load_image_index(image_file):
+    """``{image_id: (file_name, (w, h))}`` from a COCO GT json or image-list json (``images``)."""
+    data = load_json(image_file, what="image list / ground-truth json")
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise DatasetError(f"{image_file}: needs an 'images' list (COCO GT or image-info json)")
+    index = {}
+    for i, img in enumerate(data["images"]):
+        if not isinstance(img, dict) or "id" not in img or "file_name" not in img:
+            raise DatasetError(f"{image_file}: images[{i}] needs 'id' and 'file_name'")
+        index[img["id"]] = (str(img["file_name"]), (img.get("width"), img.get("height")))
+    return index
+
+
+def _degenerate(box):
+    """Reason string when a detection box is unusable, else None."""
+    try:
+        vals = [float(v) for v in box]
+    except (TypeError, ValueError):
+        return "malformed_box"
+    if len(vals) != 4:
+        return "malformed_box"
+    if not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
+        return "degenerate_box"
+    return None
+
+
+def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on_empty="raise",
+                    return_skipped=False):
+    """Read a COCO-results detection file into test PersonRecords.
+
+    Args:
+        det_file: json list of ``{image_id, category_id, bbox: [x, y, w, h], score}``.
+        image_file: the GT json or image-info json whose ``images`` give each ``image_id``'s file.
+        img_prefix: folder prepended to the image file names.
+        score_thresh: keep boxes with ``score >= score_thresh``.
+        on_empty: when no box is left (empty file or all filtered): ``'raise'`` a DatasetError or
+            ``'warn'`` (log a warning, return ``[]``).
+        return_skipped: also return the Counter of skip reasons (``not_person``, ``low_score``,
+            ``degenerate_box``, ``malformed_box``, ``bad_score``).
+
+    Returns:
+        list of PersonRecord (``ann_id = -1``, ``extra['det_index']`` = position in the file), or
+        ``(records, skipped)`` with ``return_skipped``.
+
+    Raises:
+        DatasetError: missing / malformed file, an entry that is not a detection object, image ids
+            absent from ``image_file`` (named), or no box left with ``on_empty='raise'``.
+    """
+    if on_empty not in ON_EMPTY_CHOICES:
+        raise ValueError(f"on_empty must be one of {ON_EMPTY_CHOICES}, got {on_empty!r}")
+    dets = load_json(det_file, what="detection file")
+    if not isinstance(dets, list):
+        raise DatasetError(f"{det_file}: a detection file must be a json list of "
+                           "{image_id, category_id, bbox, score}")
+    images = load_image_index(image_file)
+    keys = ("image_id", "bbox", "score")
+    for i, det in enumerate(dets):
+        if not isinstance(det, dict) or any(k not in det for k in keys):
+            raise DatasetError(f"{det_file}: detection {i} needs keys {list(keys)}: {det!r}")
+        if not isinstance(det["image_id"], int) or isinstance(det["image_id"], bool):
+            raise DatasetError(f"{det_file}: detection {i} has a non-integer image_id "
+                               f"{det['image_id']!r}")
+    unknown = sorted({d["image_id"] for d in dets if d["image_id"] not in images})
+    if unknown:
+        raise DatasetError(f"{det_file}: {len(unknown)} image ids are not in {image_file}: "
+                           f"{unknown[:20]}{' ...' if len(unknown) > 20 else ''}")
+    skipped = Counter()
+    records = []
+    for i, det in enumerate(dets):
+        if det.get("category_id", 1) != 1:
+            skipped["not_person"] += 1
+            continue
+        try:
+            score = float(det["score"])
+        except (TypeError, ValueError):
+            score = float("nan")
+        if not math.isfinite(score):
+            skipped["bad_score"] += 1
+            logger.warning("%s: detection %d has a non-finite score %r, skipped", det_file, i,
+                           det["score"])
+            continue
+        if score < score_thresh:
+            skipped["low_score"] += 1
+            continue
+        reason = _degenerate(det["bbox"])
+        if reason is not None:
+            skipped[reason] += 1
+            logger.warning("%s: detection %d (image %s) has a %s %r, skipped", det_file, i,
+                           det["image_id"], reason.replace("_", " "), det["bbox"])
+            continue
+        file_name, size_wh = images[det["image_id"]]
+        box = np.asarray(det["bbox"], dtype=np.float32)
+        records.append(PersonRecord(
+            image_path=os.path.join(img_prefix, file_name), bbox=box,
+            keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),
+            image_id=int(det["image_id"]), score=score, area=float(box[2] * box[3]),
+            dataset="detections", ann_id=-1, extra={"det_index": i, "image_size_wh": size_wh}))
+    logger.info("%s: %d of %d detections kept (score >= %g)%s", det_file, len(records), len(dets),
+                score_thresh, f", skipped {dict(skipped)}" if skipped else "")
+    if not records:
+        msg = (f"{det_file}: no detection left ({len(dets)} in the file, score_thresh "
+               f"{score_thresh}, skipped {dict(skipped)})")
+        if on_empty == "raise":
+            raise DatasetError(msg)
+        logger.warning(msg)
+    return (records, skipped) if return_skipped else records
+
+
+def gt_box_records(gt_file, img_prefix="", *, skip_empty=True, on_bad="raise"):
+    """Test records from the ground-truth boxes of a COCO keypoint json (score 1.0).
+
+    Boxes get the official HRNet cleaning (clipped to the image, crowd and area-0 instances
+    dropped, and with ``skip_empty`` instances without keypoints too, as the official
+    ``USE_GT_BBOX`` test does). Keypoints are zeroed (v = 0); ``ann_id`` is kept.
+    """
+    reader = CocoKeypoints(gt_file, img_prefix, skip_empty=skip_empty, on_bad=on_bad)
+    out = []
+    for rec in reader.records:
+        out.append(PersonRecord(
+            image_path=rec.image_path, bbox=rec.bbox.copy(),
+            keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),
+            image_id=rec.image_id, score=1.0, area=rec.area, dataset="gt_boxes",
+            ann_id=rec.ann_id, extra=dict(rec.extra)))
+    return out

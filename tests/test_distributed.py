@@ -1,0 +1,182 @@
+"""Tests of gluonpose/engine/distributed.py and context.py, including a real 2-worker
+dist_sync run over loopback (through scripts/launch_dist.py) checked against 1 worker."""
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluonpose.engine import distributed as dist
+from gluonpose.engine.context import get_contexts, parse_device_ids
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
+TOY = os.path.join(ROOT, "tests", "_dist_toy_train.py")
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+for _name in [k for k in ENV if k.startswith("DMLC_")]:
+    del ENV[_name]
+GLOBAL_BATCH = 8
+
+
+# ---------------------------------------------------------------- context parsing
+
+@pytest.mark.parametrize("spec, ids", [
+    ("0-7", list(range(8))), ("0,1,2,3", [0, 1, 2, 3]), ("0-3,6", [0, 1, 2, 3, 6]),
+    (" 2 , 5-6 ", [2, 5, 6]), ("4", [4]), ("", []), (None, []), ("cpu", [])])
+def test_parse_device_ids(spec, ids):
+    assert parse_device_ids(spec) == ids
+
+
+@pytest.mark.parametrize("spec", ["3-1", "a", "1,,2", "-1", "1.5", "0-", "1,1", "0-3,2"])
+def test_parse_device_ids_rejects(spec):
+    with pytest.raises(ValueError, match="malformed GPU spec"):
+        parse_device_ids(spec)
+
+
+def test_get_contexts():
+    assert get_contexts("") == [mx.cpu()]
+    assert get_contexts("0-2,5") == [mx.gpu(0), mx.gpu(1), mx.gpu(2), mx.gpu(5)]
+    with pytest.raises(ValueError, match="sees only"):
+        get_contexts("0-%d" % (mx.context.num_gpus() + 1), check_available=True)
+
+
+# ---------------------------------------------------------------- ShardSampler
+
+@pytest.mark.parametrize("length, parts", [(10, 3), (12, 4), (5, 8), (7, 1)])
+def test_shard_sampler_parts(length, parts):
+    samplers = [dist.ShardSampler(length, parts, p, shuffle=True, seed=3, epoch=1)
+                for p in range(parts)]
+    per_part = -(-length // parts)
+    shards = [list(s) for s in samplers]
+    assert all(len(s) == per_part == len(shard) for s, shard in zip(samplers, shards))
+    flat = np.concatenate(shards)
+    assert set(flat.tolist()) == set(range(length))            # every sample is used
+    counts = np.bincount(flat, minlength=length)
+    assert counts.max() - counts.min() <= (1 if parts <= length else parts)  # only wrap padding
+    if length % parts == 0:
+        assert sorted(flat.tolist()) == list(range(length))     # disjoint when it divides
+
+
+def test_shard_sampler_deterministic_and_epoch_dependent():
+    a = dist.ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
+    b = dist.ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+    a.set_epoch(1)
+    assert list(a) == list(b)
+    assert list(dist.ShardSampler(100, 2, 1, shuffle=True, seed=6)) != list(
+        dist.ShardSampler(100, 2, 1, shuffle=True, seed=5))
+    assert list(dist.ShardSampler(7, 2, 1, shuffle=False)) == [1, 3, 5, 0]
+
+
+def test_shard_batches_union_is_global_batch():
+    """Per-worker batch t of every part together = the single-worker global batch t."""
+    parts, per_worker = 3, 4
+    single = dist.ShardSampler(36, 1, 0, shuffle=True, seed=9, epoch=2).indices()
+    shards = [dist.ShardSampler(36, parts, p, shuffle=True, seed=9, epoch=2).indices()
+              for p in range(parts)]
+    for t in range(36 // (parts * per_worker)):
+        union = np.concatenate([s[t * per_worker:(t + 1) * per_worker] for s in shards])
+        glob = single[t * parts * per_worker:(t + 1) * parts * per_worker]
+        assert sorted(union.tolist()) == sorted(glob.tolist())
+
+
+def test_shard_sampler_rejects_bad_args():
+    with pytest.raises(ValueError, match="part_index"):
+        dist.ShardSampler(10, 2, 2)
+    with pytest.raises(ValueError, match="length"):
+        dist.ShardSampler(0, 2, 0)
+
+
+# ---------------------------------------------------------------- single-process behaviour
+
+def test_single_process_helpers():
+    assert dist.create_kvstore(None) == (None, 0, 1)
+    assert dist.create_kvstore("local") == ("local", 0, 1)
+    with pytest.raises(ValueError, match="unknown kvstore"):
+        dist.create_kvstore("dist_sink")
+    if "DMLC_ROLE" not in os.environ:
+        with pytest.raises(RuntimeError, match="launch_dist"):
+            dist.create_kvstore("dist_sync")
+    assert dist.global_batch_size(16, 4) == 64
+    with pytest.raises(ValueError):
+        dist.global_batch_size(0, 2)
+    assert dist.allreduce_scalars(None, {"b": 2, "a": 0.5}) == {"a": 0.5, "b": 2.0}
+    dist.barrier(None)
+    net = mx.gluon.nn.Dense(2, in_units=3)
+    net.initialize()
+    with pytest.raises(ValueError, match="create_kvstore"):
+        dist.make_trainer(net.collect_params(), "sgd", {"learning_rate": 0.1}, "dist_sync")
+    trainer = dist.make_trainer(net.collect_params(), "sgd", {"learning_rate": 0.1}, None)
+    assert isinstance(trainer, mx.gluon.Trainer)
+
+
+# ---------------------------------------------------------------- real dist_sync run
+
+def _run_single(out):
+    subprocess.run([sys.executable, TOY, "--kvstore", "none", "--batch-per-worker",
+                    str(GLOBAL_BATCH), "--out", str(out)], env=ENV, cwd=ROOT, check=True,
+                   timeout=60)
+
+
+def _run_dist(out, workers, servers):
+    res = subprocess.run([sys.executable, LAUNCHER, "-n", str(workers), "-s", str(servers),
+                          "--launcher", "local", "--timeout", "60", "--env", "OMP_NUM_THREADS=1",
+                          "--", sys.executable, TOY, "--kvstore", "dist_sync",
+                          "--batch-per-worker", str(GLOBAL_BATCH // workers), "--out", str(out)],
+                         env=ENV, cwd=ROOT, timeout=90, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    assert res.returncode == 0, res.stdout.decode()[-4000:]
+
+
+def _max_diff(a_path, b_path):
+    a, b = np.load(a_path), np.load(b_path)
+    assert sorted(a.files) == sorted(b.files)
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a.files)
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single")
+    _run_single(out)
+    return out
+
+
+@pytest.mark.parametrize("servers", [1, 2])
+def test_dist_sync_matches_single_worker(single_run, tmp_path, servers):
+    _run_dist(tmp_path, workers=2, servers=servers)
+    one = single_run
+    # the ranks really started from different weights, and the broadcast fixed that
+    assert _max_diff(tmp_path / "pre_rank0.npz", tmp_path / "pre_rank1.npz") > 1e-2
+    for r in (0, 1):
+        assert _max_diff(one / "init_rank0.npz", tmp_path / ("init_rank%d.npz" % r)) == 0.0
+    # training moved the weights, and both workers end where 1 worker on the global batch ends
+    assert _max_diff(one / "init_rank0.npz", one / "final_rank0.npz") > 1e-2
+    for r in (0, 1):
+        assert _max_diff(one / "final_rank0.npz", tmp_path / ("final_rank%d.npz" % r)) < 1e-5
+    assert _max_diff(tmp_path / "final_rank0.npz", tmp_path / "final_rank1.npz") == 0.0
+
+    # metric reduction: each worker's total equals the single run's, in float64 precision
+    single = json.loads((one / "metrics_rank0.json").read_text())
+    ms = [json.loads((tmp_path / ("metrics_rank%d.json" % r)).read_text()) for r in (0, 1)]
+    assert sorted(m["rank"] for m in ms) == [0, 1] and all(m["num_workers"] == 2 for m in ms)
+    assert all(m["steps"] == single["steps"] for m in ms)
+    local_sum = sum(m["local"]["loss_sum"] for m in ms)
+    for m in ms:
+        assert m["total"]["count"] == single["total"]["count"] == 64
+        assert abs(m["total"]["loss_sum"] - local_sum) < 1e-12
+        assert abs(m["total"]["loss_sum"] - single["total"]["loss_sum"]) < 1e-4
+
+    # trainer states were saved in dist mode and hold the same Adam moments as the single run
+    states_d, opt_d = pickle.loads((tmp_path / "trainer.states").read_bytes())
+    states_1, opt_1 = pickle.loads((one / "trainer.states").read_bytes())
+    assert isinstance(opt_d, mx.optimizer.Adam) and opt_d.num_update == opt_1.num_update > 0
+    assert sorted(states_d) == sorted(states_1)
+    for idx in states_1:
+        for m_d, m_1 in zip(states_d[idx], states_1[idx]):
+            np.testing.assert_allclose(m_d.asnumpy(), m_1.asnumpy(), atol=1e-5, rtol=1e-4)

@@ -1,0 +1,207 @@
+"""Tests of the ps-lite job launcher (gluonpose/engine/launch.py, scripts/launch_dist.py)."""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gluonpose.engine import launch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def run_launcher(args, timeout=60, **kwargs):
+    return subprocess.run([sys.executable, LAUNCHER] + args, env=ENV, cwd=ROOT, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kwargs)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- plan construction
+
+def test_parse_hostfile(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("# cluster\nnode1\n\n  node2:2222  # second\n10.0.0.3\n")
+    assert launch.parse_hostfile(str(path)) == [("node1", None), ("node2", 2222),
+                                                ("10.0.0.3", None)]
+    path.write_text("node1:ssh\n")
+    with pytest.raises(ValueError, match="hosts:1"):
+        launch.parse_hostfile(str(path))
+    path.write_text("# nothing\n")
+    with pytest.raises(ValueError, match="no host"):
+        launch.parse_hostfile(str(path))
+
+
+def test_parse_env_items():
+    assert launch.parse_env_items(["A=1", "B_2=x=y", "C="]) == {"A": "1", "B_2": "x=y", "C": ""}
+    for bad in (["NOEQUALS"], ["1A=2"], ["=v"]):
+        with pytest.raises(ValueError, match="NAME=VALUE"):
+            launch.parse_env_items(bad)
+
+
+def test_local_plan_env():
+    cmd = ["python", "train.py", "--kvstore", "dist_sync"]
+    plan = launch.build_local_plan(cmd, num_workers=3, num_servers=2, port=9123,
+                                   env={"OMP_NUM_THREADS": "1"}, verbose=1, base_env={"X": "y"})
+    assert [p.name for p in plan] == ["scheduler", "server0", "server1", "worker0", "worker1",
+                                      "worker2"]
+    for p in plan:
+        assert p.env["DMLC_ROLE"] == p.role
+        assert p.env["DMLC_PS_ROOT_URI"] == "127.0.0.1" == p.env["DMLC_NODE_HOST"]
+        assert p.env["DMLC_PS_ROOT_PORT"] == "9123"
+        assert (p.env["DMLC_NUM_WORKER"], p.env["DMLC_NUM_SERVER"]) == ("3", "2")
+        assert p.env["PS_VERBOSE"] == "1" and p.env["OMP_NUM_THREADS"] == "1"
+        assert p.env["X"] == "y"
+    assert [p.argv for p in plan if p.role == "worker"] == [cmd] * 3
+    assert plan[1].argv == [sys.executable, "-c", "import mxnet"]
+    assert [p.env["GLUONPOSE_LAUNCH_INDEX"] for p in plan[3:]] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="server"):
+        launch.build_local_plan(cmd, num_workers=2, num_servers=0)
+
+
+def test_local_plan_picks_free_port():
+    plan = launch.build_local_plan(["true"], 1, 1)
+    port = int(plan[0].env["DMLC_PS_ROOT_PORT"])
+    assert 0 < port < 65536
+    assert {p.env["DMLC_PS_ROOT_PORT"] for p in plan} == {str(port)}
+
+
+def test_ssh_plan_round_robin_and_command(tmp_path):
+    hosts = [("nodeA", None), ("nodeB", 2222)]
+    cmd = ["python", "train.py", "--name", "a b's"]
+    plan = launch.build_ssh_plan(cmd, hosts, num_workers=3, num_servers=2, port=9000,
+                                 env={"OMP_NUM_THREADS": "2"}, scheduler_host="10.1.1.1",
+                                 cwd="/data/my dir", server_command=["python3", "-c",
+                                                                     "import mxnet"])
+    sched = plan[0]
+    assert sched.argv == ["python3", "-c", "import mxnet"]   # runs here, not over ssh
+    assert sched.env["DMLC_ROLE"] == "scheduler" and sched.env["DMLC_NODE_HOST"] == "10.1.1.1"
+    remote = plan[1:]
+    assert [p.host for p in remote] == ["nodeA", "nodeB", "nodeA", "nodeB", "nodeA"]
+    for p in remote:
+        assert p.argv[0] == "ssh" and "-tt" in p.argv
+        assert p.argv[-2] == p.host
+        assert ("-p" in p.argv) == (p.host == "nodeB")
+        if p.host == "nodeB":
+            assert p.argv[p.argv.index("-p") + 1] == "2222"
+        words = shlex.split(p.argv[-1])
+        assert words[:3] == ["cd", "/data/my dir", "&&"]
+        exported = dict(w.split("=", 1) for w in words[words.index("export") + 1:
+                                                        words.index("exec") - 1])
+        assert exported["DMLC_ROLE"] == p.role
+        assert exported["DMLC_NODE_HOST"] == p.host
+        assert exported["DMLC_PS_ROOT_URI"] == "10.1.1.1"
+        assert exported["DMLC_PS_ROOT_PORT"] == "9000"
+        assert exported["OMP_NUM_THREADS"] == "2"
+        tail = words[words.index("exec") + 1:]
+        assert tail == (cmd if p.role == "worker" else ["python3", "-c", "import mxnet"])
+
+
+def test_ssh_remote_string_runs_in_a_shell(tmp_path):
+    """The remote part, given to a real shell (as sshd would), sets cwd and env and keeps
+    arguments with spaces and quotes intact."""
+    workdir = tmp_path / "work dir"
+    workdir.mkdir()
+    probe = ("import os, sys, json; print(json.dumps([os.getcwd(), os.environ['DMLC_ROLE'], "
+             "os.environ['WEIRD'], sys.argv[1:]]))")
+    argv = launch.ssh_argv("host", None, {"DMLC_ROLE": "worker", "WEIRD": "a 'b' $c"},
+                           str(workdir), [sys.executable, "-c", probe, "x y", "it's"])
+    out = subprocess.run(["bash", "-c", argv[-1]], stdout=subprocess.PIPE, timeout=30,
+                         check=True).stdout
+    cwd, role, weird, args = json.loads(out)
+    assert os.path.samefile(cwd, workdir)
+    assert (role, weird, args) == ("worker", "a 'b' $c", ["x y", "it's"])
+
+
+# ---------------------------------------------------------------- supervision (real processes)
+
+def test_failing_worker_stops_everything(tmp_path):
+    """Worker 1 joins the kvstore then crashes; worker 0 would wait in a barrier forever."""
+    pidfile = tmp_path / "worker0.pid"
+    script = ("import os, time, mxnet as mx\n"
+              "kv = mx.kv.create('dist_sync')\n"
+              "if os.environ['GLUONPOSE_LAUNCH_INDEX'] == '1':\n"
+              "    time.sleep(0.5); os._exit(1)\n"
+              "open(%r, 'w').write(str(os.getpid()))\n"
+              "kv._barrier()\n"
+              "time.sleep(120)\n" % str(pidfile))
+    start = time.monotonic()
+    res = run_launcher(["-n", "2", "-s", "1", "--timeout", "45", "--", sys.executable, "-c",
+                        script], timeout=60)
+    elapsed = time.monotonic() - start
+    out = res.stdout.decode()
+    assert res.returncode == 1, out
+    assert "worker1 exited with code 1" in out
+    assert elapsed < 20, (elapsed, out)
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_timeout_stops_everything(tmp_path):
+    script = "import os, time; print('up', flush=True); time.sleep(120)"
+    start = time.monotonic()
+    res = run_launcher(["-n", "2", "-s", "1", "--timeout", "2", "--", sys.executable, "-c",
+                        script], timeout=30)
+    assert res.returncode == 124, res.stdout.decode()
+    assert time.monotonic() - start < 15
+    assert "timeout" in res.stdout.decode()
+
+
+def test_sigterm_stops_everything(tmp_path):
+    script = ("import os, sys, time\n"
+              "open(os.path.join(sys.argv[1], 'w%s.pid' % os.environ['GLUONPOSE_LAUNCH_INDEX'])"
+              ", 'w').write(str(os.getpid()))\ntime.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--timeout", "60",
+                             "--", sys.executable, "-c", script, str(tmp_path)], env=ENV,
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pidfiles = [tmp_path / "w0.pid", tmp_path / "w1.pid"]
+        deadline = time.monotonic() + 30
+        while not all(p.exists() and p.read_text() for p in pidfiles):
+            assert time.monotonic() < deadline, "workers did not start"
+            assert proc.poll() is None, proc.stdout.read().decode()
+            time.sleep(0.1)
+        pids = [int(p.read_text()) for p in pidfiles]
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 143
+    assert not any(pid_alive(pid) for pid in pids)
+
+
+def test_prefixed_output_and_log_dir(tmp_path):
+    script = "import os; print('hello from', os.environ['GLUONPOSE_LAUNCH_INDEX'])"
+    res = run_launcher(["-n", "2", "-s", "1", "--grace", "0.5", "--timeout", "30", "--",
+                        sys.executable, "-c", script], timeout=60)
+    out = res.stdout.decode()
+    assert res.returncode == 0, out
+    assert "[worker0] hello from 0" in out and "[worker1] hello from 1" in out
+    logs = tmp_path / "logs"
+    res = run_launcher(["-n", "2", "-s", "1", "--grace", "0.5", "--timeout", "30",
+                        "--log-dir", str(logs), "--", sys.executable, "-c", script], timeout=60)
+    assert res.returncode == 0, res.stdout.decode()
+    assert (logs / "worker1.log").read_text().strip() == "hello from 1"
+    assert sorted(os.listdir(logs)) == ["scheduler.log", "server0.log", "worker0.log",
+                                        "worker1.log"]
+
+
+def test_cli_errors():
+    res = run_launcher(["-n", "2", "python", "x.py"], timeout=30)
+    assert res.returncode == 2 and b"after '--'" in res.stdout
+    res = run_launcher(["-n", "2", "--env", "BAD", "--", "true"], timeout=30)
+    assert res.returncode == 2 and b"NAME=VALUE" in res.stdout
+    res = run_launcher(["-n", "1", "--launcher", "ssh", "--", "true"], timeout=30)
+    assert res.returncode == 2 and b"hostfile" in res.stdout
