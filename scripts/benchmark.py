@@ -33,6 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
     p.add_argument("--workers", type=int, default=0, help="loader benchmark: DataLoader workers")
+    p.add_argument("--summary", action="store_true",
+                   help="print parameters and multiply-adds at 256x192, 384x288, 512x384 (nothing runs)")
     return p.parse_args(argv)
 
 
@@ -57,7 +59,14 @@ def bench_model(args):
 def main(argv=None):
     args = parse_args(argv)
     print("machine: %s" % machine_description())
-    if args.loader:
+    if args.summary:
+        from gluonpose.models.summary import describe
+        kwargs = {"head": args.head} if args.head else {}
+        net = get_model(args.model, initialize=False, **kwargs)
+        for size, params, macs, gflops in describe(net):
+            print("%s %dx%d: %s params, %.2f GMAC, %.2f GFLOPs (MACs / 2^30, HRNet convention)"
+                  % (args.model, size[1], size[0], format(params, ","), macs / 1e9, gflops))
+    elif args.loader:
         from gluonpose.data.benchmark import bench_loader
         bench_loader(args.size, args.batch, args.workers, args.iters)
     elif args.train:

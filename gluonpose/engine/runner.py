@@ -55,7 +55,8 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     dataset = TopDownDataset(records, transform, seed=seed, on_bad=cfg.data.on_bad)
     per_worker_batch = int(cfg.loader.batch_size_per_device) * len(ctx_list)
     sampler = EpochSampler(ShardSampler(len(dataset), num_parts=num_workers, part_index=rank,
-                                        shuffle=True, seed=seed))
+                                        shuffle=True, seed=seed,
+                                        batch_size=per_worker_batch))
     loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
 
     net = build_model(ctx=ctx_list, **dict(cfg.model))

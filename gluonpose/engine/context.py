@@ -1,0 +1,75 @@
+"""Parse device specifications such as ``--gpus 0-3,6`` into MXNet contexts."""
+import re
+
+import mxnet as mx
+
+__all__ = ["parse_device_ids", "get_contexts"]
+
+_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+def parse_device_ids(spec):
+    """Parse a GPU id spec into a sorted-as-written list of ints.
+
+    Accepted forms: ``''`` / ``None`` / ``'cpu'`` (no GPU -> ``[]``), ``'3'``, ``'0,1,2,3'``,
+    ``'0-7'`` (inclusive range), and mixtures such as ``'0-3,6'``. Whitespace around items is
+    ignored. Ids keep the order in which they are written.
+
+    Raises ValueError naming the offending spec on empty items (``'1,,2'``), reversed ranges
+    (``'3-1'``), negative or non-integer ids (``'-1'``, ``'a'``, ``'1.5'``) and duplicates.
+    """
+    if spec is None:
+        return []
+    if isinstance(spec, int):
+        spec = str(spec)
+    if not isinstance(spec, str):
+        raise TypeError("GPU spec must be a string such as '0-3,6', got %r" % (spec,))
+    text = spec.strip()
+    if text == "" or text.lower() == "cpu":
+        return []
+    ids = []
+    for item in text.split(","):
+        item = item.strip()
+        match = _ITEM.match(item)
+        if match is None:
+            raise ValueError("malformed GPU spec %r: item %r is not an id ('3') or an "
+                             "inclusive range ('0-7')" % (spec, item))
+        first = int(match.group(1))
+        last = int(match.group(2)) if match.group(2) is not None else first
+        if last < first:
+            raise ValueError("malformed GPU spec %r: range %r runs backwards" % (spec, item))
+        ids.extend(range(first, last + 1))
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise ValueError("malformed GPU spec %r: GPU ids %s are listed more than once"
+                         % (spec, duplicates))
+    return ids
+
+
+_CPUS = re.compile(r"^cpu:(\d+)$")
+
+
+def get_contexts(spec, check_available=False):
+    """Return a list of ``mx.Context`` for a GPU spec; ``[mx.cpu()]`` when it names no GPU.
+
+    ``'cpu:N'`` gives N CPU contexts ``cpu(0) .. cpu(N-1)``: the multi-device code path
+    (``split_and_load``, per-device BatchNorm, gradient reduction) on a machine without GPUs.
+
+    With ``check_available=True`` a ValueError is raised when an id is not below
+    ``mx.context.num_gpus()`` (the number of GPUs MXNet can see on this machine).
+    """
+    match = _CPUS.match(spec.strip().lower()) if isinstance(spec, str) else None
+    if match:
+        if int(match.group(1)) < 1:
+            raise ValueError("malformed device spec %r: cpu:N needs N >= 1" % spec)
+        return [mx.cpu(i) for i in range(int(match.group(1)))]
+    ids = parse_device_ids(spec)
+    if not ids:
+        return [mx.cpu()]
+    if check_available:
+        available = mx.context.num_gpus()
+        missing = [i for i in ids if i >= available]
+        if missing:
+            raise ValueError("GPU spec %r asks for GPU ids %s but MXNet sees only %d GPU(s)"
+                             % (spec, missing, available))
+    return [mx.gpu(i) for i in ids]

@@ -1,0 +1,285 @@
+"""Multi-machine data-parallel helpers on MXNet's ps-lite KVStore.
+
+Facts this module is built around (MXNet 1.9.1):
+
+* ``dist_sync`` SUMS gradients over workers, so the optimizer must normalise by the global
+  batch: ``trainer.step(global_batch_size(per_worker, num_workers))``.
+* With the default ``update_on_kvstore=True`` the optimizer lives on the servers and trainer
+  states cannot be saved; :func:`make_trainer` therefore uses ``update_on_kvstore=False`` for
+  synchronous dist kvstores (``dist_async`` requires ``True``).
+* With ``update_on_kvstore=False`` the Trainer's first weight pull can race with the first
+  gradient push, so :func:`make_trainer` initialises the kvstore eagerly and ends with a barrier.
+* Every worker must run the same number of steps or ``dist_sync`` hangs: :class:`ShardSampler`
+  pads every part to the same length.
+
+The helpers :func:`broadcast_parameters` and :func:`allreduce_scalars` use kvstore integer keys
+in a reserved range (well above the Trainer's keys ``0..num_params-1`` and below the value where
+MXNet's ``key * 9973`` server hash would overflow). They rely on the servers holding no
+optimizer (true for trainers made by :func:`make_trainer` with a sync kvstore). Which keys were
+initialised is recorded on the kvstore object itself (attribute ``_gluonpose_keys``).
+"""
+import os
+import zlib
+
+import mxnet as mx
+import numpy as np
+from mxnet import gluon
+
+__all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
+           "make_trainer", "global_batch_size", "allreduce_scalars", "ShardSampler"]
+
+KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+_BROADCAST_KEY_BASE = 100000   # + parameter index
+_SCALAR_KEY_BASE = 150000      # + hash of the scalar names
+_SCALAR_KEY_SPAN = 50000
+
+
+def is_distributed(kv):
+    """True when ``kv`` is an ``mx.kv.KVStore`` of a ``dist_*`` type."""
+    return isinstance(kv, mx.kv.KVStore) and "dist" in kv.type
+
+
+def create_kvstore(name):
+    """Create the kvstore named by a ``--kvstore`` option.
+
+    Returns ``(kv, rank, num_workers)``: ``kv`` is ``None`` for ``None``/``''``/``'none'``
+    (single context, no kvstore); the plain name for ``'local'``/``'device'`` (the Trainer
+    creates those itself); an ``mx.kv.KVStore`` for ``dist_*`` names, whose rank and worker
+    count come from ps-lite. A ``dist_*`` name outside a launched job (no ``DMLC_ROLE``) raises
+    a RuntimeError pointing at ``scripts/launch_dist.py`` instead of letting ps-lite abort.
+    """
+    if isinstance(name, mx.kv.KVStore):
+        return name, name.rank, name.num_workers
+    if name is None or name == "" or str(name).lower() == "none":
+        return None, 0, 1
+    if name not in KVSTORE_NAMES:
+        raise ValueError("unknown kvstore %r; expected one of %s or None"
+                         % (name, ", ".join(KVSTORE_NAMES)))
+    if not name.startswith("dist"):
+        return name, 0, 1
+    if "DMLC_ROLE" not in os.environ:
+        raise RuntimeError("kvstore %r needs the DMLC_* environment of a distributed job; start "
+                           "the script through scripts/launch_dist.py" % name)
+    kv = mx.kv.create(name)
+    return kv, kv.rank, kv.num_workers
+
+
+def barrier(kv):
+    """Block until every worker reaches this point; a no-op without a dist kvstore."""
+    if is_distributed(kv):
+        kv._barrier()
+
+
+def global_batch_size(per_worker, num_workers):
+    """Samples per optimizer step over all workers (``dist_sync`` sums gradients)."""
+    for label, value in (("per_worker", per_worker), ("num_workers", num_workers)):
+        if int(value) != value or value < 1:
+            raise ValueError("%s must be a positive integer, got %r" % (label, value))
+    return int(per_worker) * int(num_workers)
+
+
+def _param_list(params):
+    """Parameters of a ParameterDict / dict / list, in their given (deterministic) order."""
+    if hasattr(params, "values"):
+        params = list(params.values())
+    params = list(params)
+    for p in params:
+        if not isinstance(p, gluon.Parameter):
+            raise TypeError("expected gluon Parameters, got %r" % (p,))
+    return params
+
+
+def _require_sync(kv, what):
+    if "async" in kv.type:
+        raise ValueError("%s needs a synchronous dist kvstore (pushes are summed), got %r"
+                         % (what, kv.type))
+
+
+def _ensure_keys(kv, keys, templates):
+    """Init the not-yet-initialised ``keys`` of ``kv`` (collective), checking shapes on reuse."""
+    registry = getattr(kv, "_gluonpose_keys", None)
+    if registry is None:
+        registry = {}
+        kv._gluonpose_keys = registry
+    new_keys, new_values = [], []
+    for key, arr in zip(keys, templates):
+        signature = (tuple(arr.shape), np.dtype(arr.dtype).name)
+        if key in registry:
+            if registry[key] != signature:
+                raise RuntimeError("kvstore key %d was used for %s, now for %s"
+                                   % (key, registry[key], signature))
+            continue
+        new_keys.append(key)
+        new_values.append(mx.nd.zeros(arr.shape, dtype=arr.dtype))
+    if new_keys:
+        kv.init(new_keys, new_values)
+        mx.nd.waitall()
+        kv._barrier()
+        for key, arr in zip(new_keys, new_values):
+            registry[key] = (tuple(arr.shape), np.dtype(arr.dtype).name)
+
+
+def broadcast_parameters(params, kv):
+    """Overwrite every worker's parameter values (all context copies) with rank 0's, then barrier.
+
+    Works as a sum-allreduce in which rank 0 contributes its values and the others zeros, so
+    it may be called any number of times. A no-op without a dist kvstore. Parameters must be
+    initialised (no deferred shapes): run one forward pass or give ``in_units``/``in_channels``.
+    """
+    if not is_distributed(kv):
+        return
+    _require_sync(kv, "broadcast_parameters")
+    params = _param_list(params)
+    datas = []
+    for p in params:
+        try:
+            datas.append(p.list_data())
+        except gluon.parameter.DeferredInitializationError:
+            raise RuntimeError("parameter %s is not initialised yet (deferred shape); run a "
+                               "forward pass before broadcast_parameters" % p.name)
+    keys = [_BROADCAST_KEY_BASE + i for i in range(len(params))]
+    if keys and keys[-1] >= _SCALAR_KEY_BASE:
+        raise ValueError("too many parameters (%d) for the reserved broadcast key range"
+                         % len(params))
+    _ensure_keys(kv, keys, [d[0] for d in datas])
+    rank0 = kv.rank == 0
+    for key, data in zip(keys, datas):
+        contrib = data[0].copy() if rank0 else mx.nd.zeros_like(data[0])
+        kv.pushpull(key, contrib, out=data)
+    mx.nd.waitall()
+    kv._barrier()
+
+
+def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
+    """Build a ``gluon.Trainer`` that can save its states in distributed mode.
+
+    ``kvstore``: ``None``, a name (``'local'``, ``'device'``) or a KVStore from
+    :func:`create_kvstore`. For synchronous dist kvstores the trainer uses
+    ``update_on_kvstore=False`` (states live on the workers; ``trainer.save_states`` works) and
+    is initialised eagerly: its kvstore keys are created, rank 0's weights are pulled into every
+    worker and a barrier is passed before this returns, so step 1 cannot race the first pull.
+    ``dist_async`` keeps ``update_on_kvstore=True`` (MXNet requires it; states cannot be saved).
+    Call ``trainer.step(global_batch_size(per_worker, num_workers))``.
+    """
+    if isinstance(kvstore, str) and kvstore.startswith("dist"):
+        raise ValueError("make_trainer needs the KVStore object for %r: create it once with "
+                         "create_kvstore(%r) and pass that" % (kvstore, kvstore))
+    if not is_distributed(kvstore):
+        return gluon.Trainer(params, optimizer, optimizer_params, kvstore=kvstore)
+    deferred = [p.name for p in _param_list(params) if p._deferred_init]
+    if deferred:
+        raise RuntimeError("parameters %s are not initialised yet (deferred shape); run a "
+                           "forward pass before make_trainer in distributed mode" % deferred[:5])
+    update_on_kvstore = "async" in kvstore.type
+    trainer = gluon.Trainer(params, optimizer, optimizer_params, kvstore=kvstore,
+                            update_on_kvstore=update_on_kvstore)
+    # Private Trainer hooks (MXNet 1.9): create the kvstore keys now instead of in step 1.
+    trainer._init_kvstore()
+    trainer._init_params()
+    mx.nd.waitall()
+    kvstore._barrier()
+    return trainer
+
+
+def _scalar_key(names):
+    digest = zlib.crc32("\x1f".join(names).encode("utf-8"))
+    return _SCALAR_KEY_BASE + digest % _SCALAR_KEY_SPAN
+
+
+def _split_f64(values):
+    """(n,) float64 -> (n, 3) float32 parts whose float64 sum restores each value exactly."""
+    if not np.all(np.isfinite(values)) or np.any(np.abs(values) > np.finfo(np.float32).max):
+        raise ValueError("allreduce_scalars needs finite values within float32 range, got %s"
+                         % values.tolist())
+    hi = values.astype(np.float32)
+    mid = (values - hi).astype(np.float32)
+    lo = (values - hi - mid).astype(np.float32)
+    return np.stack([hi, mid, lo], axis=1)
+
+
+def allreduce_scalars(kv, values):
+    """Sum a dict of floats over all workers; returns a new dict with the same names.
+
+    Without a dist kvstore it returns the values unchanged (as floats). Every worker must call
+    it with the same names (in any order). The dist kvstore moves float32 only (float64 arrays
+    are rounded on the way), so each worker's float64 values are sent exactly as three float32
+    parts in the worker's own slot (an all-gather) and summed in float64 in rank order: every
+    worker gets the same, float64-accurate totals. Values must be finite.
+    """
+    names = sorted(values)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError("allreduce_scalars needs string names, got %r" % (name,))
+    local = np.array([float(values[n]) for n in names], dtype=np.float64)
+    if not is_distributed(kv) or not names:
+        return dict(zip(names, local.tolist()))
+    _require_sync(kv, "allreduce_scalars")
+    slots = np.zeros((kv.num_workers, len(names), 3), dtype=np.float32)
+    slots[kv.rank] = _split_f64(local)
+    key = _scalar_key(names)
+    arr = mx.nd.array(slots, dtype=np.float32)
+    _ensure_keys(kv, [key], [arr])
+    out = mx.nd.zeros_like(arr)
+    kv.pushpull(key, arr, out=out)
+    gathered = out.asnumpy().astype(np.float64).sum(axis=2)   # (num_workers, n) exact values
+    return dict(zip(names, gathered.sum(axis=0).tolist()))
+
+
+class ShardSampler(gluon.data.Sampler):
+    """Indices of one worker's part of a dataset; all parts have the same length.
+
+    Each epoch the order is ``np.random.default_rng([seed, epoch]).permutation(length)`` (or
+    ``arange`` without shuffle), padded by wrapping around to ``ceil(length / num_parts) *
+    num_parts`` entries; part ``p`` takes entries ``p, p + num_parts, ...``. Hence consecutive
+    per-worker batches of size B, taken together over the parts, form exactly the consecutive
+    batches of size ``B * num_parts`` of a single-worker sampler (``num_parts=1``) on the same
+    padded order. ``len(sampler) == ceil(length / num_parts)`` for every part.
+
+    With ``batch_size`` B the order is padded to whole global batches of ``B * num_parts`` and
+    part ``p`` takes the p-th run of B entries of each global batch: worker p's batch is then
+    exactly the slice that ``split_and_load`` would give device p of a single worker that holds
+    ``num_parts`` devices (so per-device BatchNorm statistics agree too).
+    """
+
+    def __init__(self, length, num_parts=1, part_index=0, shuffle=True, seed=0, epoch=0,
+                 batch_size=None):
+        if int(length) != length or length < 1:
+            raise ValueError("ShardSampler length must be a positive integer, got %r" % (length,))
+        if int(num_parts) != num_parts or num_parts < 1:
+            raise ValueError("num_parts must be a positive integer, got %r" % (num_parts,))
+        if not 0 <= part_index < num_parts:
+            raise ValueError("part_index %r is outside [0, %d)" % (part_index, num_parts))
+        self._length = int(length)
+        self._num_parts = int(num_parts)
+        self._part_index = int(part_index)
+        self._shuffle = bool(shuffle)
+        self._seed = int(seed)
+        self._epoch = int(epoch)
+        if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
+            raise ValueError("batch_size must be a positive integer, got %r" % (batch_size,))
+        self._batch = None if batch_size is None else int(batch_size)
+
+    def set_epoch(self, epoch):
+        """Select the epoch whose shuffled order the next iteration uses."""
+        self._epoch = int(epoch)
+
+    def indices(self):
+        """(len(self),) int64 array of this part's dataset indices for the current epoch."""
+        if self._shuffle:
+            order = np.random.default_rng([self._seed, self._epoch]).permutation(self._length)
+        else:
+            order = np.arange(self._length)
+        total = len(self) * self._num_parts
+        padded = np.resize(order, total)   # wraps around (repeatedly if num_parts > length)
+        if self._batch is not None:
+            blocks = padded.reshape(-1, self._num_parts, self._batch)
+            return blocks[:, self._part_index].reshape(-1).astype(np.int64)
+        return padded[self._part_index::self._num_parts].astype(np.int64)
+
+    def __iter__(self):
+        return iter(self.indices().tolist())
+
+    def __len__(self):
+        if self._batch is not None:
+            return -(-self._length // (self._num_parts * self._batch)) * self._batch
+        return -(-self._length // self._num_parts)

@@ -1,0 +1,318 @@
+"""Launch a ps-lite (MXNet KVStore) job: 1 scheduler, S servers, W workers.
+
+Replaces ``mxnet/tools/launch.py`` (its dmlc_tracker uses ``Thread.isAlive``, gone in Python
+3.9+). Each process gets the ``DMLC_*`` variables ps-lite reads: ``DMLC_ROLE``,
+``DMLC_PS_ROOT_URI``/``DMLC_PS_ROOT_PORT`` (the scheduler's address), ``DMLC_NUM_SERVER``,
+``DMLC_NUM_WORKER``, ``DMLC_NODE_HOST`` (the address a node binds/advertises) and optionally
+``PS_VERBOSE``. Servers and the scheduler run ``python -c "import mxnet"`` (importing mxnet
+with a non-worker ``DMLC_ROLE`` runs that role and exits). Workers and servers also get
+``GLUONPOSE_LAUNCH_INDEX`` (their index in launch order; the kvstore rank that ps-lite assigns
+may differ).
+
+Supervision: every process runs in its own process group. If any process exits non-zero (or
+the optional timeout passes, or SIGINT/SIGTERM arrives) all process groups get SIGTERM, then
+SIGKILL after a few seconds, and :func:`run_plan` returns non-zero. After all workers exit 0
+the servers/scheduler get ``grace`` seconds to finish on their own. With the ssh launcher only
+the local ssh clients are signalled; ssh runs with ``-tt`` so that the remote command gets a
+terminal and is hung up when its connection closes.
+"""
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
+           "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ProcSpec:
+    """One process to start: ``name`` like 'scheduler'/'server0'/'worker1', full argv and env."""
+    name: str
+    role: str
+    argv: list
+    env: dict = field(repr=False)
+    host: str = "127.0.0.1"
+
+
+def parse_hostfile(path):
+    """Hosts of a hostfile: one ``host`` or ``host:ssh_port`` per line; ``#`` starts a comment.
+
+    Returns a list of ``(host, port)`` with ``port`` an int or None. Raises ValueError naming the
+    file and line for a bad port, and when the file lists no host.
+    """
+    hosts = []
+    with open(path) as f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            host, sep, port = line.partition(":")
+            if (sep and not port.isdigit()) or not host or len(line.split()) != 1:
+                raise ValueError("%s:%d: expected 'host' or 'host:port', got %r"
+                                 % (path, lineno, raw.rstrip("\n")))
+            hosts.append((host, int(port) if sep else None))
+    if not hosts:
+        raise ValueError("hostfile %s lists no host" % path)
+    return hosts
+
+
+def parse_env_items(items):
+    """``['K=V', ...]`` -> dict; ValueError on an item without '=' or with a bad name."""
+    env = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(name):
+            raise ValueError("--env expects NAME=VALUE, got %r" % item)
+        env[name] = value
+    return env
+
+
+def find_free_port(host="127.0.0.1"):
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def dmlc_env(role, root_uri, root_port, num_workers, num_servers, node_host, verbose=0):
+    """The ps-lite variables for one process of ``role`` ('scheduler', 'server', 'worker')."""
+    if role not in ("scheduler", "server", "worker"):
+        raise ValueError("unknown ps-lite role %r" % role)
+    env = {"DMLC_ROLE": role, "DMLC_PS_ROOT_URI": str(root_uri),
+           "DMLC_PS_ROOT_PORT": str(int(root_port)), "DMLC_NUM_WORKER": str(int(num_workers)),
+           "DMLC_NUM_SERVER": str(int(num_servers)), "DMLC_NODE_HOST": str(node_host)}
+    if verbose:
+        env["PS_VERBOSE"] = str(int(verbose))
+    return env
+
+
+def _check_counts(num_workers, num_servers):
+    if num_workers < 1 or num_servers < 1:
+        raise ValueError("need at least 1 worker and 1 server, got %d and %d"
+                         % (num_workers, num_servers))
+
+
+def _roles(num_workers, num_servers):
+    """[(name, role, index)] in start order: scheduler, servers, workers."""
+    return ([("scheduler", "scheduler", 0)] + [("server%d" % i, "server", i)
+                                               for i in range(num_servers)]
+            + [("worker%d" % i, "worker", i) for i in range(num_workers)])
+
+
+def build_local_plan(command, num_workers, num_servers, port=None, env=None,
+                     server_command=None, verbose=0, base_env=None):
+    """All processes on this machine over 127.0.0.1; ``port`` picked free when None."""
+    _check_counts(num_workers, num_servers)
+    if not command:
+        raise ValueError("no worker command given (put it after '--')")
+    port = port or find_free_port()
+    server_command = list(server_command or [sys.executable, "-c", "import mxnet"])
+    plan = []
+    for name, role, index in _roles(num_workers, num_servers):
+        full = dict(os.environ if base_env is None else base_env)
+        full.update(dmlc_env(role, "127.0.0.1", port, num_workers, num_servers, "127.0.0.1",
+                             verbose))
+        if role != "scheduler":
+            full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
+        full.update(env or {})
+        argv = list(command) if role == "worker" else list(server_command)
+        plan.append(ProcSpec(name, role, argv, full))
+    return plan
+
+
+def ssh_argv(host, ssh_port, remote_env, cwd, command):
+    """argv running ``command`` on ``host`` via ssh in ``cwd`` with ``remote_env`` exported.
+
+    The last element is the remote shell line ``cd CWD && export K=V ... && exec COMMAND``
+    (every word shell-quoted); ``-tt`` gives the remote command a terminal so it is hung up
+    when the launcher kills the local ssh client."""
+    exports = " ".join("%s=%s" % (k, shlex.quote(str(v))) for k, v in sorted(remote_env.items()))
+    remote = "cd %s && %sexec %s" % (shlex.quote(cwd), ("export %s && " % exports) if exports
+                                     else "", " ".join(shlex.quote(c) for c in command))
+    argv = ["ssh", "-tt", "-o", "StrictHostKeyChecking=no", "-o", "BatchMode=yes"]
+    if ssh_port:
+        argv += ["-p", str(int(ssh_port))]
+    return argv + [host, remote]
+
+
+def _outbound_ip(target):
+    """This machine's address as seen on the route to ``target`` (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((target, 9))
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()
+
+
+def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None,
+                   server_command=None, verbose=0, scheduler_host=None, cwd=None,
+                   ssh_port=None, base_env=None):
+    """Scheduler here; servers and workers round-robin over ``hosts`` [(host, port|None)], each
+    started by ssh in the same working directory ``cwd`` with its env exported."""
+    _check_counts(num_workers, num_servers)
+    if not command:
+        raise ValueError("no worker command given (put it after '--')")
+    if not hosts:
+        raise ValueError("the ssh launcher needs at least one host")
+    scheduler_host = scheduler_host or _outbound_ip(hosts[0][0])
+    port = port or find_free_port("0.0.0.0")
+    cwd = cwd or os.getcwd()
+    server_command = list(server_command or [sys.executable, "-c", "import mxnet"])
+    local_env = dict(os.environ if base_env is None else base_env)
+    counters = {"server": 0, "worker": 0}
+    plan = []
+    for name, role, index in _roles(num_workers, num_servers):
+        if role == "scheduler":
+            full = dict(local_env)
+            full.update(dmlc_env(role, scheduler_host, port, num_workers, num_servers,
+                                 scheduler_host, verbose))
+            full.update(env or {})
+            plan.append(ProcSpec(name, role, list(server_command), full, scheduler_host))
+            continue
+        host, hport = hosts[counters[role] % len(hosts)]
+        counters[role] += 1
+        remote_env = dmlc_env(role, scheduler_host, port, num_workers, num_servers, host, verbose)
+        remote_env["GLUONPOSE_LAUNCH_INDEX"] = str(index)
+        remote_env.update(env or {})
+        argv = ssh_argv(host, hport or ssh_port, remote_env, cwd,
+                        command if role == "worker" else server_command)
+        plan.append(ProcSpec(name, role, argv, dict(local_env), host))
+    return plan
+
+
+class _Terminated(Exception):
+    """Raised by the SIGTERM handler installed by :func:`run_plan`."""
+
+
+def _pump(stream, prefix, out, lock):
+    """Copy lines of a child's pipe to ``out`` (a binary stream), each prefixed (CR dropped:
+    ssh -tt output ends lines with CRLF)."""
+    for line in iter(stream.readline, b""):
+        with lock:
+            out.write(prefix + line.rstrip(b"\r\n") + b"\n")
+            out.flush()
+    stream.close()
+
+
+def _signal_groups(procs, sig):
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _stop_all(procs, wait_s=3.0):
+    """SIGTERM every process group, SIGKILL what is still alive after ``wait_s`` seconds."""
+    _signal_groups(procs, signal.SIGTERM)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(p.poll() is None for p in procs):
+        time.sleep(0.05)
+    _signal_groups(procs, signal.SIGKILL)
+    for p in procs:
+        p.wait()
+
+
+def _exit_code(rc):
+    return 128 - rc if rc < 0 else rc
+
+
+def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05):
+    """Start every ProcSpec, supervise them, return the job's exit status.
+
+    0 when all workers exit 0 (and no server/scheduler fails within ``grace`` seconds after);
+    else the first failing process's code (128+signal for a signal), 124 on ``timeout``,
+    130/143 on SIGINT/SIGTERM. Output goes to ``<log_dir>/<name>.log`` or, without
+    ``log_dir``, to ``out`` (binary; default stdout) with each line prefixed ``[name] ``.
+    """
+    out = out or sys.stdout.buffer
+    lock = threading.Lock()
+
+    def say(msg):
+        with lock:
+            out.write(b"[launch] " + msg.encode() + b"\n")
+            out.flush()
+    if log_dir:
+        os.makedirs(log_dir, exist_ok=True)
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        def _on_term(signum, frame):
+            raise _Terminated()
+        old_term = signal.signal(signal.SIGTERM, _on_term)
+    procs, pumps, files = [], [], []
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        for spec in plan:
+            if log_dir:
+                sink = open(os.path.join(log_dir, spec.name + ".log"), "wb")
+                files.append(sink)
+            else:
+                sink = subprocess.PIPE
+            try:
+                proc = subprocess.Popen(spec.argv, env=spec.env, stdout=sink,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+            except OSError as err:
+                say("cannot start %s (%s): %s" % (spec.name, spec.argv[0], err))
+                _stop_all(procs)
+                return 127
+            procs.append(proc)
+            if not log_dir:
+                t = threading.Thread(target=_pump, daemon=True,
+                                     args=(proc.stdout, ("[%s] " % spec.name).encode(), out, lock))
+                t.start()
+                pumps.append(t)
+        workers = [p for p, s in zip(procs, plan) if s.role == "worker"]
+        workers_done_at = None
+        while True:
+            for proc, spec in zip(procs, plan):
+                rc = proc.poll()
+                if rc is not None and rc != 0:
+                    say("%s exited with code %d; stopping all processes" % (spec.name, rc))
+                    _stop_all(procs)
+                    return _exit_code(rc)
+            now = time.monotonic()
+            if workers_done_at is None and all(p.poll() == 0 for p in workers):
+                workers_done_at = now
+            if workers_done_at is not None:
+                if all(p.poll() is not None for p in procs):
+                    return 0
+                if now - workers_done_at > grace:
+                    say("workers finished; servers/scheduler still alive after %.0f s: "
+                        "stopping them" % grace)
+                    _stop_all(procs)
+                    return 0
+            if deadline is not None and now > deadline:
+                say("timeout after %.1f s; stopping all processes" % timeout)
+                _stop_all(procs)
+                return 124
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        say("interrupted; stopping all processes")
+        _stop_all(procs)
+        return 130
+    except _Terminated:
+        say("terminated; stopping all processes")
+        _stop_all(procs)
+        return 143
+    except BaseException:
+        _stop_all(procs)
+        raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+        for t in pumps:
+            t.join(timeout=2.0)
+        for f in files:
+            f.close()
+

@@ -1,0 +1,205 @@
+"""Evaluation glue: config / net -> boxes -> top-down inference -> rescoring, OKS-NMS -> COCO AP.
+
+Used by ``scripts/test_mshrnet.py``, ``scripts/ensemble_eval.py`` (through :mod:`.tta`) and the
+training loop's validation hook (:func:`make_validate_hook`). :func:`evaluate_model` is the one
+call a test or a hook needs.
+"""
+import logging
+import os
+import tempfile
+from typing import NamedTuple
+
+import numpy as np
+
+from ..data.datasets.coco import CocoStyleReader
+from ..data.detections import load_detections
+from ..data.keypoints import NUM_COCO_KEYPOINTS
+from ..data.records import PersonRecord
+from .coco_metric import evaluate_keypoints, nms_per_image, write_coco_results
+from .gt_layout import prepare_eval_target
+from .inference import TopDownPredictor, predict_records
+
+LOG = logging.getLogger(__name__)
+
+#: dataset ``type`` of a config's ``data.val`` -> keypoint layout of its ground truth.
+_TYPE_LAYOUT = {"coco": "coco", "synthetic": "coco", "crowdpose": "crowdpose", "aic": "aic"}
+
+
+class Boxes(NamedTuple):
+    """Test boxes and a sentence saying where they come from (printed by the CLIs)."""
+
+    records: list
+    description: str
+
+
+def resolve_val_set(val_cfg):
+    """``data.val`` config dict -> (gt_json, img_prefix, layout).
+
+    ``synthetic`` specs are generated (as the training data factory does) into their ``out_dir``.
+    """
+    spec = dict(val_cfg or {})
+    kind = spec.pop("type", "coco")
+    if kind == "synthetic":
+        from ..data.synthetic import generate_synthetic_coco, synthetic_image_dir
+        gen = {k: v for k, v in spec.items()
+               if k not in ("on_bad", "check_images", "skip_empty", "keypoint_margin")}
+        path = generate_synthetic_coco(**gen)
+        return path, synthetic_image_dir(os.path.dirname(path)), "coco"
+    if kind == "coco_style":
+        layout = spec.get("layout", "coco")
+    elif kind in _TYPE_LAYOUT:
+        layout = _TYPE_LAYOUT[kind]
+    else:
+        raise ValueError("data.val type %r cannot be evaluated with COCO AP; use one of %s"
+                         % (kind, sorted(_TYPE_LAYOUT) + ["coco_style"]))
+    if not spec.get("ann_file"):
+        raise ValueError("data.val needs ann_file (the ground-truth json for AP); got %r" % (val_cfg,))
+    return spec["ann_file"], spec.get("img_prefix", ""), layout
+
+
+def gt_boxes(gt_json, img_prefix="", layout="coco"):
+    """Ground-truth person boxes of a COCO-style json of any layout (score 1, official cleaning:
+    crowd, zero-area and keypoint-less instances dropped, boxes clipped). Returns :class:`Boxes`."""
+    reader = CocoStyleReader(gt_json, img_prefix, layout=layout, skip_empty=True, on_bad="raise")
+    records = [PersonRecord(image_path=r.image_path, bbox=r.bbox.copy(),
+                            keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), np.float32),
+                            image_id=r.image_id, score=1.0, area=r.area, dataset="gt_boxes",
+                            ann_id=r.ann_id, extra=dict(r.extra)) for r in reader.records]
+    skipped = dict(reader.skipped)
+    desc = ("boxes: ground-truth boxes of %s: %d people in %d images (score 1.0)%s"
+            % (gt_json, len(records), len({r.image_id for r in records}),
+               "; skipped %s" % skipped if skipped else ""))
+    return Boxes(records, desc)
+
+
+def detection_boxes(det_json, gt_json, img_prefix="", image_thr=0.0):
+    """Detector boxes (COCO results json) with a minimum score. Returns :class:`Boxes`."""
+    records, skipped = load_detections(det_json, gt_json, img_prefix, score_thresh=image_thr,
+                                       return_skipped=True)
+    total = len(records) + sum(skipped.values())
+    desc = ("boxes: detections of %s: %d of %d boxes kept (score >= %g) in %d images%s"
+            % (det_json, len(records), total, image_thr, len({r.image_id for r in records}),
+               "; skipped %s" % dict(skipped) if skipped else "; none skipped"))
+    return Boxes(records, desc)
+
+
+def load_test_boxes(gt_json, img_prefix="", det_json=None, image_thr=0.0, layout="coco"):
+    """Detections when ``det_json`` is given, else ground-truth boxes."""
+    if det_json:
+        return detection_boxes(det_json, gt_json, img_prefix, image_thr)
+    return gt_boxes(gt_json, img_prefix, layout)
+
+
+def build_net_from_config(cfg, weights, ctx_list):
+    """(net, codec) of a config, with gluonpose ``.params`` weights loaded (``model.pretrained``
+    is ignored: the weights replace it)."""
+    from ..engine.runner import build_codec_from_config
+    from ..models.builder import build_model
+
+    if not weights or not os.path.isfile(weights):
+        raise FileNotFoundError("weights file not found: %r" % (weights,))
+    model_kw = dict(cfg.model, pretrained="")
+    net = build_model(ctx=ctx_list, **model_kw)
+    try:
+        net.load_parameters(weights, ctx=ctx_list)
+    except Exception as err:  # mxnet raises AssertionError / MXNetError on a mismatch
+        raise ValueError("weights %s do not fit model %s (head %s, %d joints): %s"
+                         % (weights, cfg.model.name, cfg.model.head, cfg.model.num_joints,
+                            str(err).splitlines()[0] if str(err) else type(err).__name__)) from None
+    return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)
+
+
+def score_keypoints(keypoints, box_scores, areas, image_ids, target, out_json, in_vis_thr=0.2,
+                    oks_thr=0.9, verbose=False):
+    """Rescore, OKS-NMS per image, write the results json, run pycocotools.
+
+    Args:
+        keypoints: (N, 17, 3) image-pixel poses with joint scores; box_scores, areas, image_ids: (N,).
+        target: :class:`~gluonpose.evaluation.gt_layout.EvalTarget` (GT json, joints, sigmas).
+        out_json: results file to write (the joints of ``target.joints``).
+        verbose: print pycocotools' own summary table.
+
+    Returns:
+        (OrderedDict of the 10 COCO stats, number of poses written).
+    """
+    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr, oks_thr) \
+        if len(keypoints) else []
+    for p in preds:
+        p["keypoints"] = np.asarray(p["keypoints"])[target.joints]
+    count = write_coco_results(preds, out_json)
+    stats = evaluate_keypoints(target.gt_json, out_json, sigmas=target.sigmas, allow_empty=True,
+                               verbose=verbose)
+    return stats, count
+
+
+class EvalReport(NamedTuple):
+    """Everything one evaluation produced."""
+
+    stats: dict
+    boxes: str
+    target_note: str
+    num_boxes: int
+    num_results: int
+    results_json: str
+
+
+def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_thr=0.0,
+                       in_vis_thr=0.2, oks_thr=0.9, layout="coco", out_json=None, progress=False,
+                       verbose=False, on_bad_image="raise"):
+    """Boxes -> inference -> AP for one :class:`TopDownPredictor`. Returns :class:`EvalReport`.
+
+    With ``out_json=None`` the results (and any rewritten ground truth) go to a temporary folder
+    that is removed afterwards (``results_json`` is then empty).
+    """
+    boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
+    with tempfile.TemporaryDirectory(prefix="gluonpose_eval_") as tmp:
+        path = out_json or os.path.join(tmp, "results.json")
+        work = os.path.dirname(os.path.abspath(path)) if out_json else tmp
+        target = prepare_eval_target(gt_json, layout, work)
+        res = predict_records(predictor, boxes.records, progress=progress,
+                              on_bad_image=on_bad_image)
+        stats, count = score_keypoints(res.keypoints(0, 0), res.box_scores, res.areas,
+                                       res.image_ids, target, path, in_vis_thr, oks_thr, verbose)
+    return EvalReport(stats, boxes.description, target.note, len(res.box_scores), count,
+                      out_json or "")
+
+
+def evaluate_model(net, codec, gt_json, img_prefix="", det_json=None, flip=True, ctx=None,
+                   batch_size=32, image_thr=0.0, in_vis_thr=0.2, oks_thr=0.9, layout="coco",
+                   out_json=None, progress=False, verbose=False):
+    """COCO keypoint AP of ``net`` on ``gt_json`` (GT boxes unless ``det_json`` is given).
+
+    Args:
+        net: network (NDArray -> NDArray or list of stage NDArrays; the last stage is decoded).
+        codec: its codec. ctx: mx.Context or list (default CPU). flip: flip test.
+        image_thr: minimum detection score. in_vis_thr, oks_thr: rescoring / OKS-NMS thresholds.
+        layout: keypoint layout of ``gt_json`` (see :mod:`.gt_layout`).
+        out_json: where to keep the results json (default: a temporary file).
+
+    Returns:
+        OrderedDict of the 10 COCO stats (``'AP'``, ``'AP .5'``, ... ``'AR (L)'``).
+    """
+    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip, batch_size=batch_size)
+    return evaluate_predictor(predictor, gt_json, img_prefix, det_json, image_thr, in_vis_thr,
+                              oks_thr, layout, out_json, progress, verbose).stats
+
+
+def make_validate_hook(cfg, ctx=None, out_dir=None, progress=False):
+    """``validate(net, epoch) -> {'AP': ..., 'AP .5': ...}`` for :func:`gluonpose.engine.trainer.fit`,
+    evaluating on ``cfg.data.val`` with the ``test`` settings (detections when ``test.use_gt_boxes``
+    is false and ``data.det_json`` is set). Results go to ``out_dir/val_epoch{N}.json`` if given."""
+    from ..engine.runner import build_codec_from_config
+
+    gt_json, img_prefix, layout = resolve_val_set(cfg.data.val)
+    codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
+    test = cfg.test
+    det_json = None if test.use_gt_boxes else (cfg.data.det_json or None)
+
+    def validate(net, epoch):
+        out = os.path.join(out_dir, "val_epoch%d.json" % epoch) if out_dir else None
+        return dict(evaluate_model(net, codec, gt_json, img_prefix, det_json, test.flip, ctx,
+                                   test.batch_size, test.image_thr, test.in_vis_thr, test.oks_thr,
+                                   layout, out, progress))
+
+    return validate
+

@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""Launch a distributed (ps-lite KVStore) MXNet job: scheduler, servers and workers.
+
+Example (2 workers + 1 server on this machine over loopback)::
+
+    python scripts/launch_dist.py -n 2 -s 1 --launcher local -- \\
+        python train.py --kvstore dist_sync ...
+
+With ``-H hostfile`` (one ``host`` or ``host:ssh_port`` per line) servers and workers are
+started round-robin on the hosts via ssh, in the same working directory. If any process fails
+all are stopped and the exit status is non-zero. See gluonpose/engine/launch.py.
+"""
+import argparse
+import os
+import shlex
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gluonpose.engine.launch import (build_local_plan, build_ssh_plan,  # noqa: E402
+                                     parse_env_items, parse_hostfile, run_plan)
+
+
+def _build_parser():
+    ap = argparse.ArgumentParser(
+        prog="launch_dist.py",
+        usage="%(prog)s -n WORKERS [-s SERVERS] [-H HOSTFILE] [options] -- COMMAND ...",
+        description="Start a ps-lite job (scheduler, servers, workers) for MXNet's dist kvstores.")
+    ap.add_argument("-n", "--num-workers", type=int, required=True)
+    ap.add_argument("-s", "--num-servers", type=int, default=None,
+                    help="default: as many as workers")
+    ap.add_argument("-H", "--hostfile", default=None,
+                    help="one host or host:ssh_port per line, '#' comments (ssh launcher)")
+    ap.add_argument("--launcher", choices=("local", "ssh"), default=None,
+                    help="default: ssh with a hostfile, else local")
+    ap.add_argument("--port", type=int, default=None, help="scheduler port (default: a free one)")
+    ap.add_argument("--env", action="append", default=[], metavar="K=V",
+                    help="extra environment variable for every process (repeatable)")
+    ap.add_argument("--log-dir", default=None, help="write <name>.log files instead of "
+                    "prefixed output on stdout")
+    ap.add_argument("--timeout", type=float, default=None, help="stop everything after T s")
+    ap.add_argument("--grace", type=float, default=30.0, help="seconds servers may take to "
+                    "exit once all workers finished")
+    ap.add_argument("--scheduler-host", default=None, help="(ssh) address the hosts reach "
+                    "this machine at")
+    ap.add_argument("--server-command", default=None, help="command for scheduler/servers "
+                    "(default: this python -c 'import mxnet')")
+    ap.add_argument("--cwd", default=None, help="(ssh) remote working directory (default: "
+                    "the current one)")
+    ap.add_argument("--verbose", type=int, default=0, help="PS_VERBOSE level (0, 1, 2)")
+    return ap
+
+
+def main(argv=None):
+    """CLI entry: ``launch_dist.py [options] -- command ...``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        _build_parser().parse_known_args(argv)   # handles --help and option errors first
+        _build_parser().error("put the worker command after '--'")
+    split = argv.index("--")
+    args = _build_parser().parse_args(argv[:split])
+    command = argv[split + 1:]
+    if not command:
+        _build_parser().error("empty worker command after '--'")
+    try:
+        env = parse_env_items(args.env)
+        num_servers = args.num_servers or args.num_workers
+        server_command = shlex.split(args.server_command) if args.server_command else None
+        launcher = args.launcher or ("ssh" if args.hostfile else "local")
+        common = dict(port=args.port, env=env, server_command=server_command,
+                      verbose=args.verbose)
+        if launcher == "local":
+            plan = build_local_plan(command, args.num_workers, num_servers, **common)
+        else:
+            if not args.hostfile:
+                raise ValueError("the ssh launcher needs -H/--hostfile")
+            plan = build_ssh_plan(command, parse_hostfile(args.hostfile), args.num_workers,
+                                  num_servers, scheduler_host=args.scheduler_host,
+                                  cwd=args.cwd, **common)
+    except (ValueError, OSError) as err:
+        sys.stderr.write("launch_dist: error: %s\n" % err)
+        return 2
+    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
