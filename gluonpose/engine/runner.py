@@ -10,7 +10,7 @@ from ..config import dump_config
 from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
-from ..models.builder import build_model
+from ..models.builder import build_model, quiet_unconsumed_warning
 from .checkpoint import find_latest, load_checkpoint
 from .context import get_contexts
 from .distributed import ShardSampler, broadcast_parameters, create_kvstore, make_trainer
@@ -60,6 +60,7 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
 
     net = build_model(ctx=ctx_list, **dict(cfg.model))
+    quiet_unconsumed_warning()
     net.hybridize(static_alloc=True, static_shape=True)
     trainer = make_trainer(net.collect_params(), tcfg.optimizer,
                            {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv)
@@ -76,6 +77,9 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     LOG.info("%d training samples, %d worker(s) x %d per worker, %d steps per epoch, contexts %s",
              len(dataset), num_workers, per_worker_batch, len(loader), ctx_list)
 
+    if validate is None and tcfg.val_interval and cfg.data.val and rank == 0:
+        from ..evaluation.runner import make_validate_hook
+        validate = make_validate_hook(cfg, ctx=ctx_list, out_dir=work_dir)
     loss_fn = PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
     schedule = MultiStepSchedule(tcfg.lr, tcfg.lr_steps, tcfg.lr_factor, tcfg.warmup_epochs,
                                  tcfg.warmup_factor)

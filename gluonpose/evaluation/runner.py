@@ -94,11 +94,12 @@ def build_net_from_config(cfg, weights, ctx_list):
     """(net, codec) of a config, with gluonpose ``.params`` weights loaded (``model.pretrained``
     is ignored: the weights replace it)."""
     from ..engine.runner import build_codec_from_config
-    from ..models.builder import build_model
+    from ..models.builder import build_model, quiet_unconsumed_warning
 
     if not weights or not os.path.isfile(weights):
         raise FileNotFoundError("weights file not found: %r" % (weights,))
     model_kw = dict(cfg.model, pretrained="")
+    quiet_unconsumed_warning()
     net = build_model(ctx=ctx_list, **model_kw)
     try:
         net.load_parameters(weights, ctx=ctx_list)
@@ -145,13 +146,15 @@ class EvalReport(NamedTuple):
 
 def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_thr=0.0,
                        in_vis_thr=0.2, oks_thr=0.9, layout="coco", out_json=None, progress=False,
-                       verbose=False, on_bad_image="raise"):
+                       verbose=False, on_bad_image="raise", boxes=None):
     """Boxes -> inference -> AP for one :class:`TopDownPredictor`. Returns :class:`EvalReport`.
 
+    ``boxes`` (a :class:`Boxes`) replaces loading them from ``det_json`` / the ground truth.
     With ``out_json=None`` the results (and any rewritten ground truth) go to a temporary folder
     that is removed afterwards (``results_json`` is then empty).
     """
-    boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
+    if boxes is None:
+        boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
     with tempfile.TemporaryDirectory(prefix="gluonpose_eval_") as tmp:
         path = out_json or os.path.join(tmp, "results.json")
         work = os.path.dirname(os.path.abspath(path)) if out_json else tmp

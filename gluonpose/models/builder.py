@@ -1,5 +1,6 @@
 """Build a network from the ``model`` config section (plain keyword arguments)."""
 import logging
+import warnings
 
 import mxnet as mx
 
@@ -32,3 +33,9 @@ def build_model(name, num_joints=17, head="heatmap_offset", stage_input="feature
         report = load_official(net, pretrained, kind=pretrained_kind)
         LOG.info("initialised from %s (%s):\n%s", pretrained, pretrained_kind, format_report(report))
     return net
+
+
+def quiet_unconsumed_warning():
+    """Silence Gluon's "Parameter ... is not used by any computation" for hybridized multi-stage nets:
+    those are the frozen fuse layers of :meth:`MultiStageHRNet.unconsumed_parameters`, by design."""
+    warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation")

@@ -1,0 +1,172 @@
+"""Test-time augmentation over a rotation x scale grid and model ensembles.
+
+Every member (model) predicts every box under every view (crop rotation in degrees, crop scale
+factor), with or without the flip test inside each view (:mod:`.inference`). All predictions are
+already in image pixels (rotation and scale undone exactly by the inverse crop affine), so fusing
+is an average over (member, view) pairs with :func:`.ensemble.average_keypoints` (score-weighted
+positions by default, mean scores), member weights repeated over that member's views.
+
+Ensemble config file (YAML; every key optional except ``members``)::
+
+    members:
+      - {config: configs/a.yaml, weights: a.params, weight: 1.0, name: a}
+    tta: {rotations: [-20, 0, 20], scales: [0.9, 1.0, 1.1], flip: true, average: score_weighted}
+    boxes: {det_json: dets.json, use_gt_boxes: false, gt_json: gt.json, img_prefix: images,
+            image_thr: 0.0, layout: coco}
+    test: {in_vis_thr: 0.2, oks_thr: 0.9, batch_size: 32}
+"""
+import itertools
+import os
+
+import numpy as np
+import yaml
+
+from .ensemble import MODES, average_keypoints
+
+ENSEMBLE_SCHEMA = {
+    "members": None,
+    "tta": {"rotations": [0.0], "scales": [1.0], "flip": True, "average": "score_weighted"},
+    "boxes": {"det_json": "", "use_gt_boxes": False, "gt_json": "", "img_prefix": "",
+              "image_thr": 0.0, "layout": ""},
+    "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32},
+}
+MEMBER_KEYS = ("config", "weights", "weight", "name")
+
+
+def tta_views(rotations=(0.0,), scales=(1.0,)):
+    """The rotation x scale grid as a tuple of (rotation degrees, scale factor), rotations outer."""
+    rotations = [float(r) for r in rotations]
+    scales = [float(s) for s in scales]
+    if not rotations or not scales:
+        raise ValueError("TTA needs at least one rotation and one scale")
+    bad = [s for s in scales if not s > 0]
+    if bad:
+        raise ValueError("TTA scale factors must be > 0, got %s" % bad)
+    return tuple(itertools.product(rotations, scales))
+
+
+def view_label(view):
+    """Short label of a view, e.g. ``'rot -20 x0.9'``."""
+    return "rot %+g x%g" % (view[0], view[1]) if view[0] else "rot 0 x%g" % view[1]
+
+
+def parse_member_spec(text):
+    """``'CONFIG:WEIGHTS'`` -> member dict (split at the last ':')."""
+    if ":" not in text:
+        raise ValueError("--models entries look like CONFIG.yaml:WEIGHTS.params, got %r" % text)
+    config, weights = text.rsplit(":", 1)
+    if not config or not weights:
+        raise ValueError("--models entry %r needs both a config and a weights file" % text)
+    return {"config": config, "weights": weights, "weight": 1.0,
+            "name": os.path.splitext(os.path.basename(config))[0]}
+
+
+def _check_member(i, m, path):
+    if not isinstance(m, dict) or "config" not in m or "weights" not in m:
+        raise ValueError("%s: members[%d] needs config and weights, got %r" % (path, i, m))
+    unknown = sorted(set(m) - set(MEMBER_KEYS))
+    if unknown:
+        raise ValueError("%s: members[%d] has unknown keys %s; valid: %s"
+                         % (path, i, unknown, list(MEMBER_KEYS)))
+    weight = float(m.get("weight", 1.0))
+    if not (np.isfinite(weight) and weight >= 0):
+        raise ValueError("%s: members[%d] weight must be finite and >= 0, got %r" % (path, i, weight))
+    return {"config": str(m["config"]), "weights": str(m["weights"]), "weight": weight,
+            "name": str(m.get("name") or os.path.splitext(os.path.basename(m["config"]))[0])}
+
+
+def load_ensemble_config(path):
+    """Read an ensemble YAML (see module docstring) into a plain dict with every default filled.
+
+    Relative member / box paths stay relative to the working directory (as on the command line).
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError("cannot read ensemble config %s: %s" % (path, err)) from None
+    if not isinstance(data, dict):
+        raise ValueError("%s must hold a mapping" % path)
+    unknown = sorted(set(data) - set(ENSEMBLE_SCHEMA))
+    if unknown:
+        raise ValueError("%s: unknown keys %s; valid: %s" % (path, unknown, sorted(ENSEMBLE_SCHEMA)))
+    out = {}
+    for section, defaults in ENSEMBLE_SCHEMA.items():
+        if defaults is None:
+            continue
+        given = data.get(section) or {}
+        bad = sorted(set(given) - set(defaults)) if isinstance(given, dict) else ["<not a mapping>"]
+        if bad:
+            raise ValueError("%s: section %r has unknown keys %s; valid: %s"
+                             % (path, section, bad, sorted(defaults)))
+        out[section] = dict(defaults, **given)
+    members = data.get("members") or []
+    if not isinstance(members, list):
+        raise ValueError("%s: members must be a list" % path)
+    out["members"] = [_check_member(i, m, path) for i, m in enumerate(members)]
+    if out["tta"]["average"] not in MODES:
+        raise ValueError("%s: tta.average must be one of %s" % (path, MODES))
+    return out
+
+
+def fuse(coords, scores, members=None, views=None, member_weights=None, mode="score_weighted"):
+    """Average a subset of (member, view) predictions.
+
+    Args:
+        coords: (M, V, N, K, 2) image pixels; scores: (M, V, N, K).
+        members, views: indices to use (default all).
+        member_weights: (M,) weights (default 1), repeated over each member's views.
+
+    Returns:
+        keypoints (N, K, 3) ``[x, y, fused score]`` float64.
+    """
+    coords, scores = np.asarray(coords), np.asarray(scores)
+    num_m, num_v = coords.shape[:2]
+    members = range(num_m) if members is None else list(members)
+    views = range(num_v) if views is None else list(views)
+    w = np.ones(num_m) if member_weights is None else np.asarray(member_weights, np.float64)
+    pairs = [(m, v) for m in members for v in views]
+    if not pairs:
+        raise ValueError("fuse: no (member, view) pair selected")
+    c = np.stack([coords[m, v] for m, v in pairs])
+    s = np.stack([scores[m, v] for m, v in pairs])
+    fused_c, fused_s = average_keypoints(c, s, mode=mode, weights=[w[m] for m, _ in pairs])
+    return np.concatenate([fused_c, fused_s[..., None]], axis=-1)
+
+
+def breakdown(coords, scores, member_names, views, member_weights=None, mode="score_weighted"):
+    """Labelled fused predictions: each member over its views, each view over the members, all.
+
+    Rows for a single member or a single view are left out when they would repeat the ensemble.
+
+    Returns:
+        list of (label, keypoints (N, K, 3)); the last row is ``'ensemble'``.
+    """
+    rows = []
+    num_m, num_v = len(member_names), len(views)
+    if num_m > 1:
+        for m, name in enumerate(member_names):
+            rows.append(("member %s" % name, fuse(coords, scores, [m], None, member_weights, mode)))
+    if num_v > 1:
+        for v, view in enumerate(views):
+            rows.append(("view %s" % view_label(view),
+                         fuse(coords, scores, None, [v], member_weights, mode)))
+    rows.append(("ensemble", fuse(coords, scores, None, None, member_weights, mode)))
+    return rows
+
+
+def format_summary_table(rows, keys=("AP", "AP .5", "AP .75", "AP (M)", "AP (L)", "AR")):
+    """Markdown table of several stat dicts.
+
+    Args:
+        rows: list of (label, stats mapping).
+        keys: columns (default the main APs and AR).
+    """
+    width = max([len("setting")] + [len(label) for label, _ in rows])
+    cols = [max(len(k), 5) for k in keys]
+    head = "| %s | " % "setting".ljust(width) + " | ".join(k.rjust(c) for k, c in zip(keys, cols))
+    lines = [head + " |", "|-%s-|" % ("-" * width) + "|".join("-" * (c + 2) for c in cols) + "|"]
+    for label, stats in rows:
+        vals = " | ".join(("%.3f" % float(stats[k])).rjust(c) for k, c in zip(keys, cols))
+        lines.append("| %s | %s |" % (label.ljust(width), vals))
+    return "\n".join(lines)

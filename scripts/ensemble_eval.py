@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Evaluate an ensemble of pose models with rotation / scale test-time augmentation (COCO AP).
+
+  python scripts/ensemble_eval.py --models C1.yaml:W1.params C2.yaml:W2.params \\
+      --rotations -20 0 20 --scales 0.9 1.0 1.1 --flip --det-json dets.json --out res.json
+  python scripts/ensemble_eval.py --config configs/ensemble/example.yaml --out res.json
+
+For every box, every model and every (rotation, scale) view (each with the flip test when --flip),
+the keypoints are predicted, mapped back to image pixels (rotation and scale undone exactly) and
+averaged (score-weighted positions by default, mean scores); then rescoring, OKS-NMS and COCO AP.
+Models may differ in input size and codec. The summary table has one row per member (over all its
+views), one per view (over all members) and the ensemble. Command-line values override the
+ensemble config file; --models replaces its member list.
+"""
+import argparse
+import logging
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None, help="ensemble YAML: members, tta, boxes, test")
+    p.add_argument("--models", nargs="+", default=None, metavar="CONFIG:WEIGHTS",
+                   help="members as model-config:weights pairs")
+    p.add_argument("--rotations", nargs="+", type=float, default=None, help="degrees, e.g. -20 0 20")
+    p.add_argument("--scales", nargs="+", type=float, default=None, help="e.g. 0.9 1.0 1.1")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test inside every view (default: config, else on)")
+    p.add_argument("--average", choices=("score_weighted", "mean"), default=None,
+                   help="position averaging (default: config, else score_weighted)")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--det-json", default=None, help="person detections (COCO results json)")
+    boxes.add_argument("--use-gt-boxes", action="store_true", help="use the ground-truth boxes")
+    p.add_argument("--gt-json", default=None, help="ground truth (default: first member's data.val)")
+    p.add_argument("--img-prefix", default=None, help="image folder (default: with the ground truth)")
+    p.add_argument("--layout", default=None, help="ground-truth keypoint layout: coco | crowdpose | aic")
+    p.add_argument("--image-thr", type=float, default=None, help="minimum detection score")
+    p.add_argument("--gpus", default="", help="'0-3', '' for CPU (default CPU)")
+    p.add_argument("--batch-size", type=int, default=None, help="crops per forward pass")
+    p.add_argument("--out", required=True, help="results json of the ensemble")
+    p.add_argument("--no-breakdown", action="store_true",
+                   help="evaluate the ensemble only (no per-member / per-view rows)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def _settings(args):
+    """Ensemble config file (or its defaults) with the command line on top."""
+    from gluonpose.evaluation.tta import ENSEMBLE_SCHEMA, load_ensemble_config, parse_member_spec
+
+    if args.config:
+        conf = load_ensemble_config(args.config)
+    else:
+        conf = {k: dict(v) for k, v in ENSEMBLE_SCHEMA.items() if v is not None}
+        conf["members"] = []
+    if args.models:
+        conf["members"] = [parse_member_spec(m) for m in args.models]
+    if not conf["members"]:
+        raise ValueError("no ensemble members: pass --models CONFIG:WEIGHTS ... or --config")
+    tta, boxes, test = conf["tta"], conf["boxes"], conf["test"]
+    for key, val in (("rotations", args.rotations), ("scales", args.scales), ("flip", args.flip),
+                     ("average", args.average)):
+        if val is not None:
+            tta[key] = val
+    if args.det_json:
+        boxes.update(det_json=args.det_json, use_gt_boxes=False)
+    if args.use_gt_boxes:
+        boxes.update(use_gt_boxes=True, det_json="")
+    for key, val in (("gt_json", args.gt_json), ("img_prefix", args.img_prefix),
+                     ("layout", args.layout), ("image_thr", args.image_thr)):
+        if val is not None:
+            boxes[key] = val
+    if args.batch_size:
+        test["batch_size"] = args.batch_size
+    if not boxes["use_gt_boxes"] and not boxes["det_json"]:
+        raise ValueError("no boxes: pass --det-json FILE or --use-gt-boxes (or set them in the "
+                         "ensemble config's boxes section)")
+    return conf
+
+
+def _build_members(conf, ctx):
+    from gluonpose.config import load_config
+    from gluonpose.evaluation.inference import TopDownPredictor
+    from gluonpose.evaluation.runner import build_net_from_config
+
+    predictors, cfgs = [], []
+    for m in conf["members"]:
+        cfg = load_config(m["config"])
+        net, codec = build_net_from_config(cfg, m["weights"], ctx)
+        net.hybridize(static_alloc=True)
+        predictors.append(TopDownPredictor(net, codec, ctx=ctx, flip=conf["tta"]["flip"],
+                                           batch_size=conf["test"]["batch_size"], name=m["name"]))
+        cfgs.append(cfg)
+        print("member %s: %s (%s), weights %s, weight %g, input %dx%d, codec %r"
+              % (m["name"], cfg.model.name, m["config"], m["weights"], m["weight"],
+                 codec.input_size_wh[0], codec.input_size_wh[1], codec))
+    return predictors, cfgs
+
+
+def run(args):
+    from gluonpose.engine.context import get_contexts
+    from gluonpose.evaluation.gt_layout import prepare_eval_target
+    from gluonpose.evaluation.inference import predict_records
+    from gluonpose.evaluation.runner import load_test_boxes, resolve_val_set, score_keypoints
+    from gluonpose.evaluation.tta import breakdown, format_summary_table, fuse, tta_views
+
+    conf = _settings(args)
+    tta, bx, test = conf["tta"], conf["boxes"], conf["test"]
+    ctx = get_contexts(args.gpus, check_available=True)
+    predictors, cfgs = _build_members(conf, ctx)
+    if bx["gt_json"]:
+        gt_json, img_prefix, layout = bx["gt_json"], bx["img_prefix"], bx["layout"] or "coco"
+    else:
+        gt_json, img_prefix, layout = resolve_val_set(cfgs[0].data.val)
+        img_prefix = bx["img_prefix"] or img_prefix
+        layout = bx["layout"] or layout
+    views = tta_views(tta["rotations"], tta["scales"])
+    boxes = load_test_boxes(gt_json, img_prefix, bx["det_json"] or None, bx["image_thr"], layout)
+    print(boxes.description)
+    print("TTA: %d view(s) (rotations %s x scales %s), flip test %s, %s averaging; %d member(s)"
+          % (len(views), list(tta["rotations"]), list(tta["scales"]),
+             "on" if tta["flip"] else "off", tta["average"], len(predictors)))
+    result = predict_records(predictors, boxes.records, views, progress=not args.no_progress,
+                             desc="ensemble")
+    names = [p.name for p in predictors]
+    weights = [m["weight"] for m in conf["members"]]
+    if args.no_breakdown:
+        rows = [("ensemble", fuse(result.coords, result.scores, None, None, weights,
+                                  tta["average"]))]
+    else:
+        rows = breakdown(result.coords, result.scores, names, views, weights, tta["average"])
+    table = []
+    with tempfile.TemporaryDirectory(prefix="gluonpose_ens_") as tmp:
+        out_dir = os.path.dirname(os.path.abspath(args.out))
+        target = prepare_eval_target(gt_json, layout, out_dir)
+        print("evaluation: %s" % target.note)
+        for i, (label, kpts) in enumerate(rows):
+            last = label == "ensemble"
+            path = args.out if last else os.path.join(tmp, "row%d.json" % i)
+            if last:
+                print("pycocotools, ensemble:")
+            stats, count = score_keypoints(kpts, result.box_scores, result.areas, result.image_ids,
+                                           target, path, test["in_vis_thr"], test["oks_thr"],
+                                           verbose=last)
+            table.append((label, stats))
+    print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
+          % (test["in_vis_thr"], test["oks_thr"], len(result.box_scores), count, args.out))
+    print(format_summary_table(table))
+    return table
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run(args)
+    except (ValueError, FileNotFoundError) as err:  # ConfigError, DatasetError are ValueErrors
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

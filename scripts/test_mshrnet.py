@@ -1,0 +1,112 @@
+#!/usr/bin/env python
+"""Evaluate one (Multi-Stage) HRNet pose model with COCO keypoint AP (top-down).
+
+  python scripts/test_mshrnet.py --config C --weights W.params --det-json dets.json --out res.json
+  python scripts/test_mshrnet.py --config C --weights W.params --use-gt-boxes --no-flip --out res.json
+  python scripts/test_mshrnet.py --config C --weights W.params --gpus 0-3 --out res.json test.oks_thr=0.9
+
+Boxes: --det-json (COCO results format; boxes below test.image_thr / --image-thr are skipped) or
+--use-gt-boxes; with neither, the config decides (test.use_gt_boxes, data.det_json). The ground truth
+is data.val of the config (or --gt-json / --img-prefix / --layout). Per box: crop, flip test, decode
+of the last stage, back to image pixels; then rescoring (box score x mean joint score above
+test.in_vis_thr), OKS-NMS (test.oks_thr), a COCO results json and the pycocotools table.
+"""
+import argparse
+import logging
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="model YAML config")
+    p.add_argument("--weights", required=True, help="gluonpose .params file of that model")
+    boxes = p.add_mutually_exclusive_group()
+    boxes.add_argument("--det-json", default=None, help="person detections (COCO results json)")
+    boxes.add_argument("--use-gt-boxes", action="store_true", help="use the ground-truth boxes")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test (default: test.flip of the config)")
+    p.add_argument("--gpus", default="", help="'0-3', '0,1', '' for CPU (default CPU)")
+    p.add_argument("--out", required=True, help="results json to write")
+    p.add_argument("--gt-json", default=None, help="ground truth (default: data.val.ann_file)")
+    p.add_argument("--img-prefix", default=None, help="image folder (default: data.val.img_prefix)")
+    p.add_argument("--layout", default=None,
+                   help="keypoint layout of the ground truth: coco | crowdpose | aic "
+                        "(default: from data.val.type)")
+    p.add_argument("--image-thr", type=float, default=None,
+                   help="minimum detection score (default: test.image_thr)")
+    p.add_argument("--batch-size", type=int, default=None, help="crops per forward pass")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    return p.parse_args(argv)
+
+
+def _ground_truth(cfg, args):
+    from gluonpose.evaluation.runner import resolve_val_set
+
+    if args.gt_json:
+        layout = args.layout or "coco"
+        return args.gt_json, args.img_prefix or "", layout
+    gt_json, img_prefix, layout = resolve_val_set(cfg.data.val)
+    return gt_json, img_prefix if args.img_prefix is None else args.img_prefix, \
+        args.layout or layout
+
+
+def run(args):
+    from gluonpose.config import load_config
+    from gluonpose.engine.context import get_contexts
+    from gluonpose.evaluation.coco_metric import format_stats_table
+    from gluonpose.evaluation.inference import TopDownPredictor
+    from gluonpose.evaluation.runner import (build_net_from_config, evaluate_predictor,
+                                             load_test_boxes)
+
+    cfg = load_config(args.config, args.overrides)
+    test = cfg.test
+    ctx = get_contexts(args.gpus, check_available=True)
+    gt_json, img_prefix, layout = _ground_truth(cfg, args)
+    use_gt = args.use_gt_boxes or (args.det_json is None and test.use_gt_boxes)
+    det_json = None if use_gt else (args.det_json or cfg.data.det_json or None)
+    if not use_gt and not det_json:
+        raise ValueError("no boxes: pass --det-json FILE or --use-gt-boxes (the config has neither "
+                         "test.use_gt_boxes nor data.det_json)")
+    flip = test.flip if args.flip is None else args.flip
+    net, codec = build_net_from_config(cfg, args.weights, ctx)
+    net.hybridize(static_alloc=True)
+    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
+                                 batch_size=args.batch_size or test.batch_size,
+                                 name=cfg.model.name)
+    print("model: %s (%s), weights %s, input %dx%d (w x h), codec %r, contexts %s"
+          % (cfg.model.name, args.config, args.weights, codec.input_size_wh[0],
+             codec.input_size_wh[1], codec, ctx))
+    print("flip test: %s" % ("on" if flip else "off"))
+    image_thr = test.image_thr if args.image_thr is None else args.image_thr
+    boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
+    print(boxes.description)
+    report = evaluate_predictor(predictor, gt_json, img_prefix, det_json, image_thr,
+                                test.in_vis_thr, test.oks_thr, layout, args.out,
+                                progress=not args.no_progress, verbose=True, boxes=boxes)
+    print("evaluation: %s" % report.target_note)
+    print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
+          % (test.in_vis_thr, test.oks_thr, report.num_boxes, report.num_results, args.out))
+    print(format_stats_table(report.stats, name=cfg.model.name))
+    return report
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gluonpose.config import ConfigError
+    from gluonpose.data.datasets.base import DatasetError
+    try:
+        run(args)
+    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

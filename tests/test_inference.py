@@ -1,0 +1,166 @@
+"""Top-down inference: flip test, multi-context split, bad images, and evaluate_model end to end
+with a perfect (oracle) network on the real COCO and CrowdPose samples (pycocotools is the truth)."""
+import os
+
+import cv2
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluonpose.codecs import HeatmapOffsetCodec
+from gluonpose.config import load_config
+from gluonpose.data.datasets.coco import CocoKeypoints, CrowdPoseKeypoints
+from gluonpose.data.records import PersonRecord
+from gluonpose.evaluation.inference import TopDownPredictor, forward_batch, predict_records
+from gluonpose.evaluation.oracle import OracleNet
+from gluonpose.evaluation.runner import evaluate_model, make_validate_hook
+
+
+@pytest.fixture(scope="module")
+def noise_records(tmp_path_factory):
+    """Two noise images, 7 boxes (one image holds 5)."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path_factory.mktemp("inf")
+    records = []
+    for img in range(2):
+        path = str(folder / ("img%d.png" % img))
+        cv2.imwrite(path, rng.integers(0, 256, (240, 320, 3), dtype=np.uint8))
+        for j in range(5 if img == 0 else 2):
+            box = np.array([10 + 40 * j, 20 + 5 * j, 60 + 10 * j, 120], np.float32)
+            records.append(PersonRecord(image_path=path, bbox=box,
+                                        keypoints=np.zeros((17, 3), np.float32), image_id=img + 1,
+                                        score=0.5 + 0.1 * j))
+    return records
+
+
+@pytest.fixture(scope="module")
+def tiny_net():
+    """A random 2-layer conv net with HRNet's output geometry (51 channels at 1/4 resolution) and
+    clearly non-zero, not flip-symmetric outputs; initialised on two CPU contexts."""
+    mx.random.seed(5)
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Conv2D(8, 3, padding=1, activation="relu"),
+            mx.gluon.nn.Conv2D(51, 4, strides=4))
+    net.initialize(mx.init.Normal(0.5), ctx=[mx.cpu(0), mx.cpu(1)])
+    net.hybridize()
+    return net
+
+
+class FlipSymmetric:
+    """net'(x) = (g(x) + flip_back(g(flip x))) / 2: exactly flip-equivariant for a UDP codec."""
+
+    def __init__(self, net, codec):
+        self.net, self.codec = net, codec
+
+    def __call__(self, x):
+        a = self.net(x).asnumpy()
+        b = self.codec.flip_back(self.net(mx.nd.flip(x, axis=3)).asnumpy())
+        return mx.nd.array((a + b) * 0.5, ctx=x.context)
+
+
+def test_flip_test_is_identity_for_a_flip_equivariant_net(noise_records, tiny_net):
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    net = FlipSymmetric(tiny_net, codec)
+    plain = predict_records(TopDownPredictor(net, codec, flip=False), noise_records, progress=False)
+    flipped = predict_records(TopDownPredictor(net, codec, flip=True), noise_records,
+                              progress=False)
+    np.testing.assert_allclose(flipped.coords, plain.coords, atol=1e-4)
+    np.testing.assert_allclose(flipped.scores, plain.scores, atol=1e-5)
+    # the raw net is not flip-equivariant: there the flip test changes the answer
+    raw = predict_records(TopDownPredictor(tiny_net, codec, flip=True), noise_records,
+                          progress=False)
+    raw_plain = predict_records(TopDownPredictor(tiny_net, codec, flip=False), noise_records,
+                                progress=False)
+    assert np.abs(raw.coords - raw_plain.coords).max() > 1.0
+
+
+def test_multi_context_split_matches_single(noise_records, tiny_net):
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    ctx2 = [mx.cpu(0), mx.cpu(1)]
+    one = predict_records(TopDownPredictor(tiny_net, codec, flip=False, batch_size=32),
+                          noise_records, progress=False)
+    two = predict_records(TopDownPredictor(tiny_net, codec, ctx=ctx2, flip=False, batch_size=3),
+                          noise_records, progress=False)    # batches 3, 3, 1: uneven and < 2
+    np.testing.assert_allclose(two.coords, one.coords, atol=1e-3)
+    np.testing.assert_allclose(two.scores, one.scores, atol=1e-4)
+    crops = np.zeros((1, 3, 96, 64), np.float32)
+    assert forward_batch(tiny_net, crops, ctx2).shape == (1, 51, 24, 16)
+    np.testing.assert_array_equal(one.image_ids, [1, 1, 1, 1, 1, 2, 2])
+    np.testing.assert_allclose(one.box_scores, [r.score for r in noise_records])
+    # official OKS area: padded box (aspect 64:96, x1.25), e.g. box 60x120 -> 80x120 -> 100x150
+    assert one.areas[0] == pytest.approx(100.0 * 150.0)
+
+
+def test_unreadable_image_raise_or_skip(noise_records, tiny_net, tmp_path):
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    missing = PersonRecord(image_path=str(tmp_path / "gone.jpg"), bbox=np.array([0, 0, 50, 80.0]),
+                           keypoints=np.zeros((17, 3)), image_id=9)
+    records = noise_records[:2] + [missing]
+    pred = TopDownPredictor(tiny_net, codec, flip=False)
+    with pytest.raises(FileNotFoundError, match="gone.jpg"):
+        predict_records(pred, records, progress=False)
+    res = predict_records(pred, records, progress=False, on_bad_image="skip")
+    np.testing.assert_array_equal(res.record_index, [0, 1])
+    assert res.coords.shape == (1, 1, 2, 17, 2)
+
+
+def _sample(shared_dir, name):
+    folder = os.path.join(shared_dir, "data", "samples", name)
+    return os.path.join(folder, "test_%s.json" % name), folder
+
+
+def _oracle(codec, records):
+    oracle = OracleNet(codec)
+    return oracle.add_records(records, [TopDownPredictor(oracle, codec).transform()])
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_evaluate_model_perfect_net_scores_ap_one(shared_dir, flip):
+    """Perfect outputs for the labelled COCO people, GT boxes: AP and AR are exactly 1."""
+    gt, folder = _sample(shared_dir, "coco")
+    codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
+    oracle = _oracle(codec, CocoKeypoints(gt, folder).records)
+    stats = evaluate_model(oracle, codec, gt, folder, flip=flip)
+    assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
+
+
+def test_evaluate_model_perturbed_net_loses_ap(shared_dir):
+    """The same oracle told positions 12 px off: pycocotools gives a lower AP."""
+    gt, folder = _sample(shared_dir, "coco")
+    codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
+    records = CocoKeypoints(gt, folder).records
+    oracle = OracleNet(codec)
+    transform = TopDownPredictor(oracle, codec).transform()
+    for rec in records:
+        shifted = rec.keypoints.copy()
+        shifted[:, 0] += 12.0
+        oracle.add_records([PersonRecord(rec.image_path, rec.bbox, shifted, rec.image_id)],
+                           [transform])
+    stats = evaluate_model(oracle, codec, gt, folder, flip=False)
+    assert stats["AP"] < 0.9
+
+
+def test_evaluate_model_crowdpose_shared_joints(shared_dir, tmp_path):
+    """CrowdPose GT (14 joints): COCO-17 predictions scored on the 12 shared joints."""
+    gt, folder = _sample(shared_dir, "crowdpose")
+    codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
+    oracle = _oracle(codec, CrowdPoseKeypoints(gt, folder).records)
+    out = str(tmp_path / "cp.json")
+    stats = evaluate_model(oracle, codec, gt, folder, flip=True, layout="crowdpose", out_json=out)
+    assert stats["AP"] == pytest.approx(1.0)
+    import json
+    results = json.load(open(out))
+    assert results and all(len(r["keypoints"]) == 36 for r in results)
+
+
+def test_validate_hook_from_config(shared_dir, tmp_path):
+    gt, folder = _sample(shared_dir, "coco")
+    cfg = load_config(None, ["model.name=hrnet_w8", "codec.input_size=[96,128]",
+                             "codec.heatmap_size=[24,32]", "test.use_gt_boxes=true",
+                             "data.val={type: coco, ann_file: %s, img_prefix: %s}" % (gt, folder)])
+    codec = HeatmapOffsetCodec(input_size_wh=(96, 128))
+    oracle = _oracle(codec, CocoKeypoints(gt, folder).records)
+    validate = make_validate_hook(cfg, out_dir=str(tmp_path))
+    row = validate(oracle, 3)
+    assert row["AP"] == pytest.approx(1.0) and len(row) == 10
+    assert os.path.isfile(tmp_path / "val_epoch3.json")
