@@ -80,6 +80,7 @@ DEFAULTS = {
         "stage_weights": [],              # default: 1 for every stage
         "ohkm_topk": 0,                   # 0 = off; else top-k hardest keypoints per sample
         "offset_loss": "l2",              # l2 (UDP-Pose) | smooth_l1 (G-RMI's Huber)
+        "heatmap_loss": "mse",            # mse | bce (G-RMI logistic loss; codec heatmap_activation: sigmoid)
     },
     "train": {
         "optimizer": "adam",

@@ -53,5 +53,11 @@ def test_every_shipped_config_loads(repo_root):
     paths = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs
              if f.endswith(".yaml") and "_base_" not in d]
     assert paths, "configs/ holds no experiment yaml"
+    from gluonpose.evaluation.tta import load_ensemble_config
     for path in paths:
-        load_config(path)
+        if os.sep + "ensemble" + os.sep in path:  # ensemble member lists + TTA grid, their own schema
+            conf = load_ensemble_config(path)
+            for member in conf["members"]:
+                load_config(os.path.join(repo_root, member["config"]))
+        else:
+            load_config(path)

@@ -176,3 +176,16 @@ def test_hybridized_equals_imperative_and_backward():
 def test_unknown_model_name_lists_valid_ones():
     with pytest.raises(ValueError, match="mshrnet_w48_2stage"):
         gluonpose.get_model("hrnet_large")
+
+
+def test_build_model_initialises_every_stage_from_imagenet(shared_dir):
+    from gluonpose.models.builder import build_model
+    path = os.path.join(shared_dir, "reference", "official_hrnet_cls_w8.npz")
+    ref = np.load(path)
+    net = build_model("mshrnet_w8_2stage", pretrained=path, pretrained_kind="imagenet")
+    params = net._collect_params_with_prefix()
+    for s in (0, 1):
+        np.testing.assert_array_equal(params["stages.%d.stage3.2.branches.1.0.bn1.gamma" % s].data().asnumpy(),
+                                      ref["param:stage3.2.branches.1.0.bn1.weight"])
+    with pytest.raises(ValueError, match="single-stage"):
+        build_model("hrnet_w8", stage_input="image")

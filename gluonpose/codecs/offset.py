@@ -37,6 +37,14 @@ from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, defau
 
 DECODERS = ("argmax", "hough")
 RADIUS_FACTOR = 0.0546875
+BLUR_FACTOR = 15.0 / 64.0  # UDP-Pose blurs 64x48 heatmaps with a 15x15 kernel
+
+
+def default_blur_kernel(heatmap_size_wh):
+    """Odd blur kernel scaled with the heatmap: 15 at 64x48 (UDP-Pose), 23 at 96x72, 3 at 16x16.
+    A fixed 15x15 kernel on a small map drags the argmax out of the disk, off the trained offsets."""
+    k = int(round(BLUR_FACTOR * max(heatmap_size_wh)))
+    return max(k + (k + 1) % 2, 1)
 
 
 class HeatmapOffsetCodec:
@@ -50,17 +58,21 @@ class HeatmapOffsetCodec:
         udp: UDP stride (default). With ``udp=False`` the official stride ``in/out`` is used and
             ``flip_back`` corrects the resulting 0.75-px flip bias exactly inside the offsets.
         decode: ``'argmax'`` or ``'hough'``.
-        blur_kernel: odd Gaussian kernel for the heatmap before the argmax (0 = none).
+        blur_kernel: odd Gaussian kernel for the heatmap before the argmax (0 = none; default
+            scaled with the heatmap size, see :func:`default_blur_kernel`).
         offset_blur_kernel: odd Gaussian kernel for the offset maps (0 = none).
         hough_refine_radius: half-size of the Hough refinement window, in heatmap pixels.
         flip_pairs: left/right joint pairs for ``flip_back``.
+        heatmap_activation: ``None`` (the heatmap channels are the disk probabilities, trained
+            with MSE) or ``'sigmoid'`` (they are logits, trained with the logistic loss of G-RMI;
+            decoding applies the sigmoid first).
     """
 
     layout = _layout.HEATMAP_OFFSET
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, radius=None, num_joints=17,
-                 udp=True, decode="argmax", blur_kernel=15, offset_blur_kernel=0,
-                 hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS):
+                 udp=True, decode="argmax", blur_kernel=None, offset_blur_kernel=0,
+                 hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS, heatmap_activation=None):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.heatmap_size_wh = default_heatmap_size(self.input_size_wh, heatmap_size_wh)
         if radius is None:
@@ -74,10 +86,15 @@ class HeatmapOffsetCodec:
             raise ValueError("unknown heatmap+offset decode %r; valid: %s"
                              % (decode, ", ".join(DECODERS)))
         self.decode_mode = decode
+        if blur_kernel is None:
+            blur_kernel = default_blur_kernel(self.heatmap_size_wh)
         self.blur_kernel = int(blur_kernel or 0)
         self.offset_blur_kernel = int(offset_blur_kernel or 0)
         self.hough_refine_radius = int(hough_refine_radius)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
+        if heatmap_activation not in (None, "sigmoid"):
+            raise ValueError("heatmap_activation must be None or 'sigmoid', got %r" % (heatmap_activation,))
+        self.heatmap_activation = heatmap_activation
         self.stride = feature_stride(self.input_size_wh, self.heatmap_size_wh, self.udp)
         self._ideal_peak = self._ideal_blurred_peak()
 
@@ -111,6 +128,8 @@ class HeatmapOffsetCodec:
         out = check_outputs(outputs, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec")
         k = self.num_joints
         hm, ox, oy = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
+        if self.heatmap_activation == "sigmoid":
+            hm = 1.0 / (1.0 + np.exp(-np.clip(hm, -60.0, 60.0)))
         if self.decode_mode == "hough":
             coords, scores = self._decode_hough(hm, ox, oy)
         else:

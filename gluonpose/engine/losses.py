@@ -7,6 +7,9 @@ dataset) contribute nothing: they are ignored, never trained towards zero.
 * heatmap term: official ``JointsMSELoss``: mean over joints of 0.5 * mean over (batch, pixels) of
   (w * (pred - gt))^2; with ``ohkm_topk`` > 0 the per-sample top-k hardest joints are averaged instead
   (``JointsOHKMMSELoss``).
+  ``heatmap_loss='bce'``: the heatmap channels are logits and each pixel is a binary classification
+  (sigmoid + logistic loss, G-RMI), weighted and averaged the same way; pair it with the codec's
+  ``heatmap_activation: sigmoid``.
 * offset term (heatmap_offset layout): x/y offsets are supervised only inside the target disk
   (gt heatmap > 0) of weighted joints; ``offset_loss='l2'`` (0.5 * squared error, UDP-Pose) or
   ``'smooth_l1'`` (Huber, G-RMI), averaged over joints and pixels like the heatmap term.
@@ -17,6 +20,7 @@ import mxnet as mx
 from ..codecs import layout as output_layout
 
 OFFSET_LOSSES = ("l2", "smooth_l1")
+HEATMAP_LOSSES = ("mse", "bce")
 
 
 class PoseLoss:
@@ -29,6 +33,7 @@ class PoseLoss:
         stage_weights: one weight per stage (default: 1 each).
         ohkm_topk: 0 = plain mean over joints; k > 0 = online hard keypoint mining, top-k joints.
         offset_loss: ``l2`` or ``smooth_l1``.
+        heatmap_loss: ``mse`` or ``bce`` (logistic loss on logits).
 
     ``outputs``: list of per-stage (N, C, H, W); ``targets``: (N, S, C, H, W) with S = 1 (shared by all
     stages) or S = number of stages (coarse-to-fine); ``target_weights``: (N, S, K).
@@ -37,10 +42,12 @@ class PoseLoss:
     """
 
     def __init__(self, layout, num_joints=17, heatmap_weight=1.0, offset_weight=1.0, stage_weights=(),
-                 ohkm_topk=0, offset_loss="l2"):
+                 ohkm_topk=0, offset_loss="l2", heatmap_loss="mse"):
         output_layout.num_channels(layout, num_joints)  # validates the layout
         if offset_loss not in OFFSET_LOSSES:
             raise ValueError("offset_loss %r; valid: %s" % (offset_loss, ", ".join(OFFSET_LOSSES)))
+        if heatmap_loss not in HEATMAP_LOSSES:
+            raise ValueError("heatmap_loss %r; valid: %s" % (heatmap_loss, ", ".join(HEATMAP_LOSSES)))
         if ohkm_topk < 0 or ohkm_topk > num_joints:
             raise ValueError("ohkm_topk must be in [0, %d], got %r" % (num_joints, ohkm_topk))
         self.layout = layout
@@ -50,6 +57,7 @@ class PoseLoss:
         self.stage_weights = tuple(stage_weights)
         self.ohkm_topk = ohkm_topk
         self.offset_loss = offset_loss
+        self.heatmap_loss = heatmap_loss
 
     def _reduce_joints(self, per_joint):
         """(N, K) per-joint losses -> (N,) per-sample (mean, or mean of the top-k)."""
@@ -63,7 +71,11 @@ class PoseLoss:
         w = weight.reshape((0, 0, 1, 1))
         pred_hm = mx.nd.slice_axis(output, axis=1, begin=0, end=k)
         gt_hm = mx.nd.slice_axis(target, axis=1, begin=0, end=k)
-        hm = 0.5 * ((pred_hm - gt_hm) * w).square().mean(axis=(2, 3))
+        if self.heatmap_loss == "bce":  # numerically stable logistic loss on logits
+            bce = mx.nd.relu(pred_hm) - pred_hm * gt_hm + mx.nd.log1p(mx.nd.exp(-mx.nd.abs(pred_hm)))
+            hm = (bce * w).mean(axis=(2, 3))
+        else:
+            hm = 0.5 * ((pred_hm - gt_hm) * w).square().mean(axis=(2, 3))
         hm = self._reduce_joints(hm)
         if self.layout != output_layout.HEATMAP_OFFSET:
             return hm, mx.nd.zeros_like(hm)

@@ -28,6 +28,14 @@ def build_codec_from_config(codec_cfg, num_joints):
                        **dict(codec_cfg["params"]))
 
 
+def check_loss_matches_codec(heatmap_loss, codec):
+    """A logistic heatmap loss trains logits: the decoder must apply the sigmoid, and vice versa."""
+    activation = getattr(getattr(codec, "last", codec), "heatmap_activation", None)
+    if (heatmap_loss == "bce") != (activation == "sigmoid"):
+        raise ValueError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
+                         % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
+
+
 def setup_logging(work_dir, rank):
     """Log to the console and (rank 0) to ``work_dir/log.txt``."""
     handlers = [logging.StreamHandler()]
@@ -80,6 +88,7 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     if validate is None and tcfg.val_interval and cfg.data.val and rank == 0:
         from ..evaluation.runner import make_validate_hook
         validate = make_validate_hook(cfg, ctx=ctx_list, out_dir=work_dir)
+    check_loss_matches_codec(cfg.loss.heatmap_loss, codec)
     loss_fn = PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
     schedule = MultiStepSchedule(tcfg.lr, tcfg.lr_steps, tcfg.lr_factor, tcfg.warmup_epochs,
                                  tcfg.warmup_factor)

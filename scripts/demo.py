@@ -1,0 +1,204 @@
+#!/usr/bin/env python
+"""Draw predicted skeletons and keypoint scores on an image, every image of a folder, or a video.
+
+  python scripts/demo.py --config C --weights W.params --image img.jpg --boxes det.json --out vis.jpg
+  python scripts/demo.py --config C --weights W.params --image photos/ --boxes det.json --out vis/
+  python scripts/demo.py --config C --weights W.params --image clip.mp4 \\
+      --detector yolo3_darknet53_coco --out clip_pose.mp4 --gpus 0
+
+Person boxes come from
+  --boxes det.json   a COCO-results json (list of {image_id, bbox [x,y,w,h], score, category_id}).
+                     An entry matches an image by its optional "file_name" (base name), else by
+                     image_id: the id of the file name in --image-info (a COCO json with "images"),
+                     or the number in a numeric file name (000000196141.jpg -> 196141). Video
+                     frames match image_id = frame index (0-based).
+  --detector NAME    a GluonCV detector (yolo3_darknet53_coco, faster_rcnn_resnet50_v1b_coco, ...)
+                     whose weights are already in ~/.mxnet/models (or --detector-root); nothing is
+                     downloaded: a missing file is reported with how to get it.
+Outputs: --out is an image file for one image (a folder works too), a folder for a folder input,
+a video file (.mp4 or .avi) for a video. --out-json also writes the poses (COCO results format).
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _color(text):
+    parts = [int(v) for v in text.split(",")]
+    if len(parts) != 3 or not all(0 <= v <= 255 for v in parts):
+        raise argparse.ArgumentTypeError("colour must be B,G,R with values 0-255, got %r" % text)
+    return tuple(parts)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="model YAML config")
+    p.add_argument("--weights", required=True, help="gluonpose .params file of that model")
+    p.add_argument("--image", required=True, help="an image, a folder of images or a video file")
+    boxes = p.add_mutually_exclusive_group(required=True)
+    boxes.add_argument("--boxes", default=None, help="person boxes: COCO results json")
+    boxes.add_argument("--detector", default=None, help="GluonCV detector model name")
+    p.add_argument("--image-info", default=None,
+                   help="COCO json whose 'images' map file names to the image_ids of --boxes")
+    p.add_argument("--detector-root", default=None,
+                   help="folder with GluonCV weights (default ~/.mxnet/models)")
+    p.add_argument("--out", required=True, help="output image / folder / video file")
+    p.add_argument("--out-json", default=None, help="also write the poses as COCO results json")
+    p.add_argument("--gpus", default="", help="'0', '0,1' or '' for CPU (default CPU)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="flip test (default: test.flip of the config)")
+    p.add_argument("--score-thr", type=float, default=0.3, help="draw joints scoring at least this")
+    p.add_argument("--box-thr", type=float, default=0.5, help="minimum person box score")
+    p.add_argument("--nms-thr", type=float, default=0.9,
+                   help="OKS-NMS threshold between poses of one image (<= 0 turns it off)")
+    p.add_argument("--no-scores", action="store_true", help="do not write joint scores")
+    p.add_argument("--joint-color", type=_color, default=None, metavar="B,G,R",
+                   help="one colour for all joints (default: by body side)")
+    p.add_argument("--max-frames", type=int, default=0, help="video: stop after N frames (0 = all)")
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    return p.parse_args(argv)
+
+
+class Demo:
+    """Boxes -> poses -> drawing for one in-memory image at a time."""
+
+    def __init__(self, args):
+        from gluonpose.config import load_config
+        from gluonpose.deploy.demo import BoxFile
+        from gluonpose.engine.context import get_contexts
+        from gluonpose.evaluation.inference import TopDownPredictor
+        from gluonpose.evaluation.runner import build_net_from_config
+
+        self.args = args
+        cfg = load_config(args.config, args.overrides)
+        ctx = get_contexts(args.gpus, check_available=True)
+        self.boxes = self.detector = None
+        if args.boxes:
+            self.boxes = BoxFile(args.boxes, args.image_info, args.box_thr)
+        else:
+            from gluonpose.deploy.detector import PersonDetector
+            self.detector = PersonDetector(args.detector, ctx=ctx[0], root=args.detector_root,
+                                           score_thr=args.box_thr)
+        net, codec = build_net_from_config(cfg, args.weights, ctx)
+        net.hybridize(static_alloc=True)
+        flip = cfg.test.flip if args.flip is None else args.flip
+        self.predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
+                                          batch_size=cfg.test.batch_size, name=cfg.model.name)
+        self.results = []
+
+    def person_boxes(self, image_rgb, file_name=None, image_id=None):
+        if self.detector is not None:
+            return self.detector(image_rgb)
+        return self.boxes.boxes_for(file_name, image_id)
+
+    def __call__(self, image_rgb, file_name=None, image_id=None):
+        """(H, W, 3) uint8 RGB -> drawn (H, W, 3) uint8 BGR; the poses go to ``self.results``."""
+        from gluonpose.deploy.demo import coco_result, pose_nms, predict_people
+        from gluonpose.utils.visualize import draw_poses
+
+        boxes, scores = self.person_boxes(image_rgb, file_name, image_id)
+        kpts = predict_people(self.predictor, image_rgb, boxes, scores)
+        if self.args.nms_thr > 0 and len(kpts):
+            keep = pose_nms(kpts, scores, boxes, self.predictor.input_size_wh, self.args.nms_thr)
+            kpts, boxes, scores = kpts[keep], boxes[keep], scores[keep]
+        if image_id is None and self.boxes is not None and file_name:
+            image_id = self.boxes.image_id(file_name)
+        for person, score in zip(kpts, scores):
+            self.results.append(coco_result(person, image_id, score * person[:, 2].mean(),
+                                            file_name))
+        return draw_poses(image_rgb[..., ::-1], kpts, self.args.score_thr, boxes=boxes,
+                          box_scores=scores, draw_scores=not self.args.no_scores,
+                          joint_color=self.args.joint_color)
+
+
+def _image_out(out, image_path):
+    from gluonpose.deploy.demo import IMAGE_EXTS
+    if os.path.isdir(out) or out.endswith(os.sep) or os.path.splitext(out)[1].lower() not in IMAGE_EXTS:
+        return os.path.join(out, os.path.basename(image_path))
+    return out
+
+
+def run_images(demo, paths, out, single):
+    from gluonpose.data.pipeline import read_image
+    from gluonpose.utils.visualize import save_image
+    for path in paths:
+        target = _image_out(out, path) if single else os.path.join(out, os.path.basename(path))
+        save_image(target, demo(read_image(path), file_name=path))
+        print("%s -> %s" % (path, target))
+    return len(paths)
+
+
+def run_video(demo, path, out, max_frames=0):
+    import cv2
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ValueError("cannot open video %s" % path)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    fourcc = "MJPG" if out.lower().endswith(".avi") else "mp4v"
+    writer, frames = None, 0
+    try:
+        while not max_frames or frames < max_frames:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            drawn = demo(frame[..., ::-1].copy(), image_id=frames)
+            if writer is None:
+                os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+                writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), fps,
+                                         (drawn.shape[1], drawn.shape[0]))
+                if not writer.isOpened():
+                    raise IOError("cannot write video %s (use .mp4 or .avi)" % out)
+            writer.write(drawn)
+            frames += 1
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if not frames:
+        raise ValueError("no frame could be read from video %s" % path)
+    print("%s: %d frames -> %s" % (path, frames, out))
+    return frames
+
+
+def run(args):
+    """Run the demo; returns the list of COCO-results pose entries it drew."""
+    from gluonpose.deploy.demo import input_kind, list_images
+
+    kind = input_kind(args.image)
+    demo = Demo(args)
+    start = time.time()
+    if kind == "video":
+        count = run_video(demo, args.image, args.out, args.max_frames)
+    else:
+        paths = list_images(args.image) if kind == "folder" else [args.image]
+        count = run_images(demo, paths, args.out, single=kind == "image")
+    print("%d %s, %d people drawn in %.1f s (flip %s, joints drawn with score >= %g)"
+          % (count, "frames" if kind == "video" else "images", len(demo.results),
+             time.time() - start, "on" if demo.predictor.flip else "off", args.score_thr))
+    if args.out_json:
+        from gluonpose.utils.io import atomic_write_json
+        atomic_write_json(demo.results, args.out_json)
+        print("poses written to %s" % args.out_json)
+    return demo.results
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gluonpose.config import ConfigError
+    from gluonpose.data.datasets.base import DatasetError
+    try:
+        run(args)
+    except (ConfigError, DatasetError, ValueError, OSError, ImportError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

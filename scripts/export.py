@@ -1,0 +1,103 @@
+#!/usr/bin/env python
+"""Export a trained model for deployment: hybridized symbol + params, and optionally ONNX.
+
+  python scripts/export.py --config C --weights W.params --out-prefix deploy/mshrnet
+  python scripts/export.py --config C --weights W.params --out-prefix deploy/mshrnet --onnx \\
+      --stages last --dynamic-batch --check
+
+Writes PREFIX-symbol.json + PREFIX-0000.params (load with
+``gluon.SymbolBlock.imports(PREFIX-symbol.json, ['data'], PREFIX-0000.params)``) and, with
+--onnx, PREFIX.onnx (through mxnet.onnx; needs ``pip install -e .[onnx]``). Input ``data``:
+(batch, 3, h, w) RGB crops normalised with the ImageNet mean / std, (w, h) = codec.input_size.
+Multi-stage nets give one output per stage (--stages all, ONNX names output_stage1..S) or only the
+last one, the one the codec decodes (--stages last, ONNX name output). --check runs the exported
+files (SymbolBlock and onnxruntime) on a random batch and prints the largest difference to the
+Gluon model.
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, help="model YAML config")
+    p.add_argument("--weights", required=True, help="gluonpose .params file of that model")
+    p.add_argument("--out-prefix", default=None,
+                   help="output prefix (default: beside the weights, without .params)")
+    p.add_argument("--onnx", action="store_true", help="also write PREFIX.onnx")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the exported input shape")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="ONNX: leave the batch dimension free")
+    p.add_argument("--stages", choices=("all", "last"), default="all",
+                   help="multi-stage nets: export every stage output or only the last")
+    p.add_argument("--check", action="store_true",
+                   help="compare the exported model(s) with the Gluon model on random input")
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
+    return p.parse_args(argv)
+
+
+def _check(net, exported, onnx_path, prefix, stages):
+    import numpy as np
+
+    from gluonpose.deploy.export import load_exported, max_abs_difference, mxnet_outputs, run_onnx
+
+    data = np.random.default_rng(0).standard_normal(exported.input_shape).astype(np.float32)
+    ref = mxnet_outputs(net, data)
+    if stages == "last":
+        ref = ref[-1:]
+    diffs = {"symbol+params": max_abs_difference(ref, mxnet_outputs(load_exported(prefix), data))}
+    if onnx_path:
+        diffs["onnx (onnxruntime)"] = max_abs_difference(ref, run_onnx(onnx_path, data))
+    scale = max(float(np.abs(r).max()) for r in ref)
+    for name, diff in diffs.items():
+        print("check %s: max |difference| %.3g (outputs up to %.3g)" % (name, diff, scale))
+    return diffs
+
+
+def run(args):
+    from gluonpose.config import load_config
+    from gluonpose.deploy.export import export_onnx, export_symbol
+    from gluonpose.evaluation.runner import build_net_from_config
+
+    import mxnet as mx
+
+    if args.batch < 1:
+        raise ValueError("--batch must be >= 1, got %d" % args.batch)
+    cfg = load_config(args.config, args.overrides)
+    net, codec = build_net_from_config(cfg, args.weights, [mx.cpu()])
+    prefix = args.out_prefix or os.path.splitext(args.weights)[0]
+    start = time.time()
+    exported = export_symbol(net, prefix, codec.input_size_wh, batch=args.batch, stages=args.stages)
+    print("model %s (%s), input %s (batch, 3, h, w), %d output(s)"
+          % (cfg.model.name, args.config, exported.input_shape, exported.num_outputs))
+    print("wrote %s and %s (%.1f s)" % (exported.symbol, exported.params, time.time() - start))
+    onnx_path = None
+    if args.onnx:
+        start = time.time()
+        onnx_path = export_onnx(exported, prefix + ".onnx", dynamic_batch=args.dynamic_batch)
+        print("wrote %s (%.1f s)" % (onnx_path, time.time() - start))
+    diffs = _check(net, exported, onnx_path, prefix, args.stages) if args.check else {}
+    return exported, onnx_path, diffs
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from gluonpose.config import ConfigError
+    from gluonpose.deploy.export import OnnxExportError
+    try:
+        run(args)
+    except (ConfigError, OnnxExportError, ValueError, OSError, ImportError) as err:
+        print("error: %s" % err, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

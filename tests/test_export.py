@@ -1,0 +1,159 @@
+"""Deployment export: scripts/export.py symbol + params round trip (gluon.SymbolBlock.imports) and
+ONNX parity in onnxruntime for width-8 nets with random (non-trivial) weights."""
+import contextlib
+import importlib.util
+import io
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import gluon
+
+from gluonpose.config import load_config
+from gluonpose.models.builder import build_model
+
+SIZE_WH = (96, 128)
+
+
+def _load_script(repo_root, name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(repo_root, "scripts", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def randomize(net, seed, shape):
+    """Random weights with O(1) outputs (the default init N(0, 0.001) gives ~1e-9 outputs, which
+    any export would 'match')."""
+    rng = np.random.default_rng(seed)
+    net(mx.nd.zeros(shape))
+    for name, p in net.collect_params().items():
+        s = p.shape
+        if name.endswith("weight") and len(s) == 4:
+            v = rng.standard_normal(s) * np.sqrt(1.0 / (s[1] * s[2] * s[3]))
+        elif name.endswith("gamma"):
+            v = rng.uniform(0.3, 0.6, s)
+        elif name.endswith("running_var"):
+            v = rng.uniform(1.0, 2.0, s)
+        else:
+            v = rng.standard_normal(s) * 0.1
+        p.set_data(mx.nd.array(v))
+
+
+def _outputs(net, x):
+    out = net(mx.nd.array(x))
+    return [o.asnumpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A width-8 two-stage model: config, random weights file, the Gluon net and an input batch."""
+    folder = tmp_path_factory.mktemp("export")
+    cfg_path = str(folder / "m.yaml")
+    with open(cfg_path, "w") as f:
+        f.write("model: {name: mshrnet_w8_2stage, head: heatmap_offset}\n"
+                "codec: {type: heatmap_offset, input_size: [%d, %d], heatmap_size: [%d, %d]}\n"
+                % (SIZE_WH + (SIZE_WH[0] // 4, SIZE_WH[1] // 4)))
+    net = build_model(**dict(load_config(cfg_path).model))
+    randomize(net, 0, (1, 3, SIZE_WH[1], SIZE_WH[0]))
+    weights = str(folder / "m.params")
+    net.save_parameters(weights)
+    x = np.random.default_rng(1).standard_normal((2, 3, SIZE_WH[1], SIZE_WH[0])).astype(np.float32)
+    return {"dir": folder, "cfg": cfg_path, "weights": weights, "net": net, "x": x,
+            "ref": _outputs(net, x)}
+
+
+def _export(repo_root, argv):
+    main = _load_script(repo_root, "export").main
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    return code, buf.getvalue()
+
+
+def test_reference_outputs_are_not_trivial(model):
+    assert len(model["ref"]) == 2
+    for out in model["ref"]:
+        assert out.shape == (2, 51, SIZE_WH[1] // 4, SIZE_WH[0] // 4)
+        assert np.abs(out).max() > 0.5 and out.std() > 0.1
+
+
+@pytest.mark.parametrize("stages", ["all", "last"])
+def test_symbol_params_round_trip(repo_root, model, stages):
+    prefix = str(model["dir"] / ("sym_" + stages))
+    code, out = _export(repo_root, ["--config", model["cfg"], "--weights", model["weights"],
+                                    "--out-prefix", prefix, "--stages", stages, "--batch", "2"])
+    assert code == 0, out
+    block = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params",
+                                      ctx=mx.cpu())
+    got = _outputs(block, model["x"])
+    want = model["ref"] if stages == "all" else model["ref"][-1:]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-5)
+    # the exported file holds exactly the parameters the symbol uses (stage-1 head gone for 'last')
+    saved = mx.nd.load(prefix + "-0000.params")
+    names = {k.split(":", 1)[1] for k in saved}
+    sym = mx.sym.load(prefix + "-symbol.json")
+    assert names == set(sym.list_arguments()[1:]) | set(sym.list_auxiliary_states())
+    if stages == "last":
+        assert len(names) < len(list(model["net"].collect_params().keys()))
+
+
+def _onnx_session(path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed "
+                              "(pip install -e '.[onnx]'); ONNX parity not checked")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def test_onnx_parity_two_stage(repo_root, model):
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+    prefix = str(model["dir"] / "onnx_all")
+    code, out = _export(repo_root, ["--config", model["cfg"], "--weights", model["weights"],
+                                    "--out-prefix", prefix, "--onnx", "--batch", "2"])
+    assert code == 0, out
+    sess = _onnx_session(prefix + ".onnx")
+    assert [i.name for i in sess.get_inputs()] == ["data"]        # weights are not inputs
+    assert [o.name for o in sess.get_outputs()] == ["output_stage1", "output_stage2"]
+    got = sess.run(None, {"data": model["x"]})
+    for g, w in zip(got, model["ref"]):
+        assert g.shape == w.shape
+        assert float(np.abs(g - w).max()) < 1e-4
+
+
+def test_onnx_parity_single_stage_dynamic_batch(tmp_path):
+    pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
+    from gluonpose.deploy.export import export_onnx, export_symbol
+    from gluonpose.models import get_model
+
+    net = get_model("hrnet_w8")
+    randomize(net, 2, (1, 3, 64, 64))
+    exported = export_symbol(net, str(tmp_path / "h"), (64, 64), batch=1)
+    path = export_onnx(exported, str(tmp_path / "h.onnx"), dynamic_batch=True)
+    x = np.random.default_rng(3).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    want = _outputs(net, x)[0]
+    assert np.abs(want).max() > 0.5
+    sess = _onnx_session(path)
+    assert [o.name for o in sess.get_outputs()] == ["output"]
+    got = sess.run(None, {"data": x})[0]                          # batch 3 through a batch-1 export
+    assert got.shape == want.shape == (3, 17, 16, 16)
+    assert float(np.abs(got - want).max()) < 1e-4
+
+
+def test_export_bad_weights_is_a_clear_error(repo_root, model, tmp_path, capsys):
+    bad = tmp_path / "other.params"
+    other = build_model(name="hrnet_w8", head="heatmap")
+    other.initialize()
+    other(mx.nd.zeros((1, 3, 64, 64)))
+    other.save_parameters(str(bad))
+    main = _load_script(repo_root, "export").main
+    code = main(["--config", model["cfg"], "--weights", str(bad), "--out-prefix",
+                 str(tmp_path / "x")])
+    assert code == 2
+    assert str(bad) in capsys.readouterr().err
