@@ -1,7 +1,6 @@
 """End to end: scripts/test_mshrnet.py and scripts/ensemble_eval.py on the real COCO / CrowdPose
 samples with two tiny random-weight models; results json checked with pycocotools directly."""
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -15,17 +14,12 @@ import pytest
 from gluonpose.config import load_config
 from gluonpose.models.builder import build_model
 
+from _helpers import load_script
+
 MEMBERS = {
     "a": ("mshrnet_w8_2stage", (96, 128)),
     "b": ("hrnet_w8", (128, 160)),
 }
-
-
-def _load_script(repo_root, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(repo_root, "scripts", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +93,7 @@ def test_help_of_both_scripts(repo_root):
 
 
 def test_ensemble_eval_two_models_with_tta(repo_root, members, coco, tmp_path):
-    main = _load_script(repo_root, "ensemble_eval").main
+    main = load_script("ensemble_eval").main
     out = str(tmp_path / "ens.json")
     code, text = _run(main, [
         "--models", "%s:%s" % members["a"], "%s:%s" % members["b"], "--rotations", "0", "20",
@@ -122,7 +116,7 @@ def test_ensemble_eval_from_config_file(repo_root, members, coco, tmp_path):
                     "tta: {rotations: [0], scales: [0.9, 1.1], flip: false, average: mean}\n"
                     "boxes: {use_gt_boxes: true}\n" % members["a"])
     out = str(tmp_path / "cfg.json")
-    code, text = _run(_load_script(repo_root, "ensemble_eval").main,
+    code, text = _run(load_script("ensemble_eval").main,
                       ["--config", str(conf), "--out", out, "--no-progress"])
     assert code == 0, text
     _check_results(out, coco["gt"])
@@ -131,7 +125,7 @@ def test_ensemble_eval_from_config_file(repo_root, members, coco, tmp_path):
 
 
 def test_test_mshrnet_det_and_gt_boxes(repo_root, members, coco, tmp_path):
-    main = _load_script(repo_root, "test_mshrnet").main
+    main = load_script("test_mshrnet").main
     cfg, weights = members["b"]
     out = str(tmp_path / "det.json")
     code, text = _run(main, ["--config", cfg, "--weights", weights, "--det-json", coco["det"],
@@ -154,7 +148,7 @@ def test_test_mshrnet_crowdpose(repo_root, members, shared_dir, tmp_path):
     gt = os.path.join(folder, "test_crowdpose.json")
     cfg, weights = members["a"]
     out = str(tmp_path / "cp.json")
-    code, text = _run(_load_script(repo_root, "test_mshrnet").main, [
+    code, text = _run(load_script("test_mshrnet").main, [
         "--config", cfg, "--weights", weights, "--out", out, "--no-progress", "--det-json",
         os.path.join(folder, "test_crowdpose_det_AP_40.json"), "--gt-json", gt, "--img-prefix",
         folder, "--layout", "crowdpose"])
@@ -164,7 +158,7 @@ def test_test_mshrnet_crowdpose(repo_root, members, shared_dir, tmp_path):
 
 
 def test_scripts_report_bad_input(repo_root, members, coco, tmp_path, capsys):
-    main = _load_script(repo_root, "test_mshrnet").main
+    main = load_script("test_mshrnet").main
     cfg, _ = members["a"]
     code = main(["--config", cfg, "--weights", str(tmp_path / "none.params"), "--use-gt-boxes",
                  "--out", str(tmp_path / "x.json")])
@@ -173,6 +167,6 @@ def test_scripts_report_bad_input(repo_root, members, coco, tmp_path, capsys):
     code = main(["--config", cfg, "--weights", weights_b, "--use-gt-boxes",
                  "--out", str(tmp_path / "x.json")])
     assert code == 2 and "do not fit model mshrnet_w8_2stage" in capsys.readouterr().err
-    ens = _load_script(repo_root, "ensemble_eval").main
+    ens = load_script("ensemble_eval").main
     code = ens(["--models", "%s:%s" % members["a"], "--out", str(tmp_path / "y.json")])
     assert code == 2 and "no boxes" in capsys.readouterr().err

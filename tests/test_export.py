@@ -1,7 +1,6 @@
 """Deployment export: scripts/export.py symbol + params round trip (gluon.SymbolBlock.imports) and
 ONNX parity in onnxruntime for width-8 nets with random (non-trivial) weights."""
 import contextlib
-import importlib.util
 import io
 import os
 
@@ -13,32 +12,9 @@ from mxnet import gluon
 from gluonpose.config import load_config
 from gluonpose.models.builder import build_model
 
+from _helpers import load_script, randomize
+
 SIZE_WH = (96, 128)
-
-
-def _load_script(repo_root, name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(repo_root, "scripts", name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def randomize(net, seed, shape):
-    """Random weights with O(1) outputs (the default init N(0, 0.001) gives ~1e-9 outputs, which
-    any export would 'match')."""
-    rng = np.random.default_rng(seed)
-    net(mx.nd.zeros(shape))
-    for name, p in net.collect_params().items():
-        s = p.shape
-        if name.endswith("weight") and len(s) == 4:
-            v = rng.standard_normal(s) * np.sqrt(1.0 / (s[1] * s[2] * s[3]))
-        elif name.endswith("gamma"):
-            v = rng.uniform(0.3, 0.6, s)
-        elif name.endswith("running_var"):
-            v = rng.uniform(1.0, 2.0, s)
-        else:
-            v = rng.standard_normal(s) * 0.1
-        p.set_data(mx.nd.array(v))
 
 
 def _outputs(net, x):
@@ -65,7 +41,7 @@ def model(tmp_path_factory):
 
 
 def _export(repo_root, argv):
-    main = _load_script(repo_root, "export").main
+    main = load_script("export").main
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = main(argv)
@@ -152,7 +128,7 @@ def test_export_bad_weights_is_a_clear_error(repo_root, model, tmp_path, capsys)
     other.initialize()
     other(mx.nd.zeros((1, 3, 64, 64)))
     other.save_parameters(str(bad))
-    main = _load_script(repo_root, "export").main
+    main = load_script("export").main
     code = main(["--config", model["cfg"], "--weights", str(bad), "--out-prefix",
                  str(tmp_path / "x")])
     assert code == 2

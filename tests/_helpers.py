@@ -1,0 +1,37 @@
+"""Test helpers: load a script of scripts/ as a module; give a net random weights with O(1) outputs.
+
+The official init (conv N(0, 0.001)) gives ~1e-9 outputs, which any export or drawing would 'match';
+:func:`randomize`'s weights make every comparison meaningful.
+"""
+import importlib.util
+import os
+
+import mxnet as mx
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name):
+    """``scripts/<name>.py`` imported as a module (its ``main(argv)`` is then callable in-process)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "scripts", name + ".py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def randomize(net, seed, shape):
+    """Initialise ``net`` with an (N, 3, H, W) = ``shape`` forward, then set seeded random weights."""
+    rng = np.random.default_rng(seed)
+    net(mx.nd.zeros(shape))
+    for name, p in net.collect_params().items():
+        s = p.shape
+        if name.endswith("weight") and len(s) == 4:
+            v = rng.standard_normal(s) * np.sqrt(1.0 / (s[1] * s[2] * s[3]))
+        elif name.endswith("gamma"):
+            v = rng.uniform(0.3, 0.6, s)
+        elif name.endswith("running_var"):
+            v = rng.uniform(1.0, 2.0, s)
+        else:
+            v = rng.standard_normal(s) * 0.1
+        p.set_data(mx.nd.array(v))

@@ -1,0 +1,104 @@
+"""scripts/demo.py on a real COCO sample image with its detection file: the drawn joints are where the
+predicted coordinates (written with --out-json) say, and nowhere else."""
+import contextlib
+import io
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from gluonpose.config import load_config
+from gluonpose.models.builder import build_model
+
+from _helpers import load_script, randomize
+
+MAGENTA_BGR = (255, 0, 255)
+IMAGE = "000000196141.jpg"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo")
+    cfg = str(folder / "m.yaml")
+    with open(cfg, "w") as f:
+        f.write("model: {name: mshrnet_w8_2stage, head: heatmap_offset}\n"
+                "codec: {type: heatmap_offset, input_size: [96, 128], heatmap_size: [24, 32]}\n")
+    net = build_model(**dict(load_config(cfg).model))
+    randomize(net, 5, (1, 3, 128, 96))
+    weights = str(folder / "m.params")
+    net.save_parameters(weights)
+    return cfg, weights
+
+
+def _demo(argv):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = load_script("demo").main(argv)
+    return code, buf.getvalue()
+
+
+def test_demo_draws_joints_where_the_predictions_are(shared_dir, tiny_model, tmp_path):
+    folder = os.path.join(shared_dir, "data", "samples", "coco")
+    image_path = os.path.join(folder, IMAGE)
+    det = os.path.join(folder, "test_coco_det_AP_H_56.json")
+    out, poses = str(tmp_path / "vis.png"), str(tmp_path / "poses.json")
+    cfg, weights = tiny_model
+    code, text = _demo(["--config", cfg, "--weights", weights, "--image", image_path, "--boxes", det,
+                        "--out", out, "--out-json", poses, "--joint-color", "255,0,255",
+                        "--score-thr=-1e9", "--no-scores", "--nms-thr", "0", "--box-thr", "0.5"])
+    assert code == 0, text
+    original = cv2.imread(image_path)
+    drawn = cv2.imread(out)
+    assert drawn is not None and drawn.shape == original.shape
+
+    # one pose per detection of this image (image_id 196141 from the numeric file name) above 0.5
+    dets = [d for d in json.load(open(det)) if d["image_id"] == 196141 and d["score"] >= 0.5]
+    results = json.load(open(poses))
+    assert len(results) == len(dets) > 0
+    assert all(r["image_id"] == 196141 for r in results)
+
+    h, w = original.shape[:2]
+    radius = max(2, int(round(max(h, w) / 220.0)))        # the drawing's default joint radius
+    is_magenta = np.all(drawn == MAGENTA_BGR, axis=-1)
+    near_joint = np.zeros((h, w), bool)
+    yy, xx = np.mgrid[:h, :w]
+    inside = 0
+    for r in results:
+        kpts = np.asarray(r["keypoints"], np.float64).reshape(17, 3)
+        for x, y, _ in kpts:
+            px, py = int(round(x)), int(round(y))
+            if 0 <= px < w and 0 <= py < h:
+                inside += 1
+                assert is_magenta[py, px], "no joint drawn at predicted (%.1f, %.1f)" % (x, y)
+            near_joint |= (xx - px) ** 2 + (yy - py) ** 2 <= (radius + 1) ** 2
+    assert inside >= 17
+    # every joint-coloured pixel belongs to a disk around a predicted joint
+    assert not (is_magenta & ~near_joint).any()
+    assert not np.all(original == MAGENTA_BGR, axis=-1).any()
+
+
+def test_demo_missing_detector_weights_says_how_to_get_them(shared_dir, tiny_model, tmp_path):
+    cfg, weights = tiny_model
+    image = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        code, _ = _demo(["--config", cfg, "--weights", weights, "--image", image,
+                         "--detector", "yolo3_darknet53_coco", "--detector-root", str(tmp_path),
+                         "--out", str(tmp_path / "v.jpg")])
+    assert code == 2
+    err = buf.getvalue()
+    assert "yolo3_darknet53_coco" in err and str(tmp_path) in err
+
+
+def test_demo_boxes_file_errors_name_the_file(shared_dir, tiny_model, tmp_path):
+    cfg, weights = tiny_model
+    image = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        code, _ = _demo(["--config", cfg, "--weights", weights, "--image", image,
+                         "--boxes", str(bad), "--out", str(tmp_path / "v.jpg")])
+    assert code == 2 and str(bad) in buf.getvalue()
