@@ -138,12 +138,13 @@ def draw_predictions_vs_gt(image, predictions, ground_truth, score_thr=0.3, skel
     pred = np.asarray(predictions, dtype=np.float64).reshape(-1, len(names), 3)
     gt_scored = gt.copy()
     gt_scored[..., 2] = (gt[..., 2] > 0).astype(np.float64)
-    out = draw_poses(image, gt_scored, 0.5, skeleton, names, draw_scores=False,
-                     joint_color=gt_color, limb_color=gt_color)
-    if error_lines and len(gt) == len(pred):
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    if error_lines and len(gt) == len(pred):  # under the joints, so joint centres keep their colour
         for g, p in zip(gt, pred):
             for j in np.flatnonzero((g[:, 2] > 0) & (p[:, 2] >= score_thr)):
                 cv2.line(out, _pt(g[j]), _pt(p[j]), (255, 255, 255), 1, cv2.LINE_AA)
+    out = draw_poses(out, gt_scored, 0.5, skeleton, names, draw_scores=False,
+                     joint_color=gt_color, limb_color=gt_color)
     out = draw_poses(out, pred, score_thr, skeleton, names, draw_scores=False,
                      joint_color=pred_color, limb_color=pred_color)
     for row, (text, color) in enumerate((("ground truth", gt_color), ("prediction", pred_color))):

@@ -1,0 +1,40 @@
+"""The README's commands: every script it names answers --help, its two fresh-machine commands are the
+Makefile's targets, and CI runs the same test command."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from _helpers import ROOT
+
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+SCRIPTS = sorted(set(re.findall(r"scripts/(\w+)\.py", README)))
+
+
+def test_readme_names_the_scripts():
+    assert {"train_mshrnet", "test_mshrnet", "ensemble_eval", "demo", "export", "benchmark",
+            "convert_official", "launch_dist"} <= set(SCRIPTS)
+    for name in SCRIPTS:
+        assert os.path.isfile(os.path.join(ROOT, "scripts", name + ".py")), name
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_help(name):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", name + ".py"), "--help"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout and "--" in proc.stdout
+
+
+def test_two_fresh_machine_commands():
+    block = re.search(r"## Fresh machine: the two commands\s+```bash\n(.*?)```", README, re.S)
+    assert block, "README lacks its fresh-machine section"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    makefile = open(os.path.join(ROOT, "Makefile"), encoding="utf-8").read()
+    assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
+    assert re.search(r"^make test$", ci, re.M)
