@@ -2,7 +2,6 @@
 ONNX parity in onnxruntime for width-8 nets with random (non-trivial) weights."""
 import contextlib
 import io
-import os
 
 import mxnet as mx
 import numpy as np

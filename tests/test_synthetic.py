@@ -75,7 +75,7 @@ def test_visible_joints_carry_their_colour(generated):
 def test_deterministic_and_seed_dependent(tmp_path):
     a = generate_synthetic_coco(str(tmp_path / "a"), num_images=4, seed=11)
     b = generate_synthetic_coco(str(tmp_path / "b"), num_images=4, seed=11)
-    c = generate_synthetic_coco(str(tmp_path / "c"), num_images=2, seed=11)
+    generate_synthetic_coco(str(tmp_path / "c"), num_images=2, seed=11)
     d = generate_synthetic_coco(str(tmp_path / "d"), num_images=4, seed=12)
     with open(a) as fa, open(b) as fb, open(d) as fd:
         ja, jb, jd = json.load(fa), json.load(fb), json.load(fd)

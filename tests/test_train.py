@@ -11,7 +11,6 @@ import time
 
 import mxnet as mx
 import numpy as np
-import pytest
 
 import gluonpose
 

@@ -90,11 +90,10 @@ class OnnxExportError(RuntimeError):
 
 def _require_onnx():
     try:
-        import onnx  # noqa: F401  # pylint: disable=import-outside-toplevel,unused-import
+        import onnx  # pylint: disable=import-outside-toplevel
     except ImportError as err:
         raise ImportError("ONNX export needs the 'onnx' package (onnx<1.16: mxnet.onnx 1.9 uses "
                           "onnx.mapping): pip install -e '.[onnx]'") from err
-    import onnx
     return onnx
 
 

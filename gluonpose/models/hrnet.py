@@ -9,7 +9,7 @@ branch. The last stage-4 module fuses to the high-resolution branch only unless
 """
 from mxnet.gluon import nn
 
-from .blocks import (BLOCKS, BasicBlock, BlockList, Bottleneck, batch_norm, conv1x1, conv3x3,
+from .blocks import (BLOCKS, BlockList, Bottleneck, batch_norm, conv1x1, conv3x3,
                      conv_bn, make_layer, sequential)
 
 

@@ -110,7 +110,7 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
     prefixes = stage_prefixes(net)
     chosen = range(len(prefixes)) if stages is None else stages
     patterns = [re.compile(p) for p in exclude]
-    loaded, skipped, mismatched, used = {}, [], [], set()
+    loaded, skipped, mismatched = {}, [], []
     for key, value in state.items():
         bare = key[len("module."):] if key.startswith("module.") else key
         if bare.endswith("num_batches_tracked"):

@@ -10,9 +10,8 @@ import os
 
 import numpy as np
 
-from ..keypoints import map_to_coco
 from ..records import PersonRecord
-from .base import DatasetError, check_box_xywh, check_keypoints
+from .base import DatasetError, check_box_xywh
 from .coco import CocoStyleReader
 
 #: raw AIC visibility -> COCO visibility
@@ -81,14 +80,9 @@ class AicKeypoints(CocoStyleReader):
         if box[2] * box[3] <= 0:
             self.policy.skip("zero_area")
             return None
-        kpts, problem = check_keypoints(arr, self.kmap.num_joints, None, self.keypoint_margin,
-                                        ref_box=box)
-        if problem is not None:
-            self.policy.bad(problem[0], where, problem[1])
-            return None
-        coco_kpts = map_to_coco(kpts, self.kmap)
-        if self.skip_empty and not (coco_kpts[:, 2] > 0).any():
-            self.policy.skip("no_keypoints")
+        kpts = self._checked_keypoints(arr, where, ref_box=box)
+        coco_kpts = None if kpts is None else self._coco_keypoints(kpts)
+        if coco_kpts is None:
             return None
         if not self._image_ok(image_path, where):
             return None

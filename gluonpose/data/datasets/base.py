@@ -17,6 +17,8 @@ from collections import Counter
 
 import numpy as np
 
+from ..keypoints import map_to_coco
+
 logger = logging.getLogger(__name__)
 
 ON_BAD_CHOICES = ("raise", "skip")
@@ -183,6 +185,24 @@ class KeypointReader:
 
     def _parse(self, data):
         raise NotImplementedError
+
+    def _checked_keypoints(self, kpts, where, size_wh=None, ref_box=None):
+        """Validate dataset-order keypoints (``check_keypoints``); None after ``policy.bad``."""
+        checked, problem = check_keypoints(kpts, self.kmap.num_joints, size_wh, self.keypoint_margin,
+                                           ref_box=ref_box)
+        if problem is not None:
+            self.policy.bad(problem[0], where, problem[1])
+            return None
+        return checked
+
+    def _coco_keypoints(self, kpts):
+        """Checked keypoints mapped onto COCO-17; None (skip ``no_keypoints``) when none is labelled
+        and ``skip_empty`` is set. Subclasses set ``self.kmap``."""
+        coco_kpts = map_to_coco(kpts, self.kmap)
+        if self.skip_empty and not (coco_kpts[:, 2] > 0).any():
+            self.policy.skip("no_keypoints")
+            return None
+        return coco_kpts
 
     def _image_ok(self, path, where):
         """With ``check_images``, False (after ``policy.bad``) when the image file is missing."""

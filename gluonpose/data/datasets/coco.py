@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..keypoints import get_keypoint_map, map_to_coco
+from ..keypoints import get_keypoint_map
 from ..records import PersonRecord
 from .base import (DatasetError, KeypointReader, check_box_xywh, check_keypoints, clean_box_xywh,
                    positive_size)
@@ -116,9 +116,8 @@ class CocoStyleReader(KeypointReader):
         if area <= 0:
             self.policy.skip("zero_area")
             return None
-        coco_kpts = map_to_coco(kpts, self.kmap)
-        if self.skip_empty and not (coco_kpts[:, 2] > 0).any():
-            self.policy.skip("no_keypoints")
+        coco_kpts = self._coco_keypoints(kpts)
+        if coco_kpts is None:
             return None
         image_path = os.path.join(self.img_prefix, file_name)
         if not self._image_ok(image_path, where):

@@ -15,9 +15,9 @@ import os
 import cv2
 import numpy as np
 
-from ..keypoints import get_keypoint_map, map_to_coco
+from ..keypoints import get_keypoint_map
 from ..records import PersonRecord
-from .base import DatasetError, KeypointReader, check_keypoints
+from .base import DatasetError, KeypointReader
 
 PIXEL_STD = 200.0
 CENTER_SHIFT_PX_PER_SCALE = 15.0
@@ -111,14 +111,9 @@ class MpiiKeypoints(KeypointReader):
         src[:, 2] = np.where(vis > 0, 2.0, 0.0)
         src[src[:, 2] == 0, :2] = 0.0  # unlabelled joints are -1 / garbage in the file
         box = mpii_box_xywh(center, scale)
-        kpts, problem = check_keypoints(src, self.kmap.num_joints, size_wh, self.keypoint_margin,
-                                        ref_box=box)
-        if problem is not None:
-            self.policy.bad(problem[0], where, problem[1])
-            return None
-        coco_kpts = map_to_coco(kpts, self.kmap)
-        if self.skip_empty and not (coco_kpts[:, 2] > 0).any():
-            self.policy.skip("no_keypoints")
+        kpts = self._checked_keypoints(src, where, size_wh, ref_box=box)
+        coco_kpts = None if kpts is None else self._coco_keypoints(kpts)
+        if coco_kpts is None:
             return None
         return PersonRecord(image_path=image_path, bbox=box, keypoints=coco_kpts,
                             image_id=_image_id(str(ann["image"]), index), score=1.0,
