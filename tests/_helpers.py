@@ -35,3 +35,34 @@ def randomize(net, seed, shape):
         else:
             v = rng.standard_normal(s) * 0.1
         p.set_data(mx.nd.array(v))
+
+
+def run_main(main, argv):
+    """Call a script's ``main(argv)`` in-process; returns (exit code, captured stdout)."""
+    import contextlib
+    import io
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(argv)
+    return code, buf.getvalue()
+
+
+def write_tiny_model(folder, key, name, size_wh, extra_yaml="", seed=None):
+    """A model config ``folder/key.yaml`` (heatmap+offset head and codec at ``size_wh``, plus
+    ``extra_yaml``) and its weights ``folder/key.params``: official init, or :func:`randomize`'d
+    with ``seed``. Returns (config path, weights path, net)."""
+    from gluonpose.config import load_config
+    from gluonpose.models.builder import build_model
+
+    w, h = size_wh
+    cfg_path = os.path.join(str(folder), key + ".yaml")
+    with open(cfg_path, "w") as f:
+        f.write("model: {name: %s, head: heatmap_offset}\n"
+                "codec: {type: heatmap_offset, input_size: [%d, %d], heatmap_size: [%d, %d]}\n%s"
+                % (name, w, h, w // 4, h // 4, extra_yaml))
+    net = build_model(**dict(load_config(cfg_path).model))
+    if seed is not None:
+        randomize(net, seed, (1, 3, h, w))
+    weights = os.path.join(str(folder), key + ".params")
+    net.save_parameters(weights)
+    return cfg_path, weights, net

@@ -9,10 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gluonpose.config import load_config
-from gluonpose.models.builder import build_model
 
-from _helpers import load_script, randomize
+from _helpers import load_script, run_main, write_tiny_model
 
 MAGENTA_BGR = (255, 0, 255)
 IMAGE = "000000196141.jpg"
@@ -21,22 +19,11 @@ IMAGE = "000000196141.jpg"
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo")
-    cfg = str(folder / "m.yaml")
-    with open(cfg, "w") as f:
-        f.write("model: {name: mshrnet_w8_2stage, head: heatmap_offset}\n"
-                "codec: {type: heatmap_offset, input_size: [96, 128], heatmap_size: [24, 32]}\n")
-    net = build_model(**dict(load_config(cfg).model))
-    randomize(net, 5, (1, 3, 128, 96))
-    weights = str(folder / "m.params")
-    net.save_parameters(weights)
-    return cfg, weights
+    return write_tiny_model(folder, "m", "mshrnet_w8_2stage", (96, 128), seed=5)[:2]
 
 
 def _demo(argv):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = load_script("demo").main(argv)
-    return code, buf.getvalue()
+    return run_main(load_script("demo").main, argv)
 
 
 def test_demo_draws_joints_where_the_predictions_are(shared_dir, tiny_model, tmp_path):

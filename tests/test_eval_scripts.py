@@ -11,10 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from gluonpose.config import load_config
-from gluonpose.models.builder import build_model
-
-from _helpers import load_script
+from _helpers import load_script, run_main, write_tiny_model
 
 MEMBERS = {
     "a": ("mshrnet_w8_2stage", (96, 128)),
@@ -33,27 +30,9 @@ def coco(shared_dir):
 def members(tmp_path_factory, coco):
     """Two tiny models: config yaml + random-init .params each."""
     folder = tmp_path_factory.mktemp("members")
-    out = {}
-    for key, (name, (w, h)) in MEMBERS.items():
-        cfg_path = str(folder / ("%s.yaml" % key))
-        with open(cfg_path, "w") as f:
-            f.write("model: {name: %s, head: heatmap_offset}\n"
-                    "codec: {type: heatmap_offset, input_size: [%d, %d], heatmap_size: [%d, %d]}\n"
-                    "data:\n  val: {type: coco, ann_file: %s, img_prefix: %s}\n"
-                    % (name, w, h, w // 4, h // 4, coco["gt"], coco["dir"]))
-        cfg = load_config(cfg_path)
-        net = build_model(**dict(cfg.model))
-        weights = str(folder / ("%s.params" % key))
-        net.save_parameters(weights)
-        out[key] = (cfg_path, weights)
-    return out
-
-
-def _run(main, argv):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(argv)
-    return code, buf.getvalue()
+    val = "data:\n  val: {type: coco, ann_file: %s, img_prefix: %s}\n" % (coco["gt"], coco["dir"])
+    return {key: write_tiny_model(folder, key, name, size, val)[:2]
+            for key, (name, size) in MEMBERS.items()}
 
 
 def _pycocotools_ap(gt, results_json, num_joints=17, sigmas=None):
@@ -95,7 +74,7 @@ def test_help_of_both_scripts(repo_root):
 def test_ensemble_eval_two_models_with_tta(repo_root, members, coco, tmp_path):
     main = load_script("ensemble_eval").main
     out = str(tmp_path / "ens.json")
-    code, text = _run(main, [
+    code, text = run_main(main, [
         "--models", "%s:%s" % members["a"], "%s:%s" % members["b"], "--rotations", "0", "20",
         "--scales", "1.0", "--flip", "--det-json", coco["det"], "--image-thr", "0.99",
         "--out", out, "--no-progress"])
@@ -116,7 +95,7 @@ def test_ensemble_eval_from_config_file(repo_root, members, coco, tmp_path):
                     "tta: {rotations: [0], scales: [0.9, 1.1], flip: false, average: mean}\n"
                     "boxes: {use_gt_boxes: true}\n" % members["a"])
     out = str(tmp_path / "cfg.json")
-    code, text = _run(load_script("ensemble_eval").main,
+    code, text = run_main(load_script("ensemble_eval").main,
                       ["--config", str(conf), "--out", out, "--no-progress"])
     assert code == 0, text
     _check_results(out, coco["gt"])
@@ -128,7 +107,7 @@ def test_test_mshrnet_det_and_gt_boxes(repo_root, members, coco, tmp_path):
     main = load_script("test_mshrnet").main
     cfg, weights = members["b"]
     out = str(tmp_path / "det.json")
-    code, text = _run(main, ["--config", cfg, "--weights", weights, "--det-json", coco["det"],
+    code, text = run_main(main, ["--config", cfg, "--weights", weights, "--det-json", coco["det"],
                              "--out", out, "--no-progress", "test.image_thr=0.99"])
     assert code == 0, text
     assert "12 of 118 boxes kept (score >= 0.99)" in text and "flip test: on" in text
@@ -136,7 +115,7 @@ def test_test_mshrnet_det_and_gt_boxes(repo_root, members, coco, tmp_path):
     ap = float(re.search(r"^\| hrnet_w8 \| ([0-9.]+) \|", text, flags=re.M).group(1))
     assert ap == pytest.approx(_pycocotools_ap(coco["gt"], out), abs=1e-3)
     out = str(tmp_path / "gt.json")
-    code, text = _run(main, ["--config", cfg, "--weights", weights, "--use-gt-boxes", "--no-flip",
+    code, text = run_main(main, ["--config", cfg, "--weights", weights, "--use-gt-boxes", "--no-flip",
                              "--out", out, "--no-progress"])
     assert code == 0, text
     assert "ground-truth boxes of" in text and "flip test: off" in text
@@ -148,7 +127,7 @@ def test_test_mshrnet_crowdpose(repo_root, members, shared_dir, tmp_path):
     gt = os.path.join(folder, "test_crowdpose.json")
     cfg, weights = members["a"]
     out = str(tmp_path / "cp.json")
-    code, text = _run(load_script("test_mshrnet").main, [
+    code, text = run_main(load_script("test_mshrnet").main, [
         "--config", cfg, "--weights", weights, "--out", out, "--no-progress", "--det-json",
         os.path.join(folder, "test_crowdpose_det_AP_40.json"), "--gt-json", gt, "--img-prefix",
         folder, "--layout", "crowdpose"])

@@ -1,17 +1,14 @@
 """Deployment export: scripts/export.py symbol + params round trip (gluon.SymbolBlock.imports) and
 ONNX parity in onnxruntime for width-8 nets with random (non-trivial) weights."""
-import contextlib
-import io
 
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import gluon
 
-from gluonpose.config import load_config
 from gluonpose.models.builder import build_model
 
-from _helpers import load_script, randomize
+from _helpers import load_script, randomize, run_main, write_tiny_model
 
 SIZE_WH = (96, 128)
 
@@ -25,26 +22,14 @@ def _outputs(net, x):
 def model(tmp_path_factory):
     """A width-8 two-stage model: config, random weights file, the Gluon net and an input batch."""
     folder = tmp_path_factory.mktemp("export")
-    cfg_path = str(folder / "m.yaml")
-    with open(cfg_path, "w") as f:
-        f.write("model: {name: mshrnet_w8_2stage, head: heatmap_offset}\n"
-                "codec: {type: heatmap_offset, input_size: [%d, %d], heatmap_size: [%d, %d]}\n"
-                % (SIZE_WH + (SIZE_WH[0] // 4, SIZE_WH[1] // 4)))
-    net = build_model(**dict(load_config(cfg_path).model))
-    randomize(net, 0, (1, 3, SIZE_WH[1], SIZE_WH[0]))
-    weights = str(folder / "m.params")
-    net.save_parameters(weights)
+    cfg_path, weights, net = write_tiny_model(folder, "m", "mshrnet_w8_2stage", SIZE_WH, seed=0)
     x = np.random.default_rng(1).standard_normal((2, 3, SIZE_WH[1], SIZE_WH[0])).astype(np.float32)
     return {"dir": folder, "cfg": cfg_path, "weights": weights, "net": net, "x": x,
             "ref": _outputs(net, x)}
 
 
-def _export(repo_root, argv):
-    main = load_script("export").main
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = main(argv)
-    return code, buf.getvalue()
+def _export(argv):
+    return run_main(load_script("export").main, argv)
 
 
 def test_reference_outputs_are_not_trivial(model):
@@ -57,7 +42,7 @@ def test_reference_outputs_are_not_trivial(model):
 @pytest.mark.parametrize("stages", ["all", "last"])
 def test_symbol_params_round_trip(repo_root, model, stages):
     prefix = str(model["dir"] / ("sym_" + stages))
-    code, out = _export(repo_root, ["--config", model["cfg"], "--weights", model["weights"],
+    code, out = _export(["--config", model["cfg"], "--weights", model["weights"],
                                     "--out-prefix", prefix, "--stages", stages, "--batch", "2"])
     assert code == 0, out
     block = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params",
@@ -89,7 +74,7 @@ def test_onnx_parity_two_stage(repo_root, model):
     pytest.importorskip("onnx", reason="onnx is not installed (pip install -e '.[onnx]')")
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install -e '.[onnx]')")
     prefix = str(model["dir"] / "onnx_all")
-    code, out = _export(repo_root, ["--config", model["cfg"], "--weights", model["weights"],
+    code, out = _export(["--config", model["cfg"], "--weights", model["weights"],
                                     "--out-prefix", prefix, "--onnx", "--batch", "2"])
     assert code == 0, out
     sess = _onnx_session(prefix + ".onnx")
