@@ -93,7 +93,7 @@ DEFAULTS = {
         "warmup_factor": 0.1,
         "seed": 0,
         "work_dir": "work_dirs/default",
-        "checkpoint_interval": 1,
+        "checkpoint_interval": 1,         # epochs between checkpoints and curves.png (the final epoch always)
         "val_interval": 0,                # 0 = no validation during training
         "log_interval": 20,
         "gpus": "",

@@ -7,7 +7,7 @@ weight is > 0 (some lie outside the crop):
 =============================================  ==========================  ==========================
 codec                                           256x192 (sigma 2) mean/max  384x288 (sigma 3) mean/max
 =============================================  ==========================  ==========================
-HeatmapOffsetCodec, UDP, argmax (blur 15)       0.0000 / 0.0000 (<1e-4)     0.0000 / 0.0000
+HeatmapOffsetCodec, UDP, argmax (blur 15 | 23)  0.0000 / 0.0000 (<1e-4)     0.0000 / 0.0000
 HeatmapOffsetCodec, UDP, Hough voting           0.0000 / 0.0000             0.0000 / 0.0000
 HeatmapOffsetCodec, official stride             0.0000 / 0.0000             0.0000 / 0.0000
 Gaussian official (int centre, quarter shift)   1.58 / 2.73                 1.52 / 2.75

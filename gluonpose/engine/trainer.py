@@ -102,7 +102,7 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
                      "per worker%s", epoch + 1, epochs, row["loss"], row["heatmap"], row["offset"], lr,
                      row["samples_per_s"], ", AP %.4f" % row["AP"] if "AP" in row else "")
             epochs_csv.append(row)
-            plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"))
             if (epoch + 1) % checkpoint_interval == 0 or epoch + 1 == epochs:
+                plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"))
                 save_checkpoint(work_dir, epoch + 1, net, trainer, dict(meta or {}, metrics=row))
     return history
