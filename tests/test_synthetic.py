@@ -2,7 +2,6 @@
 import filecmp
 import json
 import os
-import time
 
 import cv2
 import numpy as np
@@ -19,14 +18,11 @@ W, H = 320, 240
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     out = tmp_path_factory.mktemp("syn")
-    t0 = time.perf_counter()
-    path = generate_synthetic_coco(str(out), num_images=30, seed=3, image_size_wh=(W, H))
-    return path, time.perf_counter() - t0
+    return generate_synthetic_coco(str(out), num_images=30, seed=3, image_size_wh=(W, H))
 
 
 def test_valid_coco_json_with_keypoints_inside_images(generated):
-    path, seconds = generated
-    assert seconds < 10.0  # 30 images; ~0.3 s measured on 2 cores
+    path = generated
     coco = COCO(path)
     assert len(coco.getImgIds()) == 30
     assert coco.loadCats(1)[0]["keypoints"][9] == "left_wrist"
@@ -55,7 +51,7 @@ def test_valid_coco_json_with_keypoints_inside_images(generated):
 
 def test_visible_joints_carry_their_colour(generated):
     """A visible limb joint's pixel is nearer its own blob colour than its left/right partner's."""
-    path, _ = generated
+    path = generated
     coco = COCO(path)
     colors = joint_colors_bgr().astype(np.float64)
     partner = {j: j + 1 if j % 2 else j - 1 for j in range(5, 17)}
