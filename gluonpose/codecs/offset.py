@@ -114,13 +114,15 @@ class HeatmapOffsetCodec:
         u = kp / self.stride
         dx = u[:, 0:1] - np.arange(wid, dtype=np.float64)[None]            # (K, W)
         dy = u[:, 1:2] - np.arange(hei, dtype=np.float64)[None]            # (K, H)
+        k = self.num_joints
         disk = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2) <= self.radius ** 2   # (K, H, W)
         weight = np.where(disk.any(axis=(1, 2)), w, 0.0)
         disk &= (weight > 0)[:, None, None]
-        ox = np.where(disk, dx[:, None, :] / self.radius, 0.0)
-        oy = np.where(disk, dy[:, :, None] / self.radius, 0.0)
-        target = np.concatenate([disk.astype(np.float64), ox, oy], axis=0)
-        return {"target": target.astype(np.float32), "target_weight": weight.astype(np.float32)}
+        target = np.empty((3 * k, hei, wid), np.float32)   # filled in place: no float64 copies
+        target[:k] = disk
+        np.multiply(disk, (dx / self.radius)[:, None, :], out=target[k:2 * k], casting="unsafe")
+        np.multiply(disk, (dy / self.radius)[:, :, None], out=target[2 * k:], casting="unsafe")
+        return {"target": target, "target_weight": weight.astype(np.float32)}
 
     # ------------------------------------------------------------------ decode
     def decode(self, outputs):

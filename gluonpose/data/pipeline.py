@@ -53,9 +53,16 @@ def read_image(path):
 
 def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
     """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``."""
-    x = crop.astype(np.float32) * np.float32(1.0 / 255.0)
-    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
+    h, w = crop.shape[:2]
+    out = np.empty((3, h, w), np.float32)
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    for c in range(3):  # channel planes: contiguous passes, the same float32 arithmetic as (x/255-m)/s
+        plane = out[c]
+        plane[...] = crop[:, :, c]
+        plane *= np.float32(1.0 / 255.0)
+        plane -= mean[c]
+        plane /= std[c]
+    return out
 
 
 def _check_image(image, record):
