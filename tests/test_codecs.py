@@ -234,3 +234,30 @@ def test_interface_and_bad_inputs():
         kp[4] = np.nan                                   # NaN label never becomes a target
         out = codec.encode(kp, np.ones(17))
         assert out["target_weight"][4] == 0 and np.isfinite(out["target"]).all()
+
+
+def test_sigmoid_heatmaps_decode_like_probabilities(coco_people):
+    """Logit heatmaps (BCE training) decode to the same keypoints once the codec applies the sigmoid."""
+    plain = HeatmapOffsetCodec((192, 256))
+    logits = HeatmapOffsetCodec((192, 256), heatmap_activation="sigmoid")
+    items = crops(coco_people, plain.input_size_wh, True)
+    target = np.stack([plain.encode(kp, w)["target"] for kp, w in items])
+    as_logits = target.copy()
+    p = np.clip(target[:, :17], 0.02, 0.98)
+    as_logits[:, :17] = np.log(p / (1 - p))
+    want, want_scores = plain.decode(np.concatenate([p, target[:, 17:]], axis=1))
+    got, got_scores = logits.decode(as_logits)
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    np.testing.assert_allclose(got_scores, want_scores, atol=1e-4)
+    with pytest.raises(ValueError, match="heatmap_activation"):
+        HeatmapOffsetCodec((192, 256), heatmap_activation="softmax")
+
+
+def test_default_blur_scales_with_the_heatmap():
+    from gluonpose.codecs.offset import default_blur_kernel
+    assert default_blur_kernel((48, 64)) == 15          # UDP-Pose's 15x15 at 64x48
+    assert default_blur_kernel((72, 96)) == 23
+    assert default_blur_kernel((24, 32)) == 9
+    assert default_blur_kernel((4, 4)) == 1
+    assert HeatmapOffsetCodec((96, 128)).blur_kernel == 9
+    assert HeatmapOffsetCodec((96, 128), blur_kernel=0).blur_kernel == 0

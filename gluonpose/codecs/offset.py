@@ -41,7 +41,7 @@ BLUR_FACTOR = 15.0 / 64.0  # UDP-Pose blurs 64x48 heatmaps with a 15x15 kernel
 
 
 def default_blur_kernel(heatmap_size_wh):
-    """Odd blur kernel scaled with the heatmap: 15 at 64x48 (UDP-Pose), 23 at 96x72, 3 at 16x16.
+    """Odd blur kernel scaled with the heatmap: 15 at 64x48 (UDP-Pose), 23 at 96x72, 9 at 32x24.
     A fixed 15x15 kernel on a small map drags the argmax out of the disk, off the trained offsets."""
     k = int(round(BLUR_FACTOR * max(heatmap_size_wh)))
     return max(k + (k + 1) % 2, 1)
