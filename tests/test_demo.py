@@ -89,3 +89,50 @@ def test_demo_boxes_file_errors_name_the_file(shared_dir, tiny_model, tmp_path):
         code, _ = _demo(["--config", cfg, "--weights", weights, "--image", image,
                          "--boxes", str(bad), "--out", str(tmp_path / "v.jpg")])
     assert code == 2 and str(bad) in buf.getvalue()
+
+
+def test_demo_on_a_video_and_a_folder(shared_dir, tiny_model, tmp_path):
+    folder = os.path.join(shared_dir, "data", "samples", "coco")
+    frame = cv2.imread(os.path.join(folder, IMAGE))
+    frame = frame[:frame.shape[0] // 2 * 2, :frame.shape[1] // 2 * 2]   # MJPG keeps even sizes
+    h, w = frame.shape[:2]
+    clip = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (w, h))
+    assert writer.isOpened()
+    for _ in range(3):
+        writer.write(frame)
+    writer.release()
+    dets = [d for d in json.load(open(os.path.join(folder, "test_coco_det_AP_H_56.json")))
+            if d["image_id"] == 196141 and d["score"] >= 0.5]
+    boxes = str(tmp_path / "frames.json")                # video frames match image_id = frame index
+    with open(boxes, "w") as f:
+        json.dump([dict(d, image_id=i) for i in range(3) for d in dets], f)
+    cfg, weights = tiny_model
+    out, poses = str(tmp_path / "out.avi"), str(tmp_path / "poses.json")
+    code, text = _demo(["--config", cfg, "--weights", weights, "--image", clip, "--boxes", boxes,
+                        "--out", out, "--out-json", poses, "--nms-thr", "0"])
+    assert code == 0, text
+    cap = cv2.VideoCapture(out)
+    frames = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        assert img.shape == frame.shape
+        frames += 1
+    cap.release()
+    assert frames == 3
+    results = json.load(open(poses))
+    assert sorted({r["image_id"] for r in results}) == [0, 1, 2]
+    assert len(results) == 3 * len(dets)
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in (IMAGE, "000000000785.jpg"):
+        os.symlink(os.path.join(folder, name), str(images / name))
+    code, text = _demo(["--config", cfg, "--weights", weights, "--image", str(images),
+                        "--boxes", os.path.join(folder, "test_coco_det_AP_H_56.json"),
+                        "--out", str(tmp_path / "vis")])
+    assert code == 0, text
+    for name in (IMAGE, "000000000785.jpg"):
+        assert cv2.imread(str(tmp_path / "vis" / name)).shape[2] == 3
