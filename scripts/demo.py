@@ -19,7 +19,6 @@ Outputs: --out is an image file for one image (a folder works too), a folder for
 a video file (.mp4 or .avi) for a video. --out-json also writes the poses (COCO results format).
 """
 import argparse
-import logging
 import os
 import sys
 import time
@@ -188,16 +187,8 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from gluonpose.config import ConfigError
-    from gluonpose.data.datasets.base import DatasetError
-    try:
-        run(args)
-    except (ConfigError, DatasetError, ValueError, OSError, ImportError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    return 0
+    from gluonpose.utils.cli import run_cli
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

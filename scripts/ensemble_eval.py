@@ -13,7 +13,6 @@ views), one per view (over all members) and the ensemble. Command-line values ov
 ensemble config file; --models replaces its member list.
 """
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -155,14 +154,8 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        run(args)
-    except (ValueError, FileNotFoundError) as err:  # ConfigError, DatasetError are ValueErrors
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    return 0
+    from gluonpose.utils.cli import run_cli
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -87,16 +87,10 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from gluonpose.config import ConfigError
     from gluonpose.deploy.export import OnnxExportError
-    try:
-        run(args)
-    except (ConfigError, OnnxExportError, ValueError, OSError, ImportError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    return 0
+    from gluonpose.utils.cli import USER_ERRORS, run_cli
+    return run_cli(run, parse_args(argv), log_level=logging.WARNING,
+                   errors=USER_ERRORS + (OnnxExportError,))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ of the last stage, back to image pixels; then rescoring (box score x mean joint 
 test.in_vis_thr), OKS-NMS (test.oks_thr), a COCO results json and the pycocotools table.
 """
 import argparse
-import logging
 import os
 import sys
 
@@ -96,16 +95,8 @@ def run(args):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from gluonpose.config import ConfigError
-    from gluonpose.data.datasets.base import DatasetError
-    try:
-        run(args)
-    except (ConfigError, DatasetError, ValueError, FileNotFoundError) as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    return 0
+    from gluonpose.utils.cli import run_cli
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":
