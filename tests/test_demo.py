@@ -136,3 +136,51 @@ def test_demo_on_a_video_and_a_folder(shared_dir, tiny_model, tmp_path):
     assert code == 0, text
     for name in (IMAGE, "000000000785.jpg"):
         assert cv2.imread(str(tmp_path / "vis" / name)).shape[2] == 3
+
+
+@pytest.fixture(scope="module")
+def detector_root(tmp_path_factory):
+    """A local GluonCV model store holding (random) yolo3_mobilenet1.0_coco weights under the file
+    name GluonCV's store gives them: the same layout as ~/.mxnet/models after a real download."""
+    pytest.importorskip("gluoncv", reason="--detector needs gluoncv")
+    import mxnet as mx
+    from gluoncv import model_zoo
+
+    from gluonpose.deploy.detector import detector_weights_path
+    root = str(tmp_path_factory.mktemp("models"))
+    net = model_zoo.get_model(DETECTOR, pretrained=False, pretrained_base=False)
+    net.initialize()
+    net(mx.nd.zeros((1, 3, 416, 416)))
+    net.save_parameters(detector_weights_path(DETECTOR, root))
+    return root
+
+
+DETECTOR = "yolo3_mobilenet1.0_coco"
+
+
+def test_demo_with_a_local_gluoncv_detector(shared_dir, tiny_model, detector_root, tmp_path):
+    from gluonpose.data.pipeline import read_image
+    from gluonpose.deploy.detector import PersonDetector
+    image_path = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    image = read_image(image_path)
+    det = PersonDetector(DETECTOR, root=detector_root, score_thr=0.0)
+    boxes, scores = det(image)
+    assert boxes.ndim == 2 and boxes.shape[1] == 4 and len(boxes) == len(scores) > 0
+    assert (boxes[:, 2:] > 0).all() and np.isfinite(boxes).all() and (scores >= 0).all()
+
+    cfg, weights = tiny_model
+    out, poses = str(tmp_path / "vis.jpg"), str(tmp_path / "poses.json")
+    code, text = _demo(["--config", cfg, "--weights", weights, "--image", image_path,
+                        "--detector", DETECTOR, "--detector-root", detector_root, "--box-thr", "0",
+                        "--nms-thr", "0", "--out", out, "--out-json", poses])
+    assert code == 0, text
+    assert cv2.imread(out).shape == image.shape
+    assert len(json.load(open(poses))) == len(boxes)     # one pose per detected person box
+
+
+def test_detector_weights_that_do_not_fit_are_named(tiny_model, tmp_path):
+    pytest.importorskip("gluoncv", reason="--detector needs gluoncv")
+    from gluonpose.deploy.detector import PersonDetector
+    _, weights = tiny_model                               # a pose net's parameters, not a detector's
+    with pytest.raises(ValueError, match="do not fit"):
+        PersonDetector(DETECTOR, weights=weights)
