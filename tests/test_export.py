@@ -6,16 +6,12 @@ import numpy as np
 import pytest
 from mxnet import gluon
 
+from gluonpose.deploy.export import mxnet_outputs
 from gluonpose.models.builder import build_model
 
 from _helpers import load_script, randomize, run_main, write_tiny_model
 
 SIZE_WH = (96, 128)
-
-
-def _outputs(net, x):
-    out = net(mx.nd.array(x))
-    return [o.asnumpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +21,7 @@ def model(tmp_path_factory):
     cfg_path, weights, net = write_tiny_model(folder, "m", "mshrnet_w8_2stage", SIZE_WH, seed=0)
     x = np.random.default_rng(1).standard_normal((2, 3, SIZE_WH[1], SIZE_WH[0])).astype(np.float32)
     return {"dir": folder, "cfg": cfg_path, "weights": weights, "net": net, "x": x,
-            "ref": _outputs(net, x)}
+            "ref": mxnet_outputs(net, x)}
 
 
 def _export(argv):
@@ -47,7 +43,7 @@ def test_symbol_params_round_trip(repo_root, model, stages):
     assert code == 0, out
     block = gluon.SymbolBlock.imports(prefix + "-symbol.json", ["data"], prefix + "-0000.params",
                                       ctx=mx.cpu())
-    got = _outputs(block, model["x"])
+    got = mxnet_outputs(block, model["x"])
     want = model["ref"] if stages == "all" else model["ref"][-1:]
     assert len(got) == len(want)
     for g, w in zip(got, want):
@@ -97,7 +93,7 @@ def test_onnx_parity_single_stage_dynamic_batch(tmp_path):
     exported = export_symbol(net, str(tmp_path / "h"), (64, 64), batch=1)
     path = export_onnx(exported, str(tmp_path / "h.onnx"), dynamic_batch=True)
     x = np.random.default_rng(3).standard_normal((3, 3, 64, 64)).astype(np.float32)
-    want = _outputs(net, x)[0]
+    want = mxnet_outputs(net, x)[0]
     assert np.abs(want).max() > 0.5
     sess = _onnx_session(path)
     assert [o.name for o in sess.get_outputs()] == ["output"]

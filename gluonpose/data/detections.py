@@ -35,8 +35,8 @@ def load_image_index(image_file):
     return index
 
 
-def _degenerate(box):
-    """Reason string when a detection box is unusable, else None."""
+def box_problem(box):
+    """Reason (``malformed_box`` / ``degenerate_box``) when a detection box is unusable, else None."""
     try:
         vals = [float(v) for v in box]
     except (TypeError, ValueError):
@@ -106,7 +106,7 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
         if score < score_thresh:
             skipped["low_score"] += 1
             continue
-        reason = _degenerate(det["bbox"])
+        reason = box_problem(det["bbox"])
         if reason is not None:
             skipped[reason] += 1
             logger.warning("%s: detection %d (image %s) has a %s %r, skipped", det_file, i,

@@ -59,18 +59,17 @@ def stem_image_id(file_name):
 
 
 def _entry_problem(det):
+    """Why a box-file entry is unusable (``malformed_entry``, ``bad_score`` or the box's problem), or
+    None."""
+    from ..data.detections import box_problem
+
     if not isinstance(det, dict) or "bbox" not in det or "score" not in det:
         return "malformed_entry"
     try:
-        box = [float(v) for v in det["bbox"]]
         score = float(det["score"])
     except (TypeError, ValueError):
-        return "malformed_entry"
-    if len(box) != 4 or not all(math.isfinite(v) for v in box + [score]):
-        return "malformed_entry"
-    if box[2] <= 0 or box[3] <= 0:
-        return "degenerate_box"
-    return None
+        return "bad_score"
+    return "bad_score" if not math.isfinite(score) else box_problem(det["bbox"])
 
 
 class BoxFile:
