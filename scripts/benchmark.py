@@ -33,6 +33,10 @@ def parse_args(argv=None):
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
     p.add_argument("--workers", type=int, default=0, help="loader benchmark: DataLoader workers")
+    p.add_argument("--coco-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                      "tests", "data", "samples", "coco"),
+                   help="loader benchmark: folder with test_coco.json and its jpgs (default: the repository's "
+                        "real COCO samples; synthetic images when absent)")
     p.add_argument("--summary", action="store_true",
                    help="print parameters and multiply-adds at 256x192, 384x288, 512x384 (nothing runs)")
     return p.parse_args(argv)
@@ -74,7 +78,7 @@ def main(argv=None):
                   % (args.model, size[1], size[0], format(params, ","), macs / 1e9, gflops))
     elif args.loader:
         from gluonpose.data.benchmark import bench_loader
-        bench_loader(args.size, args.batch, args.workers, args.iters)
+        bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)
     elif args.train:
         from gluonpose.engine.benchmark import bench_train
         bench_train(args.model, args.size, args.batch, args.gpus, args.iters, args.head)

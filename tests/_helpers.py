@@ -66,3 +66,19 @@ def write_tiny_model(folder, key, name, size_wh, extra_yaml="", seed=None):
     weights = os.path.join(str(folder), key + ".params")
     net.save_parameters(weights)
     return cfg_path, weights, net
+
+
+REFERENCE = os.path.join(ROOT, "tests", "data", "reference")
+
+
+def load_reference(name):
+    """An official reference file of ``tests/data/reference`` as a dict of arrays. The end-to-end files store
+    only the weights that differ from ``official_hrnet_pose_w8.npz``; the rest are filled in from it."""
+    with np.load(os.path.join(REFERENCE, name)) as f:
+        out = {k: f[k] for k in f.files}
+    if name.startswith("official_e2e_"):
+        with np.load(os.path.join(REFERENCE, "official_hrnet_pose_w8.npz")) as pose:
+            for k in pose.files:
+                if k.startswith("param:") and k not in out:
+                    out[k] = pose[k]
+    return out

@@ -3,15 +3,14 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+DATA = os.path.join(ROOT, "tests", "data")
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    """Path of ../shared (real samples and official reference arrays); skip with a reason if absent."""
-    if not os.path.isdir(SHARED):
-        pytest.skip("../shared is absent: the real samples and official reference arrays live there")
-    return SHARED
+def data_dir():
+    """``tests/data``: real samples (``samples/<dataset>``) and official reference arrays (``reference/``),
+    carried by the repository so the suite runs on a fresh clone (see ``tests/data/README.md``)."""
+    return DATA
 
 
 @pytest.fixture(scope="session")

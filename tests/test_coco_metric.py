@@ -13,8 +13,8 @@ from gluonpose.evaluation.coco_metric import (STATS_NAMES, evaluate_keypoints, f
 
 
 @pytest.fixture(scope="module")
-def gt_path(shared_dir):
-    path = os.path.join(shared_dir, "data", "samples", "coco", "test_coco.json")
+def gt_path(data_dir):
+    path = os.path.join(data_dir, "samples", "coco", "test_coco.json")
     if not os.path.isfile(path):
         pytest.skip("sample COCO annotations absent: %s" % path)
     return path

@@ -33,14 +33,14 @@ SIZES = [((192, 256), 2.0), ((288, 384), 3.0)]
 
 
 @pytest.fixture(scope="module")
-def reference(shared_dir):
-    return np.load(os.path.join(shared_dir, "reference", "official_postprocess.npz"))
+def reference(data_dir):
+    return np.load(os.path.join(data_dir, "reference", "official_postprocess.npz"))
 
 
 @pytest.fixture(scope="module")
-def coco_people(shared_dir):
+def coco_people(data_dir):
     """[(bbox, keypoints (17, 3))] of the labelled people of the real COCO sample file."""
-    with open(os.path.join(shared_dir, "data", "samples", "coco", "test_coco.json")) as f:
+    with open(os.path.join(data_dir, "samples", "coco", "test_coco.json")) as f:
         anns = json.load(f)["annotations"]
     people = [(np.array(a["bbox"], float), np.array(a["keypoints"], float).reshape(17, 3))
               for a in anns if a["num_keypoints"] > 0]

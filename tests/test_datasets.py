@@ -15,8 +15,8 @@ from gluonpose.data.keypoints import COCO_KEYPOINT_NAMES, get_keypoint_map, map_
 from gluonpose.data.records import PersonRecord
 
 
-def _sample(shared_dir, name, file):
-    folder = os.path.join(shared_dir, "data", "samples", name)
+def _sample(data_dir, name, file):
+    folder = os.path.join(data_dir, "samples", name)
     return os.path.join(folder, file), folder
 
 
@@ -27,8 +27,8 @@ def _raw(path):
 
 # ---------------------------------------------------------------- real samples
 
-def test_coco_sample_counts_and_cleaning(shared_dir):
-    ann, folder = _sample(shared_dir, "coco", "test_coco.json")
+def test_coco_sample_counts_and_cleaning(data_dir):
+    ann, folder = _sample(data_dir, "coco", "test_coco.json")
     coco = COCO(ann)
     n_all = len(coco.getAnnIds(catIds=[1], iscrowd=False))
     n_labelled = sum(max(a["keypoints"]) > 0 for a in coco.loadAnns(coco.getAnnIds(iscrowd=False)))
@@ -47,8 +47,8 @@ def test_coco_sample_counts_and_cleaning(shared_dir):
     assert rec.image_id == 785 and rec.dataset == "coco" and rec.area == pytest.approx(27789.11055)
 
 
-def test_mpii_sample(shared_dir):
-    ann, folder = _sample(shared_dir, "mpii", "test_mpii.json")
+def test_mpii_sample(data_dir):
+    ann, folder = _sample(data_dir, "mpii", "test_mpii.json")
     raw = _raw(ann)
     reader = MpiiKeypoints(ann, folder, check_images=True)
     assert len(reader) == len(raw) == 5
@@ -69,8 +69,8 @@ def test_mpii_sample(shared_dir):
     assert rec2.num_visible == 10
 
 
-def test_aic_coco_style_sample(shared_dir):
-    ann, folder = _sample(shared_dir, "aic", "test_aic.json")
+def test_aic_coco_style_sample(data_dir):
+    ann, folder = _sample(data_dir, "aic", "test_aic.json")
     reader = AicKeypoints(ann, folder, check_images=True)
     assert len(reader) == 9 and len({r.image_path for r in reader}) == 3
     rec = next(r for r in reader if r.ann_id == 4)
@@ -82,8 +82,8 @@ def test_aic_coco_style_sample(shared_dir):
     assert not rec.keypoints[:5].any() and not (rec.keypoints[:, :2] == [395, 74]).all(1).any()
 
 
-def test_crowdpose_sample(shared_dir):
-    ann, folder = _sample(shared_dir, "crowdpose", "test_crowdpose.json")
+def test_crowdpose_sample(data_dir):
+    ann, folder = _sample(data_dir, "crowdpose", "test_crowdpose.json")
     assert len(CrowdPoseKeypoints(ann, folder, skip_empty=False)) == 5
     reader = CrowdPoseKeypoints(ann, folder)
     assert len(reader) == 4 and reader.skipped["no_keypoints"] == 1
@@ -96,8 +96,8 @@ def test_crowdpose_sample(shared_dir):
 
 @pytest.mark.parametrize("layout, sample", [("aic", "aic/test_aic.json"),
                                             ("crowdpose", "crowdpose/test_crowdpose.json")])
-def test_mapping_tables_agree_with_sample_joint_names(shared_dir, layout, sample):
-    names = _raw(os.path.join(shared_dir, "data", "samples", sample))["categories"][0]["keypoints"]
+def test_mapping_tables_agree_with_sample_joint_names(data_dir, layout, sample):
+    names = _raw(os.path.join(data_dir, "samples", sample))["categories"][0]["keypoints"]
     norm = [n.lower().replace(" ", "_") for n in names]
     kmap = get_keypoint_map(layout)
     assert len(norm) == kmap.num_joints
@@ -237,8 +237,8 @@ def test_official_cleaning_skips(tmp_path):
                               "not_person": 1}
 
 
-def test_mpii_bad_entries(tmp_path, shared_dir):
-    ann, _ = _sample(shared_dir, "mpii", "test_mpii.json")
+def test_mpii_bad_entries(tmp_path, data_dir):
+    ann, _ = _sample(data_dir, "mpii", "test_mpii.json")
     raw = _raw(ann)
     raw[1]["scale"] = -2.0
     raw[3]["joints"][4][0] = float("nan")
@@ -254,8 +254,8 @@ def test_mpii_bad_entries(tmp_path, shared_dir):
                               "keypoints_outside_image": 1}
 
 
-def test_on_bad_must_be_valid(shared_dir):
-    ann, _ = _sample(shared_dir, "coco", "test_coco.json")
+def test_on_bad_must_be_valid(data_dir):
+    ann, _ = _sample(data_dir, "coco", "test_coco.json")
     with pytest.raises(ValueError, match="on_bad"):
         CocoKeypoints(ann, on_bad="ignore")
 
@@ -300,8 +300,8 @@ def test_combined_rejects_bad_ratios():
         CombinedDataset([_records("a", 3)], ratios=[0.0])
 
 
-def test_build_dataset_all_samples_combined(shared_dir):
-    root = os.path.join(shared_dir, "data", "samples")
+def test_build_dataset_all_samples_combined(data_dir):
+    root = os.path.join(data_dir, "samples")
     specs = [dict(type="coco", ann_file=f"{root}/coco/test_coco.json", img_prefix=f"{root}/coco"),
              dict(type="mpii", ann_file=f"{root}/mpii/test_mpii.json", img_prefix=f"{root}/mpii"),
              dict(type="aic", ann_file=f"{root}/aic/test_aic.json", img_prefix=f"{root}/aic"),

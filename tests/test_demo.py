@@ -26,8 +26,8 @@ def _demo(argv):
     return run_main(load_script("demo").main, argv)
 
 
-def test_demo_draws_joints_where_the_predictions_are(shared_dir, tiny_model, tmp_path):
-    folder = os.path.join(shared_dir, "data", "samples", "coco")
+def test_demo_draws_joints_where_the_predictions_are(data_dir, tiny_model, tmp_path):
+    folder = os.path.join(data_dir, "samples", "coco")
     image_path = os.path.join(folder, IMAGE)
     det = os.path.join(folder, "test_coco_det_AP_H_56.json")
     out, poses = str(tmp_path / "vis.png"), str(tmp_path / "poses.json")
@@ -66,9 +66,9 @@ def test_demo_draws_joints_where_the_predictions_are(shared_dir, tiny_model, tmp
     assert not np.all(original == MAGENTA_BGR, axis=-1).any()
 
 
-def test_demo_missing_detector_weights_says_how_to_get_them(shared_dir, tiny_model, tmp_path):
+def test_demo_missing_detector_weights_says_how_to_get_them(data_dir, tiny_model, tmp_path):
     cfg, weights = tiny_model
-    image = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    image = os.path.join(data_dir, "samples", "coco", IMAGE)
     buf = io.StringIO()
     with contextlib.redirect_stderr(buf):
         code, _ = _demo(["--config", cfg, "--weights", weights, "--image", image,
@@ -79,9 +79,9 @@ def test_demo_missing_detector_weights_says_how_to_get_them(shared_dir, tiny_mod
     assert "yolo3_darknet53_coco" in err and str(tmp_path) in err
 
 
-def test_demo_boxes_file_errors_name_the_file(shared_dir, tiny_model, tmp_path):
+def test_demo_boxes_file_errors_name_the_file(data_dir, tiny_model, tmp_path):
     cfg, weights = tiny_model
-    image = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    image = os.path.join(data_dir, "samples", "coco", IMAGE)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     buf = io.StringIO()
@@ -91,8 +91,8 @@ def test_demo_boxes_file_errors_name_the_file(shared_dir, tiny_model, tmp_path):
     assert code == 2 and str(bad) in buf.getvalue()
 
 
-def test_demo_on_a_video_and_a_folder(shared_dir, tiny_model, tmp_path):
-    folder = os.path.join(shared_dir, "data", "samples", "coco")
+def test_demo_on_a_video_and_a_folder(data_dir, tiny_model, tmp_path):
+    folder = os.path.join(data_dir, "samples", "coco")
     frame = cv2.imread(os.path.join(folder, IMAGE))
     frame = frame[:frame.shape[0] // 2 * 2, :frame.shape[1] // 2 * 2]   # MJPG keeps even sizes
     h, w = frame.shape[:2]
@@ -158,10 +158,10 @@ def detector_root(tmp_path_factory):
 DETECTOR = "yolo3_mobilenet1.0_coco"
 
 
-def test_demo_with_a_local_gluoncv_detector(shared_dir, tiny_model, detector_root, tmp_path):
+def test_demo_with_a_local_gluoncv_detector(data_dir, tiny_model, detector_root, tmp_path):
     from gluonpose.data.pipeline import read_image
     from gluonpose.deploy.detector import PersonDetector
-    image_path = os.path.join(shared_dir, "data", "samples", "coco", IMAGE)
+    image_path = os.path.join(data_dir, "samples", "coco", IMAGE)
     image = read_image(image_path)
     det = PersonDetector(DETECTOR, root=detector_root, score_thr=0.0)
     boxes, scores = det(image)

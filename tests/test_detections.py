@@ -11,8 +11,8 @@ from gluonpose.data.detections import gt_box_records, load_detections
 
 
 @pytest.fixture()
-def coco_sample(shared_dir):
-    folder = os.path.join(shared_dir, "data", "samples", "coco")
+def coco_sample(data_dir):
+    folder = os.path.join(data_dir, "samples", "coco")
     return (os.path.join(folder, "test_coco_det_AP_H_56.json"),
             os.path.join(folder, "test_coco.json"), folder)
 
@@ -35,8 +35,8 @@ def test_coco_sample_detections(coco_sample):
     assert min(r.score for r in kept) >= thr
 
 
-def test_crowdpose_sample_detections(shared_dir):
-    folder = os.path.join(shared_dir, "data", "samples", "crowdpose")
+def test_crowdpose_sample_detections(data_dir):
+    folder = os.path.join(data_dir, "samples", "crowdpose")
     recs = load_detections(os.path.join(folder, "test_crowdpose_det_AP_40.json"),
                            os.path.join(folder, "test_crowdpose.json"), folder)
     assert len(recs) == 6

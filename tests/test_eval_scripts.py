@@ -20,8 +20,8 @@ MEMBERS = {
 
 
 @pytest.fixture(scope="module")
-def coco(shared_dir):
-    folder = os.path.join(shared_dir, "data", "samples", "coco")
+def coco(data_dir):
+    folder = os.path.join(data_dir, "samples", "coco")
     return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder,
             "det": os.path.join(folder, "test_coco_det_AP_H_56.json")}
 
@@ -122,8 +122,8 @@ def test_test_mshrnet_det_and_gt_boxes(repo_root, members, coco, tmp_path):
     assert len(_check_results(out, coco["gt"])) <= 12
 
 
-def test_test_mshrnet_crowdpose(repo_root, members, shared_dir, tmp_path):
-    folder = os.path.join(shared_dir, "data", "samples", "crowdpose")
+def test_test_mshrnet_crowdpose(repo_root, members, data_dir, tmp_path):
+    folder = os.path.join(data_dir, "samples", "crowdpose")
     gt = os.path.join(folder, "test_crowdpose.json")
     cfg, weights = members["a"]
     out = str(tmp_path / "cp.json")

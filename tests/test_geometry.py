@@ -7,8 +7,8 @@ import pytest
 from gluonpose.data import geometry as geo
 
 
-def test_official_affine_matrices_match_reference(shared_dir):
-    ref = np.load(os.path.join(shared_dir, "reference", "official_postprocess.npz"))
+def test_official_affine_matrices_match_reference(data_dir):
+    ref = np.load(os.path.join(data_dir, "reference", "official_postprocess.npz"))
     specs, mats = ref["affine_specs"], ref["affine_mats"]
     assert len(specs) >= 10
     for spec, want in zip(specs, mats):

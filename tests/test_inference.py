@@ -104,8 +104,8 @@ def test_unreadable_image_raise_or_skip(noise_records, tiny_net, tmp_path):
     assert res.coords.shape == (1, 1, 2, 17, 2)
 
 
-def _sample(shared_dir, name):
-    folder = os.path.join(shared_dir, "data", "samples", name)
+def _sample(data_dir, name):
+    folder = os.path.join(data_dir, "samples", name)
     return os.path.join(folder, "test_%s.json" % name), folder
 
 
@@ -115,18 +115,18 @@ def _oracle(codec, records):
 
 
 @pytest.mark.parametrize("flip", [True, False])
-def test_evaluate_model_perfect_net_scores_ap_one(shared_dir, flip):
+def test_evaluate_model_perfect_net_scores_ap_one(data_dir, flip):
     """Perfect outputs for the labelled COCO people, GT boxes: AP and AR are exactly 1."""
-    gt, folder = _sample(shared_dir, "coco")
+    gt, folder = _sample(data_dir, "coco")
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
     oracle = _oracle(codec, CocoKeypoints(gt, folder).records)
     stats = evaluate_model(oracle, codec, gt, folder, flip=flip)
     assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
 
 
-def test_evaluate_model_perturbed_net_loses_ap(shared_dir):
+def test_evaluate_model_perturbed_net_loses_ap(data_dir):
     """The same oracle told positions 12 px off: pycocotools gives a lower AP."""
-    gt, folder = _sample(shared_dir, "coco")
+    gt, folder = _sample(data_dir, "coco")
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
     records = CocoKeypoints(gt, folder).records
     oracle = OracleNet(codec)
@@ -140,9 +140,9 @@ def test_evaluate_model_perturbed_net_loses_ap(shared_dir):
     assert stats["AP"] < 0.9
 
 
-def test_evaluate_model_crowdpose_shared_joints(shared_dir, tmp_path):
+def test_evaluate_model_crowdpose_shared_joints(data_dir, tmp_path):
     """CrowdPose GT (14 joints): COCO-17 predictions scored on the 12 shared joints."""
-    gt, folder = _sample(shared_dir, "crowdpose")
+    gt, folder = _sample(data_dir, "crowdpose")
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
     oracle = _oracle(codec, CrowdPoseKeypoints(gt, folder).records)
     out = str(tmp_path / "cp.json")
@@ -153,8 +153,8 @@ def test_evaluate_model_crowdpose_shared_joints(shared_dir, tmp_path):
     assert results and all(len(r["keypoints"]) == 36 for r in results)
 
 
-def test_validate_hook_from_config(shared_dir, tmp_path):
-    gt, folder = _sample(shared_dir, "coco")
+def test_validate_hook_from_config(data_dir, tmp_path):
+    gt, folder = _sample(data_dir, "coco")
     cfg = load_config(None, ["model.name=hrnet_w8", "codec.input_size=[96,128]",
                              "codec.heatmap_size=[24,32]", "test.use_gt_boxes=true",
                              "data.val={type: coco, ann_file: %s, img_prefix: %s}" % (gt, folder)])

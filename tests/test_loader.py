@@ -13,8 +13,8 @@ from gluonpose.engine.distributed import ShardSampler
 
 
 @pytest.fixture(scope="module")
-def coco_records(shared_dir):
-    coco = os.path.join(shared_dir, "data", "samples", "coco")
+def coco_records(data_dir):
+    coco = os.path.join(data_dir, "samples", "coco")
     return build_dataset(type="coco", ann_file=os.path.join(coco, "test_coco.json"), img_prefix=coco)
 
 

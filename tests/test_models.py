@@ -1,6 +1,6 @@
 """Networks against the official HRNet: parameter counts, reference outputs, checkpoint loading.
 
-The official reference tensors (../shared/reference) come from the official PyTorch code run on seeded
+The official reference tensors (tests/data/reference) come from the official PyTorch code run on seeded
 random weights with random BatchNorm statistics; their values reach ~1e9 (pose) and ~1e8 (cls), where a
 float32 ulp is 64-128. An absolute 1e-4 bound is therefore below float32 resolution for them; we compare
 with a tolerance relative to the tensor's scale (max |ours - official| <= 1e-5 * max |official|), which
@@ -38,14 +38,14 @@ def test_macs_match_official_counts():
                - 35.31) < 0.01
 
 
-def test_w8_count_matches_reference(shared_dir):
-    with open(os.path.join(shared_dir, "reference", "official_reference_w8.json")) as f:
+def test_w8_count_matches_reference(data_dir):
+    with open(os.path.join(data_dir, "reference", "official_reference_w8.json")) as f:
         ref = json.load(f)
     assert count_parameters(gluonpose.get_model("hrnet_w8", initialize=False)) == ref["pose"]["params"]
 
 
-def test_official_pose_output(shared_dir):
-    path = os.path.join(shared_dir, "reference", "official_hrnet_pose_w8.npz")
+def test_official_pose_output(data_dir):
+    path = os.path.join(data_dir, "reference", "official_hrnet_pose_w8.npz")
     ref = np.load(path)
     net = gluonpose.get_model("hrnet_w8")
     report = load_official(net, path, kind="pose", allow_missing=False)
@@ -57,8 +57,8 @@ def test_official_pose_output(shared_dir):
     np.testing.assert_array_equal(flat(out), flat(ref["output"]))
 
 
-def test_official_imagenet_backbone_stage4(shared_dir):
-    path = os.path.join(shared_dir, "reference", "official_hrnet_cls_w8.npz")
+def test_official_imagenet_backbone_stage4(data_dir):
+    path = os.path.join(data_dir, "reference", "official_hrnet_cls_w8.npz")
     ref = np.load(path)
     net = HRNetBackbone(width=8, multi_scale_last=True)
     net.initialize()
@@ -70,8 +70,8 @@ def test_official_imagenet_backbone_stage4(shared_dir):
         assert _scaled_err(y.asnumpy(), ref["stage4_out%d" % i]) < 1e-5
 
 
-def test_imagenet_fills_every_stage(shared_dir):
-    path = os.path.join(shared_dir, "reference", "official_hrnet_cls_w8.npz")
+def test_imagenet_fills_every_stage(data_dir):
+    path = os.path.join(data_dir, "reference", "official_hrnet_cls_w8.npz")
     ref = np.load(path)
     keys = json.loads(str(ref["all_checkpoint_keys_json"]))
     net = gluonpose.get_model("mshrnet_w8_2stage")
@@ -109,8 +109,8 @@ def test_classification_only_keys_are_skipped():
     assert report["missing"] == ["final_layer.bias", "final_layer.weight"]
 
 
-def test_wrong_checkpoint_is_refused(shared_dir, tmp_path):
-    path = os.path.join(shared_dir, "reference", "official_hrnet_pose_w8.npz")
+def test_wrong_checkpoint_is_refused(data_dir, tmp_path):
+    path = os.path.join(data_dir, "reference", "official_hrnet_pose_w8.npz")
     net = gluonpose.get_model("hrnet_w16")
     with pytest.raises(CheckpointError, match=r"(?s)shape mismatch .*transition1\.0\.0\.weight"):
         load_official(net, path)
@@ -178,9 +178,9 @@ def test_unknown_model_name_lists_valid_ones():
         gluonpose.get_model("hrnet_large")
 
 
-def test_build_model_initialises_every_stage_from_imagenet(shared_dir):
+def test_build_model_initialises_every_stage_from_imagenet(data_dir):
     from gluonpose.models.builder import build_model
-    path = os.path.join(shared_dir, "reference", "official_hrnet_cls_w8.npz")
+    path = os.path.join(data_dir, "reference", "official_hrnet_cls_w8.npz")
     ref = np.load(path)
     net = build_model("mshrnet_w8_2stage", pretrained=path, pretrained_kind="imagenet")
     params = net._collect_params_with_prefix()

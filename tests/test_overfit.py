@@ -24,8 +24,8 @@ EPOCHS = 250
 
 
 @pytest.fixture(scope="module")
-def coco(shared_dir):
-    folder = os.path.join(shared_dir, "data", "samples", "coco")
+def coco(data_dir):
+    folder = os.path.join(data_dir, "samples", "coco")
     return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder}
 
 

@@ -15,9 +15,9 @@ from gluonpose.data.records import PersonRecord
 
 
 @pytest.fixture(scope="module")
-def coco(shared_dir):
+def coco(data_dir):
     """[(image RGB, PersonRecord)] for the labelled people of the real COCO sample."""
-    root = os.path.join(shared_dir, "data", "samples", "coco")
+    root = os.path.join(data_dir, "samples", "coco")
     with open(os.path.join(root, "test_coco.json")) as f:
         data = json.load(f)
     files = {im["id"]: os.path.join(root, im["file_name"]) for im in data["images"]}

@@ -20,8 +20,8 @@ LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
 ENV = dict(os.environ, OMP_NUM_THREADS="1", MXNET_ENGINE_TYPE="NaiveEngine", PYTHONWARNINGS="ignore")
 
 
-def _config(tmp_path, shared_dir, **overrides):
-    coco = os.path.join(shared_dir, "data", "samples", "coco")
+def _config(tmp_path, data_dir, **overrides):
+    coco = os.path.join(data_dir, "samples", "coco")
     text = """
 model: {name: mshrnet_w8_2stage, head: heatmap_offset}
 codec: {type: heatmap_offset, input_size: [64, 64], heatmap_size: [16, 16]}
@@ -53,8 +53,8 @@ def _max_diff(a, b):
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path, shared_dir):
-    cfg, over = _config(tmp_path, shared_dir)
+def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
+    cfg, over = _config(tmp_path, data_dir)
     full, cut = tmp_path / "full", tmp_path / "cut"
     subprocess.run(_train_cmd(cfg, full, *over), env=ENV, check=True, timeout=300,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -80,9 +80,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, shared_dir):
     assert not glob.glob(str(full / ".tmp-*")), "temporary files left behind"
 
 
-def test_two_workers_equal_one_worker_on_the_combined_batch(tmp_path, shared_dir):
+def test_two_workers_equal_one_worker_on_the_combined_batch(tmp_path, data_dir):
     """2 workers + 1 server (dist_sync over loopback) == 1 worker holding 2 devices, same global batch."""
-    cfg, over = _config(tmp_path, shared_dir, **{"train.epochs": 1})
+    cfg, over = _config(tmp_path, data_dir, **{"train.epochs": 1})
     single, dist = tmp_path / "single", tmp_path / "dist"
     subprocess.run(_train_cmd(cfg, single, "--gpus", "cpu:2", *over), env=ENV, check=True,
                    timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,8 +102,8 @@ def test_two_workers_equal_one_worker_on_the_combined_batch(tmp_path, shared_dir
     assert moved > 1e-4
 
 
-def test_non_finite_loss_stops_without_overwriting(tmp_path, shared_dir):
-    cfg, over = _config(tmp_path, shared_dir, **{"train.epochs": 2, "train.lr": 1.0e30})
+def test_non_finite_loss_stops_without_overwriting(tmp_path, data_dir):
+    cfg, over = _config(tmp_path, data_dir, **{"train.epochs": 2, "train.lr": 1.0e30})
     work = tmp_path / "nan"
     res = subprocess.run(_train_cmd(cfg, work, *over), env=ENV, timeout=300,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -17,8 +17,8 @@ from gluonpose.utils.visualize import (GT_COLOR_BGR, PRED_COLOR_BGR, denormalize
 
 
 @pytest.fixture(scope="module")
-def person(shared_dir):
-    root = os.path.join(shared_dir, "data", "samples", "coco")
+def person(data_dir):
+    root = os.path.join(data_dir, "samples", "coco")
     data = json.load(open(os.path.join(root, "test_coco.json")))
     ann = next(a for a in data["annotations"] if a["num_keypoints"] == 17)
     image = next(im for im in data["images"] if im["id"] == ann["image_id"])

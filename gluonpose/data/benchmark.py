@@ -8,20 +8,17 @@ from .datasets import build_dataset
 from .loader import EpochSampler, TopDownDataset, make_train_loader
 from .pipeline import TopDownTrainTransform
 
-SHARED_COCO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           os.pardir, "shared", "data", "samples", "coco")
-
-
-def _records(tmp):
-    """Real COCO sample people when ../shared is there, else generated 640x480 synthetic images."""
-    ann = os.path.join(SHARED_COCO, "test_coco.json")
-    if os.path.isfile(ann):
-        return build_dataset(type="coco", ann_file=ann, img_prefix=SHARED_COCO), "COCO samples (real jpgs)"
+def _records(tmp, coco_dir):
+    """Real COCO people from ``coco_dir`` (a folder with ``test_coco.json`` and its jpgs) when given and
+    present, else generated 640x480 synthetic images."""
+    ann = os.path.join(coco_dir or "", "test_coco.json")
+    if coco_dir and os.path.isfile(ann):
+        return build_dataset(type="coco", ann_file=ann, img_prefix=coco_dir), "COCO samples (real jpgs)"
     return (build_dataset(type="synthetic", out_dir=tmp, num_images=32, image_size_wh=(640, 480)),
             "synthetic 640x480 jpgs")
 
 
-def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10):
+def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_dir=None):
     """Print samples/s of the training pipeline in one process and through a DataLoader."""
     from ..engine.distributed import ShardSampler
 
@@ -30,7 +27,7 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10):
     transform = TopDownTrainTransform(codec, rotation=30, rotation_sigma=None, scale_range=(0.8, 1.2),
                                       scale_sigma=None)
     with tempfile.TemporaryDirectory() as tmp:
-        records, source = _records(tmp)
+        records, source = _records(tmp, coco_dir)
         dataset = TopDownDataset(records, transform, seed=0)
         n = max(iters * batch // 4, 64)
         dataset[(0, 0)]
