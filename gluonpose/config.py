@@ -110,8 +110,7 @@ DEFAULTS = {
 }
 
 
-class ConfigError(ValueError):
-    """Unknown key, bad override or unreadable config file."""
+from .errors import ConfigError  # noqa: F401  (re-exported: gluonpose.config.ConfigError)
 
 
 class Config(dict):

@@ -25,8 +25,7 @@ IMAGENET_ONLY_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.",
 KINDS = ("pose", "imagenet")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be loaded into the network (wrong file, shapes or architecture)."""
+from ..errors import CheckpointError  # noqa: F401  (re-exported)
 
 
 def read_state_dict(path):

@@ -24,8 +24,7 @@ logger = logging.getLogger(__name__)
 ON_BAD_CHOICES = ("raise", "skip")
 
 
-class DatasetError(ValueError):
-    """Bad dataset input; the message names the file and, where it applies, the record."""
+from ...errors import DatasetError  # noqa: F401  (re-exported)
 
 
 def load_json(path, what="annotation file"):

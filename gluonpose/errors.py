@@ -1,0 +1,30 @@
+"""The errors a user can fix. Every script turns these (and only these) into one ``error: ...`` line and
+exit code 2; anything else is a bug and keeps its traceback.
+
+Each message names the file, record, key or value at fault. The classes keep ``ValueError`` /
+``FileNotFoundError`` as second bases so callers that caught those before still do.
+"""
+
+
+class UserError(Exception):
+    """Base of every error caused by the user's input (config, data, weights, devices, files)."""
+
+
+class ConfigError(UserError, ValueError):
+    """Unknown key, bad value or override, unreadable or malformed config file."""
+
+
+class DatasetError(UserError, ValueError):
+    """Bad dataset input (annotation or detection file, image, record); the message names the file and record."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint or weights file that is missing, truncated, corrupt or does not fit the network."""
+
+
+class ContextError(UserError, ValueError):
+    """A device list (``--gpus``) that this machine or this MXNet build cannot provide."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file the user named does not exist."""
