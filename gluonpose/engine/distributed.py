@@ -7,8 +7,19 @@ Facts this module is built around (MXNet 1.9.1):
 * With the default ``update_on_kvstore=True`` the optimizer lives on the servers and trainer
   states cannot be saved; :func:`make_trainer` therefore uses ``update_on_kvstore=False`` for
   synchronous dist kvstores (``dist_async`` requires ``True``).
-* With ``update_on_kvstore=False`` the Trainer's first weight pull can race with the first
-  gradient push, so :func:`make_trainer` initialises the kvstore eagerly and ends with a barrier.
+* On CPU the dist kvstore uses the pushed array itself as its send/receive buffer, and ps-lite
+  needs plain (default-layout) memory. After a forward pass with oneDNN (MKLDNN) a parameter may
+  hold oneDNN-layout data: Gluon's Trainer initialises its keys with ``kv.broadcast(param)``,
+  so rank 0 then pulls into that parameter and fails ("We can't generate TBlob for MKLDNN
+  data"), never inits the remaining keys, and the server aborts with "init N first" on
+  another worker's pull (8 of 8 tries in issue 10). :func:`make_trainer` and the helpers below
+  therefore hand the kvstore default-layout copies only, and copy the result into the
+  parameters.
+* ``kv.init`` is not ordered with a later pull: rank 0 queues its init push and waits for it
+  with ``WaitToWrite``, which (``ThreadedEngine::WaitForVar``) waits for pending *writes* only,
+  not for that push (a read), before the init barrier. Every init here is therefore followed by
+  an engine wait (on rank 0 the pushes are then acknowledged by the servers) and a barrier
+  before anything is pulled.
 * Every worker must run the same number of steps or ``dist_sync`` hangs: :class:`ShardSampler`
   pads every part to the same length.
 
@@ -17,16 +28,32 @@ in a reserved range (well above the Trainer's keys ``0..num_params-1`` and below
 MXNet's ``key * 9973`` server hash would overflow). They rely on the servers holding no
 optimizer (true for trainers made by :func:`make_trainer` with a sync kvstore). Which keys were
 initialised is recorded on the kvstore object itself (attribute ``_gluonpose_keys``).
+
+Worker failures: a worker that raises or calls ``sys.exit(n)`` with n != 0 would otherwise stall
+in ps-lite's shutdown (its kvstore destructor waits in a barrier for workers that wait for its
+gradients), so the job hangs. :func:`create_kvstore` therefore makes such a worker exit at once
+(traceback / message printed, output flushed, then ``os._exit``); scripts/launch_dist.py sees the
+exit code, names the worker and its last output line, and stops the others. Under the launcher
+(``GLUONPOSE_LAUNCHED`` set) the worker also dies with the process that started it (a
+parent-watching thread; forked children such as DataLoader workers get ``PR_SET_PDEATHSIG``).
 """
+import logging
 import os
+import signal
+import sys
+import threading
+import time
 import zlib
 
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..errors import CheckpointError
+
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
-           "make_trainer", "global_batch_size", "allreduce_scalars", "ShardSampler"]
+           "make_trainer", "global_batch_size", "allreduce_scalars", "allgather_scalars",
+           "check_same_start_epoch", "install_fail_fast", "watch_parent", "ShardSampler"]
 
 KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 _BROADCAST_KEY_BASE = 100000   # + parameter index
@@ -47,6 +74,10 @@ def create_kvstore(name):
     creates those itself); an ``mx.kv.KVStore`` for ``dist_*`` names, whose rank and worker
     count come from ps-lite. A ``dist_*`` name outside a launched job (no ``DMLC_ROLE``) raises
     a RuntimeError pointing at ``scripts/launch_dist.py`` instead of letting ps-lite abort.
+
+    For a ``dist_*`` kvstore this also calls :func:`install_fail_fast` (a failing worker exits
+    at once instead of hanging in ps-lite's shutdown) and, when started by
+    scripts/launch_dist.py, :func:`watch_parent` (the worker dies with its launcher).
     """
     if isinstance(name, mx.kv.KVStore):
         return name, name.rank, name.num_workers
@@ -60,8 +91,112 @@ def create_kvstore(name):
     if "DMLC_ROLE" not in os.environ:
         raise RuntimeError("kvstore %r needs the DMLC_* environment of a distributed job; start "
                            "the script through scripts/launch_dist.py" % name)
+    install_fail_fast()
+    if os.environ.get("GLUONPOSE_LAUNCHED"):
+        watch_parent()
     kv = mx.kv.create(name)
     return kv, kv.rank, kv.num_workers
+
+
+_HOOKS = {}
+
+
+def _flush_and_exit(code):
+    """Flush what the process wrote and leave without running ps-lite's shutdown."""
+    try:
+        logging.shutdown()
+    except Exception:   # noqa: BLE001 - best effort while dying
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:   # noqa: BLE001
+            pass
+    os._exit(code)
+
+
+def install_fail_fast():
+    """Make this (worker) process exit at once on an uncaught exception or ``sys.exit(n != 0)``.
+
+    The traceback (or the ``sys.exit`` message) is printed as usual, stdout/stderr and logging
+    are flushed, then ``os._exit`` skips interpreter shutdown, where MXNet's dist kvstore would
+    wait in a barrier for the other workers (which wait for this one: a hang). Exit codes are
+    kept: 1 for an exception, ``n`` for ``sys.exit(n)``. ``sys.exit(0)``/``sys.exit()`` and a
+    normal end are unchanged (the kvstore shuts down with the others). Idempotent.
+    """
+    if _HOOKS.get("fail_fast"):
+        return
+    _HOOKS["fail_fast"] = True
+    previous_hook = sys.excepthook
+    previous_exit = sys.exit
+
+    def excepthook(etype, value, tb):
+        try:
+            sys.stdout.flush()   # earlier output first, the traceback last
+        except Exception:   # noqa: BLE001
+            pass
+        previous_hook(etype, value, tb)
+        _flush_and_exit(1)
+
+    def exit_now(status=None):
+        if status is None or status == 0:
+            return previous_exit(status)
+        if isinstance(status, int):
+            code = status & 0xFF or 1
+        else:   # sys.exit("message") prints the message and exits with 1
+            try:
+                sys.stdout.flush()
+            except Exception:   # noqa: BLE001
+                pass
+            print(status, file=sys.stderr)
+            code = 1
+        _flush_and_exit(code)
+
+    sys.excepthook = excepthook
+    sys.exit = exit_now
+
+
+def _set_pdeathsig(sig=signal.SIGKILL):
+    """Linux: deliver ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(1, int(sig), 0, 0, 0) == 0   # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return False
+
+
+def watch_parent(poll_s=0.25):
+    """End this process (and its process group, when it leads it) once its parent is gone.
+
+    A daemon thread polls ``os.getppid()``; it runs while the main thread blocks in a kvstore
+    call (those release the GIL). Processes forked from here on (DataLoader workers) get
+    ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, so they die with this process. Used by
+    :func:`create_kvstore` under scripts/launch_dist.py: a worker never outlives a launcher
+    killed with SIGKILL, or (ssh) a dropped connection. Idempotent.
+    """
+    if _HOOKS.get("watch_parent"):
+        return
+    _HOOKS["watch_parent"] = True
+    parent = os.getppid()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_set_pdeathsig)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        try:
+            sys.stderr.write("parent process %d is gone: exiting\n" % parent)
+            sys.stderr.flush()
+        except Exception:   # noqa: BLE001
+            pass
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="gluonpose-watch-parent", daemon=True).start()
 
 
 def barrier(kv):
@@ -95,6 +230,21 @@ def _require_sync(kv, what):
                          % (what, kv.type))
 
 
+def _plain_copy(arr):
+    """A default-layout copy of ``arr`` (never oneDNN-layout memory, which ps-lite cannot send
+    or receive into), on the same context."""
+    return mx.nd.array(arr.asnumpy(), ctx=arr.context, dtype=arr.dtype)
+
+
+def _init_keys(kv, keys, values):
+    """``kv.init`` followed by what makes it safe to pull: all engine work done (on rank 0 the
+    init pushes are then acknowledged by the servers) and a barrier. See the module notes."""
+    mx.nd.waitall()
+    kv.init(keys, values)
+    mx.nd.waitall()
+    kv._barrier()
+
+
 def _ensure_keys(kv, keys, templates):
     """Init the not-yet-initialised ``keys`` of ``kv`` (collective), checking shapes on reuse."""
     registry = getattr(kv, "_gluonpose_keys", None)
@@ -112,9 +262,7 @@ def _ensure_keys(kv, keys, templates):
         new_keys.append(key)
         new_values.append(mx.nd.zeros(arr.shape, dtype=arr.dtype))
     if new_keys:
-        kv.init(new_keys, new_values)
-        mx.nd.waitall()
-        kv._barrier()
+        _init_keys(kv, new_keys, new_values)
         for key, arr in zip(new_keys, new_values):
             registry[key] = (tuple(arr.shape), np.dtype(arr.dtype).name)
 
@@ -144,7 +292,9 @@ def broadcast_parameters(params, kv):
     _ensure_keys(kv, keys, [d[0] for d in datas])
     rank0 = kv.rank == 0
     for key, data in zip(keys, datas):
-        contrib = data[0].copy() if rank0 else mx.nd.zeros_like(data[0])
+        contrib = _plain_copy(data[0]) if rank0 else mx.nd.zeros(data[0].shape,
+                                                                   ctx=data[0].context,
+                                                                   dtype=data[0].dtype)
         kv.pushpull(key, contrib, out=data)
     mx.nd.waitall()
     kv._barrier()
@@ -156,8 +306,10 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
     ``kvstore``: ``None``, a name (``'local'``, ``'device'``) or a KVStore from
     :func:`create_kvstore`. For synchronous dist kvstores the trainer uses
     ``update_on_kvstore=False`` (states live on the workers; ``trainer.save_states`` works) and
-    is initialised eagerly: its kvstore keys are created, rank 0's weights are pulled into every
-    worker and a barrier is passed before this returns, so step 1 cannot race the first pull.
+    is initialised eagerly: its kvstore keys are created (all at once, then engine wait + barrier,
+    so no pull can reach a server before rank 0's init push: see the module notes), rank 0's
+    weights are pulled into every worker and a barrier is passed before this returns. It may be
+    called right after :func:`create_kvstore` or a forward pass (pending engine work is fine).
     ``dist_async`` keeps ``update_on_kvstore=True`` (MXNet requires it; states cannot be saved).
     Call ``trainer.step(global_batch_size(per_worker, num_workers))``.
     """
@@ -173,10 +325,26 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
     update_on_kvstore = "async" in kvstore.type
     trainer = gluon.Trainer(params, optimizer, optimizer_params, kvstore=kvstore,
                             update_on_kvstore=update_on_kvstore)
-    # Private Trainer hooks (MXNet 1.9): create the kvstore keys now instead of in step 1.
+    # Private Trainer hooks (MXNet 1.9): create the kvstore now instead of in step 1, and do the
+    # work of Trainer._init_params (kv.broadcast per key = init + immediate pull, which races)
+    # ourselves: init every key, wait + barrier, then pull.
     trainer._init_kvstore()
-    trainer._init_params()
-    mx.nd.waitall()
+    params = [p for p in trainer._params_to_init]
+    sparse = [p.name for p in params if p._stype != "default"]
+    if sparse:
+        raise ValueError("make_trainer supports dense parameters only, got sparse %s" % sparse[:5])
+    keys = [trainer._param2idx[p.name] for p in params]
+    datas = [p.list_data() for p in params]
+    if keys:
+        values = [_plain_copy(d[0]) for d in datas]
+        _init_keys(kvstore, keys, values)
+        pulled = [mx.nd.zeros(v.shape, ctx=v.context, dtype=v.dtype) for v in values]
+        kvstore.pull(keys, out=pulled)
+        for buf, data in zip(pulled, datas):
+            for arr in data:
+                buf.copyto(arr)
+        mx.nd.waitall()
+    trainer._params_to_init = []
     kvstore._barrier()
     return trainer
 
@@ -206,14 +374,24 @@ def allreduce_scalars(kv, values):
     parts in the worker's own slot (an all-gather) and summed in float64 in rank order: every
     worker gets the same, float64-accurate totals. Values must be finite.
     """
+    gathered = allgather_scalars(kv, values)
+    names = sorted(values)
+    return {n: float(np.sum([g[n] for g in gathered], dtype=np.float64)) for n in names}
+
+
+def allgather_scalars(kv, values):
+    """Every worker's dict of floats, as a list in rank order (the same list on every worker).
+
+    Without a dist kvstore: ``[values]`` (as floats). Same rules as :func:`allreduce_scalars`
+    (same names on every worker, finite values, exact float64 transport)."""
     names = sorted(values)
     for name in names:
         if not isinstance(name, str):
             raise TypeError("allreduce_scalars needs string names, got %r" % (name,))
     local = np.array([float(values[n]) for n in names], dtype=np.float64)
     if not is_distributed(kv) or not names:
-        return dict(zip(names, local.tolist()))
-    _require_sync(kv, "allreduce_scalars")
+        return [dict(zip(names, local.tolist()))]
+    _require_sync(kv, "allgather_scalars")
     slots = np.zeros((kv.num_workers, len(names), 3), dtype=np.float32)
     slots[kv.rank] = _split_f64(local)
     key = _scalar_key(names)
@@ -222,7 +400,29 @@ def allreduce_scalars(kv, values):
     out = mx.nd.zeros_like(arr)
     kv.pushpull(key, arr, out=out)
     gathered = out.asnumpy().astype(np.float64).sum(axis=2)   # (num_workers, n) exact values
-    return dict(zip(names, gathered.sum(axis=0).tolist()))
+    return [dict(zip(names, row)) for row in gathered.tolist()]
+
+
+def check_same_start_epoch(kv, epoch, work_dir=None):
+    """Raise CheckpointError on every worker unless all workers start at the same ``epoch``.
+
+    ``epoch`` is the number of epochs this worker's checkpoint says are done (0 without one).
+    With work dirs that are not shared between machines, ``--resume`` could otherwise start one
+    rank from scratch, broadcast its weights over the resumed ones, and then hang on unequal
+    step counts. A no-op without a dist kvstore.
+    """
+    if not is_distributed(kv):
+        return
+    epochs = [int(round(g["start_epoch"]))
+              for g in allgather_scalars(kv, {"start_epoch": float(epoch)})]
+    if len(set(epochs)) > 1:
+        raise CheckpointError(
+            "--resume: the workers would start from different epochs (%s); every rank reads the "
+            "checkpoints in its own train.work_dir (this is rank %d: %s). Give all ranks the same "
+            "checkpoints (a shared work_dir, or copy the newest epoch_*.params/.states/.json and "
+            "latest.json to every machine), or start all from scratch without --resume."
+            % (", ".join("rank %d: %s" % (r, ("epoch %d" % e) if e else "no checkpoint")
+                         for r, e in enumerate(epochs)), kv.rank, work_dir or "?"))
 
 
 class ShardSampler(gluon.data.Sampler):

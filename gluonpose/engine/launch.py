@@ -10,11 +10,22 @@ with a non-worker ``DMLC_ROLE`` runs that role and exits). Workers and servers a
 may differ).
 
 Supervision: every process runs in its own process group. If any process exits non-zero (or
-the optional timeout passes, or SIGINT/SIGTERM arrives) all process groups get SIGTERM, then
-SIGKILL after a few seconds, and :func:`run_plan` returns non-zero. After all workers exit 0
-the servers/scheduler get ``grace`` seconds to finish on their own. With the ssh launcher only
-the local ssh clients are signalled; ssh runs with ``-tt`` so that the remote command gets a
-terminal and is hung up when its connection closes.
+the optional timeout passes, or SIGINT/SIGTERM/SIGHUP arrives) all process groups get SIGTERM,
+then SIGKILL after a few seconds, and :func:`run_plan` returns non-zero; a failure is reported
+as ``<name> (<role> on <host>) failed with exit code N: <its last output line>`` (for a Python
+worker the exception line of its traceback, or the ``error: ...`` line of a script). Workers
+that use :func:`gluonpose.engine.distributed.create_kvstore` exit at once when they fail instead
+of hanging in ps-lite's shutdown. After all workers exit 0 the servers/scheduler get ``grace``
+seconds to finish on their own.
+
+The job never outlives the launcher: on Linux every child gets ``PR_SET_PDEATHSIG`` = SIGKILL
+(it is killed when the launcher dies, even by SIGKILL), the default scheduler/server command
+and gluonpose workers (``GLUONPOSE_LAUNCHED=1``) also run a thread that exits when their parent
+is gone, and forked grandchildren of gluonpose workers get the death signal too. With the ssh
+launcher the local ssh clients die with the launcher; ssh runs with ``-tt`` so the remote
+command has a terminal and is hung up (SIGHUP) when its connection drops, and the remote
+watcher thread ends it once its sshd parent is gone. Children get ``PYTHONUNBUFFERED=1`` (unless
+set) so that their output arrives in order and at once.
 """
 import os
 import re
@@ -28,9 +39,55 @@ import time
 from dataclasses import dataclass, field
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
-           "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan"]
+           "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan", "ps_role_command",
+           "set_parent_death_signal"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: Scheduler/server program: a daemon thread SIGKILLs the process once its parent is gone (the
+#: main thread blocks inside ``import mxnet``, which runs the ps-lite role with the GIL released).
+_PS_ROLE_CODE = (
+    "import os, signal, threading, time\n"
+    "def _watch(parent=os.getppid()):\n"
+    "    while os.getppid() == parent:\n"
+    "        time.sleep(0.25)\n"
+    "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    "threading.Thread(target=_watch, daemon=True).start()\n"
+    "import mxnet\n")
+
+_PRCTL = []
+
+
+def _prctl():
+    """libc's prctl, looked up once in the launcher (not in a freshly forked child)."""
+    if not _PRCTL:
+        fn = None
+        if sys.platform.startswith("linux"):
+            try:
+                import ctypes
+                fn = ctypes.CDLL(None, use_errno=True).prctl
+            except (OSError, AttributeError):
+                fn = None
+        _PRCTL.append(fn)
+    return _PRCTL[0]
+
+
+def set_parent_death_signal(sig=signal.SIGKILL):
+    """Linux: have the kernel send ``sig`` to this process when its parent (thread) dies.
+    Returns False where that is not available."""
+    fn = _prctl()
+    return bool(fn is not None and fn(1, int(sig), 0, 0, 0) == 0)   # PR_SET_PDEATHSIG = 1
+
+
+def ps_role_command(python=None):
+    """argv of a scheduler/server: ``python -c <parent watcher> + import mxnet``."""
+    return [python or sys.executable, "-c", _PS_ROLE_CODE]
+
+
+def _child_env(env):
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    env["GLUONPOSE_LAUNCHED"] = "1"
+    return env
 
 
 @dataclass(frozen=True)
@@ -115,7 +172,7 @@ def build_local_plan(command, num_workers, num_servers, port=None, env=None,
     if not command:
         raise ValueError("no worker command given (put it after '--')")
     port = port or find_free_port()
-    server_command = list(server_command or [sys.executable, "-c", "import mxnet"])
+    server_command = list(server_command or ps_role_command())
     plan = []
     for name, role, index in _roles(num_workers, num_servers):
         full = dict(os.environ if base_env is None else base_env)
@@ -124,6 +181,7 @@ def build_local_plan(command, num_workers, num_servers, port=None, env=None,
         if role != "scheduler":
             full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
         full.update(env or {})
+        _child_env(full)
         argv = list(command) if role == "worker" else list(server_command)
         plan.append(ProcSpec(name, role, argv, full))
     return plan
@@ -167,7 +225,7 @@ def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None
     scheduler_host = scheduler_host or _outbound_ip(hosts[0][0])
     port = port or find_free_port("0.0.0.0")
     cwd = cwd or os.getcwd()
-    server_command = list(server_command or [sys.executable, "-c", "import mxnet"])
+    server_command = list(server_command or ps_role_command())
     local_env = dict(os.environ if base_env is None else base_env)
     counters = {"server": 0, "worker": 0}
     plan = []
@@ -177,6 +235,7 @@ def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None
             full.update(dmlc_env(role, scheduler_host, port, num_workers, num_servers,
                                  scheduler_host, verbose))
             full.update(env or {})
+            _child_env(full)
             plan.append(ProcSpec(name, role, list(server_command), full, scheduler_host))
             continue
         host, hport = hosts[counters[role] % len(hosts)]
@@ -184,6 +243,7 @@ def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None
         remote_env = dmlc_env(role, scheduler_host, port, num_workers, num_servers, host, verbose)
         remote_env["GLUONPOSE_LAUNCH_INDEX"] = str(index)
         remote_env.update(env or {})
+        _child_env(remote_env)
         argv = ssh_argv(host, hport or ssh_port, remote_env, cwd,
                         command if role == "worker" else server_command)
         plan.append(ProcSpec(name, role, argv, dict(local_env), host))
@@ -191,17 +251,59 @@ def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None
 
 
 class _Terminated(Exception):
-    """Raised by the SIGTERM handler installed by :func:`run_plan`."""
+    """Raised by the SIGTERM/SIGHUP handler installed by :func:`run_plan`."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
-def _pump(stream, prefix, out, lock):
+def _visible(line):
+    """The text a terminal shows for one output line (after the last CR, e.g. of a progress
+    bar), stripped; bytes in, str out."""
+    return line.rstrip(b"\r\n").split(b"\r")[-1].decode("utf-8", "replace").strip()
+
+
+def _pump(stream, prefix, out, lock, last):
     """Copy lines of a child's pipe to ``out`` (a binary stream), each prefixed (CR dropped:
-    ssh -tt output ends lines with CRLF)."""
+    ssh -tt output ends lines with CRLF); keep the last non-empty line in ``last[0]``."""
     for line in iter(stream.readline, b""):
+        text = _visible(line)
+        if text:
+            last[0] = text
         with lock:
             out.write(prefix + line.rstrip(b"\r\n") + b"\n")
             out.flush()
     stream.close()
+
+
+def _last_line_of_file(path, size=8192):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            lines = [_visible(line) for line in f.read().splitlines()]
+    except OSError:
+        return ""
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else ""
+
+
+def _child_setup(launcher_pid):
+    """preexec_fn: die with the launcher (Linux), and at once if it is already gone."""
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != launcher_pid:
+        os._exit(1)
+
+
+def _describe_exit(rc):
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = "signal %d" % -rc
+        return "was killed by %s" % name
+    return "failed with exit code %d" % rc
 
 
 def _signal_groups(procs, sig):
@@ -232,7 +334,7 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
 
     0 when all workers exit 0 (and no server/scheduler fails within ``grace`` seconds after);
     else the first failing process's code (128+signal for a signal), 124 on ``timeout``,
-    130/143 on SIGINT/SIGTERM. Output goes to ``<log_dir>/<name>.log`` or, without
+    130/143/129 on SIGINT/SIGTERM/SIGHUP. Output goes to ``<log_dir>/<name>.log`` or, without
     ``log_dir``, to ``out`` (binary; default stdout) with each line prefixed ``[name] ``.
     """
     out = out or sys.stdout.buffer
@@ -244,12 +346,15 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
             out.flush()
     if log_dir:
         os.makedirs(log_dir, exist_ok=True)
-    old_term = None
+    old_handlers = {}
     if threading.current_thread() is threading.main_thread():
         def _on_term(signum, frame):
-            raise _Terminated()
-        old_term = signal.signal(signal.SIGTERM, _on_term)
-    procs, pumps, files = [], [], []
+            raise _Terminated(signum)
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old_handlers[sig] = signal.signal(sig, _on_term)
+    _prctl()   # resolve before forking
+    launcher_pid = os.getpid()
+    procs, pumps, files, lasts = [], [], [], []
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         for spec in plan:
@@ -261,24 +366,37 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
             try:
                 proc = subprocess.Popen(spec.argv, env=spec.env, stdout=sink,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=lambda: _child_setup(launcher_pid))
             except OSError as err:
                 say("cannot start %s (%s): %s" % (spec.name, spec.argv[0], err))
                 _stop_all(procs)
                 return 127
             procs.append(proc)
+            last = [""]
+            lasts.append(last)
             if not log_dir:
                 t = threading.Thread(target=_pump, daemon=True,
-                                     args=(proc.stdout, ("[%s] " % spec.name).encode(), out, lock))
+                                     args=(proc.stdout, ("[%s] " % spec.name).encode(), out, lock,
+                                           last))
                 t.start()
                 pumps.append(t)
+            else:
+                pumps.append(None)
         workers = [p for p, s in zip(procs, plan) if s.role == "worker"]
         workers_done_at = None
         while True:
-            for proc, spec in zip(procs, plan):
+            for proc, spec, pump, last in zip(procs, plan, pumps, lasts):
                 rc = proc.poll()
                 if rc is not None and rc != 0:
-                    say("%s exited with code %d; stopping all processes" % (spec.name, rc))
+                    if pump is not None:
+                        pump.join(timeout=1.0)   # its last lines may still be in the pipe
+                        line = last[0]
+                    else:
+                        line = _last_line_of_file(os.path.join(log_dir, spec.name + ".log"))
+                    say("%s (%s on %s) %s%s; stopping all processes"
+                        % (spec.name, spec.role, spec.host, _describe_exit(rc),
+                           ": %s" % line if line else " (no output)"))
                     _stop_all(procs)
                     return _exit_code(rc)
             now = time.monotonic()
@@ -301,18 +419,20 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
         say("interrupted; stopping all processes")
         _stop_all(procs)
         return 130
-    except _Terminated:
-        say("terminated; stopping all processes")
+    except _Terminated as term:
+        say("%s; stopping all processes" % ("hung up" if term.signum == signal.SIGHUP
+                                            else "terminated"))
         _stop_all(procs)
-        return 143
+        return 128 + term.signum
     except BaseException:
         _stop_all(procs)
         raise
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
         for t in pumps:
-            t.join(timeout=2.0)
+            if t is not None:
+                t.join(timeout=2.0)
         for f in files:
             f.close()
 

@@ -13,7 +13,8 @@ from ..data.pipeline import TopDownTrainTransform
 from ..models.builder import build_model, quiet_unconsumed_warning
 from .checkpoint import find_latest, load_checkpoint
 from .context import get_contexts
-from .distributed import ShardSampler, broadcast_parameters, create_kvstore, make_trainer
+from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
+                          create_kvstore, make_trainer)
 from .losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
@@ -79,6 +80,8 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
         LOG.info("resumed from %s after epoch %d", os.path.join(work_dir, record["params"]), start_epoch)
     elif resume:
         LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
+    if resume:
+        check_same_start_epoch(kv, start_epoch, work_dir)
     broadcast_parameters(net.collect_params(), kv)
     if rank == 0:
         dump_config(cfg, os.path.join(work_dir, "config.yaml"))
@@ -96,4 +99,4 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     return fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, tcfg.epochs,
                per_worker_batch * num_workers, work_dir, rank=rank, meta=meta,
                log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
-               validate=validate, val_interval=tcfg.val_interval, progress=progress)
+               validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv)

@@ -4,6 +4,9 @@ Per step: ``split_and_load`` the batch over the contexts -> forward under ``auto
 per-stage loss -> backward -> finiteness check -> ``trainer.step(global batch)``. ``dist_sync`` sums
 gradients over workers, so the step normalises by the *global* batch (per-worker batch x workers).
 Per epoch: metrics CSV, loss/lr plot, atomic checkpoint (rank 0), optional validation hook.
+With a dist kvstore the logged losses (iterations.csv every ``log_interval`` steps, metrics.csv and
+the log every epoch) are means over the samples of *all* workers (one small kvstore all-reduce per
+log line), not of rank 0's shard; ``samples_per_s`` stays per worker.
 """
 import logging
 import math
@@ -13,6 +16,7 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 from .checkpoint import save_checkpoint
+from .distributed import allreduce_scalars
 from ..utils.curves import MetricsCSV, plot_curves
 
 LOG = logging.getLogger(__name__)
@@ -34,9 +38,20 @@ def _check_finite(values, epoch, iteration):
                 "%s=%r" % kv for kv in bad.items()), ", ".join("%s=%.6g" % kv for kv in values.items())))
 
 
+LOSS_TERMS = ("loss", "heatmap", "offset")
+
+
+def _mean_over_workers(kvstore, sums, count):
+    """``{term: sum over samples}`` and the sample count of this worker -> per-sample means over
+    all workers (a collective call with a dist kvstore: every worker must make it)."""
+    totals = allreduce_scalars(kvstore, dict(sums, samples=float(count)))
+    n = max(totals.pop("samples"), 1.0)
+    return {k: v / n for k, v in totals.items()}
+
+
 def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
-        validate=None, val_interval=0, progress=True):
+        validate=None, val_interval=0, progress=True, kvstore=None):
     """Train ``net`` from ``start_epoch`` (0-based, = epochs already done) to ``epochs``.
 
     Args:
@@ -48,6 +63,8 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
         meta: json-serialisable dict stored with every checkpoint (config, seed ...).
         validate: optional ``callable(net, epoch) -> dict`` (e.g. {"AP": ...}), run on rank 0 every
             ``val_interval`` epochs.
+        kvstore: the dist kvstore (from ``create_kvstore``) over which the logged losses are
+            averaged; None/a local kvstore: this worker's values.
     Returns:
         list of per-epoch metric dicts.
     """
@@ -60,7 +77,7 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
     iters_per_epoch = len(loader)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
-        sums = {"loss": 0.0, "heatmap": 0.0, "offset": 0.0}
+        sums = {k: 0.0 for k in LOSS_TERMS}
         seen, tic = 0, time.perf_counter()
         bar = tqdm(loader, total=iters_per_epoch, desc="epoch %d/%d" % (epoch + 1, epochs),
                    disable=not progress or rank != 0, leave=False, dynamic_ncols=True)
@@ -86,13 +103,16 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
             speed = seen / max(time.perf_counter() - tic, 1e-9)
             bar.set_postfix(loss="%.3g" % values["loss"], hm="%.3g" % values["heatmap"],
                             off="%.3g" % values["offset"], lr="%.1e" % lr, sps="%.1f" % speed)
-            if iters_csv is not None and (i % log_interval == 0 or i == iters_per_epoch - 1):
-                iters_csv.append(dict(values, progress=epoch + (i + 1) / iters_per_epoch,
-                                      epoch=epoch + 1, iter=i, lr=lr, samples_per_s=speed))
+            if i % log_interval == 0 or i == iters_per_epoch - 1:   # same steps on every worker
+                logged = _mean_over_workers(kvstore, {k: values[k] * batch for k in LOSS_TERMS},
+                                            batch)
+                if iters_csv is not None:
+                    iters_csv.append(dict(logged, progress=epoch + (i + 1) / iters_per_epoch,
+                                          epoch=epoch + 1, iter=i, lr=lr, samples_per_s=speed))
         bar.close()
         mx.nd.waitall()
         seconds = time.perf_counter() - tic
-        row = {k: v / max(seen, 1) for k, v in sums.items()}
+        row = _mean_over_workers(kvstore, sums, seen)
         row.update(epoch=epoch + 1, lr=lr, samples_per_s=seen / max(seconds, 1e-9), seconds=seconds)
         if validate is not None and val_interval and (epoch + 1) % val_interval == 0 and rank == 0:
             row.update(validate(net, epoch + 1))
