@@ -6,10 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 
 from gluonpose.engine import launch
+from _procs import kill_tagged, tagged_pids, wait_gone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
@@ -65,7 +67,10 @@ def test_local_plan_env():
         assert p.env["PS_VERBOSE"] == "1" and p.env["OMP_NUM_THREADS"] == "1"
         assert p.env["X"] == "y"
     assert [p.argv for p in plan if p.role == "worker"] == [cmd] * 3
-    assert plan[1].argv == [sys.executable, "-c", "import mxnet"]
+    assert plan[1].argv == plan[0].argv == launch.ps_role_command()
+    assert plan[1].argv[-1].rstrip().endswith("import mxnet")
+    assert all(p.env["GLUONPOSE_LAUNCHED"] == "1" and p.env["PYTHONUNBUFFERED"] == "1"
+               for p in plan)
     assert [p.env["GLUONPOSE_LAUNCH_INDEX"] for p in plan[3:]] == ["0", "1", "2"]
     with pytest.raises(ValueError, match="server"):
         launch.build_local_plan(cmd, num_workers=2, num_servers=0)
@@ -105,6 +110,7 @@ def test_ssh_plan_round_robin_and_command(tmp_path):
         assert exported["DMLC_PS_ROOT_URI"] == "10.1.1.1"
         assert exported["DMLC_PS_ROOT_PORT"] == "9000"
         assert exported["OMP_NUM_THREADS"] == "2"
+        assert exported["GLUONPOSE_LAUNCHED"] == "1"
         tail = words[words.index("exec") + 1:]
         assert tail == (cmd if p.role == "worker" else ["python3", "-c", "import mxnet"])
 
@@ -143,7 +149,7 @@ def test_failing_worker_stops_everything(tmp_path):
     elapsed = time.monotonic() - start
     out = res.stdout.decode()
     assert res.returncode == 1, out
-    assert "worker1 exited with code 1" in out
+    assert "worker1 (worker on 127.0.0.1) failed with exit code 1" in out
     assert elapsed < 20, (elapsed, out)
     assert not pid_alive(int(pidfile.read_text()))
 
@@ -205,3 +211,140 @@ def test_cli_errors():
     assert res.returncode == 2 and b"NAME=VALUE" in res.stdout
     res = run_launcher(["-n", "1", "--launcher", "ssh", "--", "true"], timeout=30)
     assert res.returncode == 2 and b"hostfile" in res.stdout
+
+
+# ---------------------------------------------------------------- worker failures, launcher death
+
+def _tagged_env(tag, **extra):
+    return dict(ENV, GLUONPOSE_TEST_TAG=tag, PYTHONPATH=ROOT, **extra)
+
+
+def test_worker_exception_ends_the_job(tmp_path):
+    """An ordinary exception in worker 1 while worker 0 waits for its gradients (a pushpull):
+    before, worker 1 stalled in ps-lite's shutdown barrier and the job hung until --timeout.
+    Now the job ends at once with the worker's exit code, and the launcher names the worker,
+    its role and host, and its error line."""
+    tag = uuid.uuid4().hex
+    script = ("import os, time\n"
+              "from gluonpose.engine.distributed import allreduce_scalars, create_kvstore\n"
+              "kv, rank, n = create_kvstore('dist_sync')\n"
+              "allreduce_scalars(kv, {'x': 1.0})\n"
+              "if os.environ['GLUONPOSE_LAUNCH_INDEX'] == '1':\n"
+              "    raise ValueError('bad value in worker 1')\n"
+              "allreduce_scalars(kv, {'x': 2.0})   # waits for worker 1 forever\n")
+    start = time.monotonic()
+    try:
+        res = subprocess.run([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--timeout", "100",
+                              "--", sys.executable, "-c", script], env=_tagged_env(tag),
+                             cwd=ROOT, timeout=120, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        elapsed = time.monotonic() - start
+        out = res.stdout.decode()
+        assert res.returncode == 1, out[-3000:]
+        assert ("worker1 (worker on 127.0.0.1) failed with exit code 1: "
+                "ValueError: bad value in worker 1; stopping all processes") in out, out[-3000:]
+        assert "timeout" not in out
+        assert elapsed < 60, elapsed   # 4 mxnet imports on a loaded 2-core machine; was: hang
+        assert wait_gone(tag, 10) == []
+    finally:
+        kill_tagged(tag)
+
+
+_SLEEPER = ("import os, sys, time\n"
+            "from gluonpose.engine.distributed import create_kvstore\n"
+            "kv, rank, n = create_kvstore('dist_sync')\n"
+            "child = os.fork()\n"
+            "if child == 0:\n"
+            "    time.sleep(300)\n"
+            "    os._exit(0)\n"
+            "path = os.path.join(sys.argv[1], 'w%s.pid' % os.environ['GLUONPOSE_LAUNCH_INDEX'])\n"
+            "open(path + '.tmp', 'w').write('%d %d' % (os.getpid(), child))\n"
+            "os.replace(path + '.tmp', path)\n"
+            "time.sleep(300)\n")
+
+
+def _wait_for_pidfiles(paths, proc, timeout=90):
+    deadline = time.monotonic() + timeout
+    while not all(os.path.exists(p) for p in paths):
+        assert proc.poll() is None, proc.stdout.read().decode()[-3000:]
+        assert time.monotonic() < deadline, "workers did not start"
+        time.sleep(0.1)
+    return [int(v) for p in paths for v in open(p).read().split()]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP])
+def test_killed_launcher_leaves_no_process(tmp_path, sig):
+    """SIGKILL (nothing can be cleaned up by the launcher) or SIGHUP (a closed terminal) of the
+    launcher ends scheduler, server, workers and the workers' forked children."""
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--", sys.executable,
+                             "-c", _SLEEPER, str(tmp_path)], env=_tagged_env(tag), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        pids = _wait_for_pidfiles([str(tmp_path / "w0.pid"), str(tmp_path / "w1.pid")], proc)
+        before = tagged_pids(tag)
+        assert set(pids) <= set(before) and len(before) >= 1 + 1 + 1 + 4, before
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=30)
+        assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + signal.SIGHUP)
+        assert wait_gone(tag, 15) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        kill_tagged(tag)
+
+
+_FAKE_SSH = """#!%s
+# Stand-in for ssh -tt + sshd on this machine: runs the remote command line in a new session
+# whose controlling terminal is a pty (as sshd does) and relays its output. When this process
+# dies its pty master closes: the kernel hangs up the session (SIGHUP), as when sshd loses the
+# connection.
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("bash", ["bash", "-c", sys.argv[-1]])
+while True:
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    os.write(1, data)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF)
+"""
+
+
+def test_ssh_launcher_killed_hangs_up_remote_commands(tmp_path):
+    """ssh launcher, launcher SIGKILLed: the local ssh clients die with it and the remote
+    commands (plain ones here, without gluonpose's parent watcher) are hung up with their
+    connection's terminal."""
+    tag = uuid.uuid4().hex
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ssh").write_text(_FAKE_SSH % sys.executable)
+    os.chmod(bindir / "ssh", 0o755)
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text("127.0.0.1\n")
+    worker = ("import os, sys, time\n"
+              "open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid()))\n"
+              "os.replace(sys.argv[1] + '.tmp', sys.argv[1])\n"
+              "time.sleep(300)\n")
+    env = _tagged_env(tag, PATH=str(bindir) + os.pathsep + os.environ["PATH"])
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "-n", "1", "-s", "1", "-H", str(hostfile),
+                             "--scheduler-host", "127.0.0.1", "--env", "GLUONPOSE_TEST_TAG=" + tag,
+                             "--server-command", "%s -c 'import mxnet'" % sys.executable, "--",
+                             sys.executable, "-c", worker, str(tmp_path / "w0.pid")],
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        remote_worker = _wait_for_pidfiles([str(tmp_path / "w0.pid")], proc)[0]
+        assert remote_worker in tagged_pids(tag)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert wait_gone(tag, 15) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        kill_tagged(tag)

@@ -50,6 +50,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import CheckpointError
+from .launch import parent_death_signal_available, set_parent_death_signal
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
            "make_trainer", "global_batch_size", "allreduce_scalars", "allgather_scalars",
@@ -156,18 +157,6 @@ def install_fail_fast():
     sys.exit = exit_now
 
 
-def _set_pdeathsig(sig=signal.SIGKILL):
-    """Linux: deliver ``sig`` to this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(1, int(sig), 0, 0, 0) == 0   # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        return False
-
-
 def watch_parent(poll_s=0.25):
     """End this process (and its process group, when it leads it) once its parent is gone.
 
@@ -181,8 +170,8 @@ def watch_parent(poll_s=0.25):
         return
     _HOOKS["watch_parent"] = True
     parent = os.getppid()
-    if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_set_pdeathsig)
+    if hasattr(os, "register_at_fork") and parent_death_signal_available():
+        os.register_at_fork(after_in_child=set_parent_death_signal)
 
     def watch():
         while os.getppid() == parent:

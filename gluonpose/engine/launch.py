@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
            "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan", "ps_role_command",
-           "set_parent_death_signal"]
+           "set_parent_death_signal", "parent_death_signal_available"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -77,6 +77,11 @@ def set_parent_death_signal(sig=signal.SIGKILL):
     Returns False where that is not available."""
     fn = _prctl()
     return bool(fn is not None and fn(1, int(sig), 0, 0, 0) == 0)   # PR_SET_PDEATHSIG = 1
+
+
+def parent_death_signal_available():
+    """True on Linux with a usable prctl (resolves it now, so forked children need no lookup)."""
+    return _prctl() is not None
 
 
 def ps_role_command(python=None):
