@@ -216,4 +216,5 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()   # not sys.exit(main()): that binds the sys.exit of before create_kvstore
+    sys.exit(code)

@@ -1,10 +1,13 @@
 """Tests of gluonpose/engine/distributed.py and context.py, including a real 2-worker
 dist_sync run over loopback (through scripts/launch_dist.py) checked against 1 worker."""
+import csv
 import json
 import os
 import pickle
 import subprocess
 import sys
+import time
+import uuid
 
 import mxnet as mx
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 
 from gluonpose.engine import distributed as dist
 from gluonpose.engine.context import get_contexts, parse_device_ids
+from _procs import kill_tagged, wait_gone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
@@ -180,3 +184,105 @@ def test_dist_sync_matches_single_worker(single_run, tmp_path, servers):
     for idx in states_1:
         for m_d, m_1 in zip(states_d[idx], states_1[idx]):
             np.testing.assert_allclose(m_d.asnumpy(), m_1.asnumpy(), atol=1e-5, rtol=1e-4)
+
+
+# ---------------------------------------------------------------- fit(): faults, resume, logs
+
+FIT_EPOCHS = 3
+
+
+def _fit_cmd(out, kvstore, batch, *extra):
+    return [sys.executable, TOY, "--mode", "fit", "--kvstore", kvstore, "--batch-per-worker",
+            str(batch), "--out", str(out), "--epochs", str(FIT_EPOCHS)] + list(extra)
+
+
+def _run_fit_dist(out, *extra, timeout=100):
+    """2 workers + 1 server; returns (exit code, output, seconds); checks nothing is left."""
+    tag = uuid.uuid4().hex
+    start = time.monotonic()
+    try:
+        res = subprocess.run([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--timeout",
+                              str(timeout), "--"] + _fit_cmd(out, "dist_sync", GLOBAL_BATCH // 2,
+                                                             *extra),
+                             env=dict(ENV, GLUONPOSE_TEST_TAG=tag), cwd=ROOT, timeout=timeout + 20,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        seconds = time.monotonic() - start
+        assert wait_gone(tag, 10) == [], "processes left behind"
+    finally:
+        kill_tagged(tag)
+    return res.returncode, res.stdout.decode(), seconds
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _params(path):
+    return {k: v.asnumpy() for k, v in mx.nd.load(str(path)).items()}
+
+
+def test_fit_dist_logs_all_workers_and_resumes_a_killed_run_exactly(tmp_path):
+    """fit() on 2 workers (hybridized net, forward pass right before make_trainer: the issue-10
+    "init N first" case): metrics.csv and iterations.csv hold the losses over both workers'
+    samples (= a single worker on the global batch; 4 steps per epoch, a row at steps 0, 2, 3),
+    and a run whose worker 1 is SIGKILLed after
+    epoch 2 was saved resumes (--resume) to the uninterrupted run's weights, bit for bit."""
+    single, full, cut = tmp_path / "single", tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_fit_cmd(single, "none", GLOBAL_BATCH), env=ENV, cwd=ROOT, check=True,
+                   timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rc, out, _ = _run_fit_dist(full)
+    assert rc == 0, out[-3000:]
+    for name in ("metrics.csv", "iterations.csv"):
+        a, b = _csv(single / name), _csv(full / name)
+        assert len(a) == len(b) == (FIT_EPOCHS if name == "metrics.csv" else FIT_EPOCHS * 3)
+        for ra, rb in zip(a, b):
+            for key in ("loss", "heatmap", "offset"):
+                assert abs(float(ra[key]) - float(rb[key])) <= 1e-5 * abs(float(ra[key])), \
+                    (name, ra, rb)
+    final = _params(full / "epoch_0003.params")
+    assert max(float(np.abs(final[k] - v).max())
+               for k, v in _params(single / "epoch_0003.params").items()) < 1e-5
+
+    rc, out, seconds = _run_fit_dist(cut, "--fail", "kill", "--fail-rank", "1", "--fail-at", "2:0")
+    assert rc == 128 + 9, out[-3000:]
+    assert "(worker on 127.0.0.1) was killed by SIGKILL" in out, out[-3000:]
+    assert (cut / "epoch_0002.json").exists() and not (cut / "epoch_0003.params").exists()
+    rc, out, _ = _run_fit_dist(cut, "--resume")
+    assert rc == 0, out[-3000:]
+    resumed = _params(cut / "epoch_0003.params")
+    assert sorted(resumed) == sorted(final)
+    assert all(np.array_equal(resumed[k], final[k]) for k in final)
+    columns = ("epoch", "lr", "loss", "heatmap", "offset")
+    assert ([[r[k] for k in columns] for r in _csv(cut / "metrics.csv")]
+            == [[r[k] for k in columns] for r in _csv(full / "metrics.csv")])
+
+
+@pytest.mark.parametrize("mode, code, line", [
+    ("dataset", 2, "error: toy.json: record 1: bad keypoints on rank 1"),
+    ("nan", 3, "error: non-finite loss at epoch 1 iteration 1")])
+def test_fit_failure_on_one_rank_ends_the_job(tmp_path, mode, code, line):
+    """Bad data (a DatasetError turned into an 'error:' line + exit 2, as the scripts do) or a
+    non-finite loss on rank 1 only: the other rank waits for rank 1's gradients, rank 1 used to
+    stall in ps-lite's shutdown. The job ends promptly with rank 1's code and error line."""
+    rc, out, seconds = _run_fit_dist(tmp_path, "--fail", mode, "--fail-rank", "1",
+                                     "--fail-at", "0:1")
+    assert rc == code, out[-3000:]
+    assert "(worker on 127.0.0.1) failed with exit code %d: %s" % (code, line) in out, out[-3000:]
+    assert "timeout" not in out
+    assert seconds < 60, seconds
+
+
+def test_resume_from_different_epochs_fails_clearly(tmp_path):
+    """--resume with work dirs that are not shared: one rank finds epoch 1, the other nothing.
+    Every rank stops with a message naming the epochs instead of hanging."""
+    subprocess.run(_fit_cmd(tmp_path / "w0", "none", GLOBAL_BATCH, "--epochs", "1"), env=ENV,
+                   cwd=ROOT, check=True, timeout=60, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    rc, out, seconds = _run_fit_dist(str(tmp_path / "w{index}"), "--resume")
+    assert rc == 2, out[-3000:]
+    assert "failed with exit code 2: error: --resume: the workers would start from different " \
+           "epochs (rank 0: " in out, out[-3000:]
+    assert "epoch 1" in out and "no checkpoint" in out
+    assert not (tmp_path / "w1" / "epoch_0002.params").exists()
+    assert not (tmp_path / "w0" / "epoch_0002.params").exists()

@@ -124,6 +124,10 @@ def install_fail_fast():
     wait in a barrier for the other workers (which wait for this one: a hang). Exit codes are
     kept: 1 for an exception, ``n`` for ``sys.exit(n)``. ``sys.exit(0)``/``sys.exit()`` and a
     normal end are unchanged (the kvstore shuts down with the others). Idempotent.
+
+    ``sys.exit`` is replaced in the ``sys`` module, so a script must look it up after the
+    kvstore exists: ``code = main(); sys.exit(code)``, not ``sys.exit(main())`` (which binds
+    the original function before ``main`` runs); ``raise SystemExit(n)`` is not covered.
     """
     if _HOOKS.get("fail_fast"):
         return
