@@ -8,7 +8,9 @@ Example (2 workers + 1 server on this machine over loopback)::
 
 With ``-H hostfile`` (one ``host`` or ``host:ssh_port`` per line) servers and workers are
 started round-robin on the hosts via ssh, in the same working directory. If any process fails
-all are stopped and the exit status is non-zero. See gluonpose/engine/launch.py.
+all are stopped and the exit status is non-zero, with a line naming the process, its role and
+host and its last output line (e.g. the worker's error). Killing the launcher (even with
+SIGKILL, or SIGHUP from a closed terminal) ends the whole job. See gluonpose/engine/launch.py.
 """
 import argparse
 import os

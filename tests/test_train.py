@@ -93,6 +93,15 @@ def test_two_workers_equal_one_worker_on_the_combined_batch(tmp_path, data_dir):
     a = _trainable(str(single / "epoch_0001.params"))
     b = _trainable(str(dist / "epoch_0001.params"))
     assert _max_diff(a, b) < 1e-5
+    # the logged losses are over both workers' samples, as the single run's over its 2 devices
+    from gluonpose.utils.curves import MetricsCSV
+    for name in ("metrics.csv", "iterations.csv"):
+        rows_1 = MetricsCSV(str(single / name), []).read()
+        rows_2 = MetricsCSV(str(dist / name), []).read()
+        assert len(rows_1) == len(rows_2) > 0
+        for r1, r2 in zip(rows_1, rows_2):
+            for key in ("loss", "heatmap", "offset"):
+                assert abs(r1[key] - r2[key]) <= 1e-5 * abs(r1[key]) + 1e-9, (name, key, r1, r2)
     # and training did move the weights away from the (seeded) initial ones
     mx.random.seed(3)
     init = gluonpose.get_model("mshrnet_w8_2stage", head="heatmap_offset")
