@@ -5,22 +5,30 @@ import time
 
 
 def tagged_pids(tag):
+    """pids of the live tagged processes."""
+    return sorted(tagged_roles(tag))
+
+
+def tagged_roles(tag):
+    """{pid: DMLC_ROLE (or '') } of the live tagged processes."""
     needle = ("GLUONPOSE_TEST_TAG=%s" % tag).encode()
-    pids = []
+    found = {}
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
         try:
             with open("/proc/%s/environ" % name, "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
+                items = f.read().split(b"\0")
+            if needle not in items:
+                continue
             with open("/proc/%s/stat" % name, "rb") as f:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except OSError:   # gone, or not ours
             continue
         if state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
+            role = [i.split(b"=", 1)[1] for i in items if i.startswith(b"DMLC_ROLE=")]
+            found[int(name)] = role[0].decode() if role else ""
+    return found
 
 
 def wait_gone(tag, timeout):

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from gluonpose.engine import launch
-from _procs import kill_tagged, tagged_pids, wait_gone
+from _procs import kill_tagged, tagged_pids, tagged_roles, wait_gone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCHER = os.path.join(ROOT, "scripts", "launch_dist.py")
@@ -287,6 +287,32 @@ def test_killed_launcher_leaves_no_process(tmp_path, sig):
         proc.send_signal(sig)
         rc = proc.wait(timeout=30)
         assert rc == (-signal.SIGKILL if sig == signal.SIGKILL else 128 + signal.SIGHUP)
+        assert wait_gone(tag, 15) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        kill_tagged(tag)
+
+
+@pytest.mark.parametrize("role", ["server", "scheduler"])
+def test_killed_server_or_scheduler_stops_the_job(tmp_path, role):
+    """kill -9 of the server or the scheduler while the workers run: the launcher names it and
+    stops everything (a killed worker: tests/test_distributed.py, the killed fit run)."""
+    tag = uuid.uuid4().hex
+    proc = subprocess.Popen([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--", sys.executable,
+                             "-c", _SLEEPER, str(tmp_path)], env=_tagged_env(tag), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_pidfiles([str(tmp_path / "w0.pid"), str(tmp_path / "w1.pid")], proc)
+        victim = [pid for pid, r in tagged_roles(tag).items() if r == role]
+        assert len(victim) == 1, tagged_roles(tag)
+        os.kill(victim[0], signal.SIGKILL)
+        rc = proc.wait(timeout=30)
+        out = proc.stdout.read().decode()
+        name = "server0" if role == "server" else "scheduler"
+        assert rc == 128 + signal.SIGKILL, out[-3000:]
+        assert "%s (%s on 127.0.0.1) was killed by SIGKILL" % (name, role) in out, out[-3000:]
         assert wait_gone(tag, 15) == []
     finally:
         if proc.poll() is None:
