@@ -131,6 +131,17 @@ def test_ssh_remote_string_runs_in_a_shell(tmp_path):
     assert (role, weird, args) == ("worker", "a 'b' $c", ["x y", "it's"])
 
 
+def test_last_output_line(tmp_path):
+    """The line a failure report quotes: the last non-empty one as a terminal shows it (after
+    a progress bar's carriage returns, without ssh -tt's CRLF), also from a --log-dir file."""
+    assert launch._visible(b"epoch 1:  10%\repoch 1:  50%\r\n") == "epoch 1:  50%"
+    path = tmp_path / "worker1.log"
+    path.write_bytes(b"step 1\r\nTraceback (most recent call last):\n  File \"x.py\"\n"
+                     b"ValueError: bad value\r\n\n  \n")
+    assert launch._last_line_of_file(str(path)) == "ValueError: bad value"
+    assert launch._last_line_of_file(str(tmp_path / "missing.log")) == ""
+
+
 # ---------------------------------------------------------------- supervision (real processes)
 
 def test_failing_worker_stops_everything(tmp_path):
@@ -242,7 +253,8 @@ def test_worker_exception_ends_the_job(tmp_path):
         out = res.stdout.decode()
         assert res.returncode == 1, out[-3000:]
         assert ("worker1 (worker on 127.0.0.1) failed with exit code 1: "
-                "ValueError: bad value in worker 1; stopping all processes") in out, out[-3000:]
+                "ValueError: bad value in worker 1\n[launch] stopping all processes") in out, \
+            out[-3000:]
         assert "timeout" not in out
         assert elapsed < 60, elapsed   # 4 mxnet imports on a loaded 2-core machine; was: hang
         assert wait_gone(tag, 10) == []

@@ -399,9 +399,10 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
                         line = last[0]
                     else:
                         line = _last_line_of_file(os.path.join(log_dir, spec.name + ".log"))
-                    say("%s (%s on %s) %s%s; stopping all processes"
-                        % (spec.name, spec.role, spec.host, _describe_exit(rc),
-                           ": %s" % line if line else " (no output)"))
+                    say("%s (%s on %s) %s%s" % (spec.name, spec.role, spec.host,
+                                                _describe_exit(rc),
+                                                ": %s" % line if line else " (no output)"))
+                    say("stopping all processes")
                     _stop_all(procs)
                     return _exit_code(rc)
             now = time.monotonic()
