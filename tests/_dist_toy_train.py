@@ -15,7 +15,8 @@ pass right before make_trainer (the issue-10 "init N first" case). ``--fail MODE
 --fail-at E:S`` makes rank R fail at (0-based) epoch E, step S: ``raise`` (uncaught exception),
 ``dataset`` (DatasetError -> ``error:`` line, exit 2 as the scripts do), ``nan`` (non-finite
 loss -> exit 3 as train_mshrnet.py does), ``kill`` (waits until rank 0 saved epoch E, then
-SIGKILLs itself).
+SIGKILLs itself). ``--naive-exit`` ends with ``sys.exit(main())`` (the original ``sys.exit``):
+a failing rank then leaves through the atexit fallback of ``exit_promptly_on_error`` (code 1).
 """
 import argparse
 import json
@@ -32,7 +33,8 @@ from mxnet import autograd, gluon  # noqa: E402
 
 from gluonpose.engine.distributed import (ShardSampler, allreduce_scalars, barrier,  # noqa: E402
                                           broadcast_parameters, check_same_start_epoch,
-                                          create_kvstore, global_batch_size, make_trainer)
+                                          create_kvstore, exit_promptly_on_error,
+                                          global_batch_size, make_trainer)
 from gluonpose.errors import DatasetError, UserError  # noqa: E402
 
 NUM_SAMPLES = 32
@@ -122,9 +124,7 @@ class ToyLoader:
 
 def main_fit(args):
     """Train with gluonpose.engine.trainer.fit; returns the exit status like the scripts."""
-    from gluonpose.engine.checkpoint import find_latest, load_checkpoint
-    from gluonpose.engine.schedule import MultiStepSchedule
-    from gluonpose.engine.trainer import NonFiniteLossError, fit
+    from gluonpose.engine.trainer import NonFiniteLossError
 
     kv, rank, num_workers = create_kvstore(args.kvstore)
     work_dir = args.out.replace("{index}", os.environ.get("GLUONPOSE_LAUNCH_INDEX", "0"))
@@ -136,27 +136,36 @@ def main_fit(args):
     net.hybridize(static_alloc=True, static_shape=True)
     net(mx.nd.array(data[:args.batch_per_worker]))   # engine busy, weights may be oneDNN-layout
     trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "wd": 0.05}, kv)
-    start = 0
     try:
-        if args.resume:
-            record = find_latest(work_dir)
-            if record is not None:
-                start = load_checkpoint(work_dir, record, net, trainer)
-            check_same_start_epoch(kv, start, work_dir)
-        broadcast_parameters(net.collect_params(), kv)
-        sampler = ShardSampler(NUM_SAMPLES, num_workers, rank, shuffle=True, seed=7,
-                               batch_size=args.batch_per_worker)
-        fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
-        loader = ToyLoader(data, target, sampler, args.batch_per_worker, rank, fail, work_dir)
-        fit(net, ToyLoss(), loader, sampler, trainer, MultiStepSchedule(0.01, [2], 0.1),
-            [mx.cpu()], start, args.epochs, global_batch_size(args.batch_per_worker, num_workers),
-            work_dir, rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv)
+        with exit_promptly_on_error(kv):   # as engine/runner.py's train() does
+            return _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
     except UserError as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
         print("error: %s" % err, file=sys.stderr)
         return 3
+
+
+def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target):
+    from gluonpose.engine.checkpoint import find_latest, load_checkpoint
+    from gluonpose.engine.schedule import MultiStepSchedule
+    from gluonpose.engine.trainer import fit
+
+    start = 0
+    if args.resume:
+        record = find_latest(work_dir)
+        if record is not None:
+            start = load_checkpoint(work_dir, record, net, trainer)
+        check_same_start_epoch(kv, start, work_dir)
+    broadcast_parameters(net.collect_params(), kv)
+    sampler = ShardSampler(NUM_SAMPLES, num_workers, rank, shuffle=True, seed=7,
+                           batch_size=args.batch_per_worker)
+    fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
+    loader = ToyLoader(data, target, sampler, args.batch_per_worker, rank, fail, work_dir)
+    fit(net, ToyLoss(), loader, sampler, trainer, MultiStepSchedule(0.01, [2], 0.1),
+        [mx.cpu()], start, args.epochs, global_batch_size(args.batch_per_worker, num_workers),
+        work_dir, rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv)
     return 0
 
 
@@ -216,5 +225,8 @@ def main():
 
 
 if __name__ == "__main__":
-    code = main()   # not sys.exit(main()): that binds the sys.exit of before create_kvstore
+    if "--naive-exit" in sys.argv:   # how many scripts end; binds sys.exit before main() runs
+        sys.argv.remove("--naive-exit")
+        sys.exit(main())
+    code = main()   # looks up sys.exit after create_kvstore replaced it
     sys.exit(code)

@@ -260,12 +260,15 @@ def test_fit_dist_logs_all_workers_and_resumes_a_killed_run_exactly(tmp_path):
 
 @pytest.mark.parametrize("mode, code, line", [
     ("dataset", 2, "error: toy.json: record 1: bad keypoints on rank 1"),
-    ("nan", 3, "error: non-finite loss at epoch 1 iteration 1")])
+    ("nan", 3, "error: non-finite loss at epoch 1 iteration 1"),
+    ("dataset --naive-exit", 1, "error: toy.json: record 1: bad keypoints on rank 1")])
 def test_fit_failure_on_one_rank_ends_the_job(tmp_path, mode, code, line):
     """Bad data (a DatasetError turned into an 'error:' line + exit 2, as the scripts do) or a
     non-finite loss on rank 1 only: the other rank waits for rank 1's gradients, rank 1 used to
-    stall in ps-lite's shutdown. The job ends promptly with rank 1's code and error line."""
-    rc, out, seconds = _run_fit_dist(tmp_path, "--fail", mode, "--fail-rank", "1",
+    stall in ps-lite's shutdown. The job ends promptly with rank 1's code and error line. A
+    script ending in ``sys.exit(main())`` (the original sys.exit) still ends promptly, through
+    the atexit fallback (exit code 1)."""
+    rc, out, seconds = _run_fit_dist(tmp_path, "--fail", *mode.split(), "--fail-rank", "1",
                                      "--fail-at", "0:1")
     assert rc == code, out[-3000:]
     assert "(worker on 127.0.0.1) failed with exit code %d: %s" % (code, line) in out, out[-3000:]

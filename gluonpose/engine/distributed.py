@@ -37,6 +37,8 @@ exit code, names the worker and its last output line, and stops the others. Unde
 (``GLUONPOSE_LAUNCHED`` set) the worker also dies with the process that started it (a
 parent-watching thread; forked children such as DataLoader workers get ``PR_SET_PDEATHSIG``).
 """
+import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -54,7 +56,8 @@ from .launch import parent_death_signal_available, set_parent_death_signal
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
            "make_trainer", "global_batch_size", "allreduce_scalars", "allgather_scalars",
-           "check_same_start_epoch", "install_fail_fast", "watch_parent", "ShardSampler"]
+           "check_same_start_epoch", "install_fail_fast", "exit_promptly_on_error",
+           "watch_parent", "ShardSampler"]
 
 KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 _BROADCAST_KEY_BASE = 100000   # + parameter index
@@ -96,6 +99,9 @@ def create_kvstore(name):
     if os.environ.get("GLUONPOSE_LAUNCHED"):
         watch_parent()
     kv = mx.kv.create(name)
+    # Held until exit: a kvstore freed early (e.g. by the garbage collector while an error is
+    # being reported) would wait in ps-lite's shutdown barrier right there.
+    _HOOKS.setdefault("kvstores", []).append(kv)
     return kv, kv.rank, kv.num_workers
 
 
@@ -159,6 +165,33 @@ def install_fail_fast():
 
     sys.excepthook = excepthook
     sys.exit = exit_now
+    atexit.register(_exit_if_failed)
+
+
+def _exit_if_failed():
+    """atexit: a worker marked by :func:`exit_promptly_on_error` leaves without ps-lite's
+    shutdown (exit code 1: the script's own code is not visible here); otherwise the kvstores
+    are released to shut down with the other workers."""
+    if _HOOKS.get("failed"):
+        _flush_and_exit(_HOOKS["failed"])
+    _HOOKS.pop("kvstores", None)
+
+
+@contextlib.contextmanager
+def exit_promptly_on_error(kv):
+    """Mark this worker as failing when an exception leaves the block (dist kvstores only).
+
+    The exception is re-raised unchanged, so the script still prints its error line and picks
+    its exit code; if that exit then goes through the original ``sys.exit`` (e.g. a script
+    written ``sys.exit(main())``) instead of the one :func:`install_fail_fast` installs, an
+    atexit hook still leaves at once (code 1) instead of hanging in ps-lite's shutdown.
+    """
+    try:
+        yield
+    except BaseException as err:
+        if is_distributed(kv) and not (isinstance(err, SystemExit) and not err.code):
+            _HOOKS["failed"] = 1
+        raise
 
 
 def watch_parent(poll_s=0.25):

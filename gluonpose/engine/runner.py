@@ -14,7 +14,7 @@ from ..models.builder import build_model, quiet_unconsumed_warning
 from .checkpoint import find_latest, load_checkpoint
 from .context import get_contexts
 from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
-                          create_kvstore, make_trainer)
+                          create_kvstore, exit_promptly_on_error, make_trainer)
 from .losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
@@ -48,10 +48,18 @@ def setup_logging(work_dir, rank):
 
 
 def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None):
-    """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. Returns the history."""
+    """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. Returns the history.
+
+    In a distributed job an error on this worker makes it exit promptly once the error is
+    reported (see ``distributed.exit_promptly_on_error``), so the launcher stops the job."""
+    kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore)
+    with exit_promptly_on_error(kv):
+        return _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate)
+
+
+def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
     tcfg = cfg.train
     work_dir = tcfg.work_dir
-    kv, rank, num_workers = create_kvstore(kvstore or tcfg.kvstore)
     setup_logging(work_dir, rank)
     ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus)
     seed = int(tcfg.seed)
