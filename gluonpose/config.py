@@ -95,6 +95,7 @@ DEFAULTS = {
         "work_dir": "work_dirs/default",
         "checkpoint_interval": 1,         # epochs between checkpoints and curves.png (the final epoch always)
         "val_interval": 0,                # 0 = no validation during training
+        "val_errors": "continue",         # continue | stop: a failing validation (checkpoint saved first)
         "log_interval": 20,
         "gpus": "",
         "kvstore": "device",
@@ -111,6 +112,19 @@ DEFAULTS = {
 
 
 from .errors import ConfigError  # noqa: F401  (re-exported: gluonpose.config.ConfigError)
+
+#: Keys whose value must be one of a few words, checked at load time.
+CHOICES = {
+    ("data", "on_bad"): ("skip", "raise"),
+    ("train", "val_errors"): ("continue", "stop"),
+}
+
+
+def _check_choices(cfg):
+    for (section, key), valid in CHOICES.items():
+        value = cfg[section][key]
+        if value not in valid:
+            raise ConfigError("%s.%s must be one of %s, got %r" % (section, key, ", ".join(valid), value))
 
 
 class Config(dict):
@@ -216,12 +230,15 @@ def load_config(path=None, overrides=()):
         for k in reversed(keys):
             update = {k: update}
         _merge(cfg, update, DEFAULTS)
+    _check_choices(cfg)
     return _freeze(cfg)
 
 
 def dump_config(cfg, path):
-    """Write ``cfg`` as YAML (atomically: temp file + rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        yaml.safe_dump(_thaw(cfg), f, sort_keys=False)
-    os.replace(tmp, path)
+    """Write ``cfg`` as YAML (atomically: temp file + rename, see :mod:`gluonpose.utils.io`)."""
+    from .utils.io import atomic_write
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(_thaw(cfg), f, sort_keys=False)
+    atomic_write(path, write)

@@ -61,3 +61,13 @@ def test_every_shipped_config_loads(repo_root):
                 load_config(os.path.join(repo_root, member["config"]))
         else:
             load_config(path)
+
+
+@pytest.mark.parametrize("override, key", [("train.val_errors=maybe", "train.val_errors"),
+                                           ("data.on_bad=ignore", "data.on_bad")])
+def test_choice_keys_are_checked_at_load_time(override, key):
+    from gluonpose.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + " must be one of"):
+        load_config(None, [override])
+    assert load_config(None, ["train.val_errors=stop"]).train.val_errors == "stop"

@@ -322,3 +322,69 @@ def test_build_dataset_errors():
         assert t in str(err.value) and t in dataset_types()
     with pytest.raises(TypeError, match="unknown arguments.*'ratio_x'"):
         build_dataset(type="coco", ann_file="x.json", ratio_x=1)
+
+
+# ---------------------------------------------------------------- degenerate boxes, every reader
+
+def _degenerate_sample(data_dir, tmp_path, name, file):
+    """The real sample with the first annotation's box made degenerate; (path, folder, original)."""
+    src, folder = _sample(data_dir, name, file)
+    raw = _raw(src)
+    if name == "mpii":
+        raw[1]["scale"] = 0.004  # a 0.8 px square: nothing to crop
+    else:
+        x, y = raw["annotations"][0]["bbox"][:2]
+        raw["annotations"][0]["bbox"] = [x, y, 1.0, 1.0]  # official cleaning: x2 = x1 -> 0 x 0
+    path = tmp_path / f"degenerate_{name}.json"
+    path.write_text(json.dumps(raw))
+    return str(path), folder, src
+
+
+READER_SPECS = [("coco", "coco", "test_coco.json", {}),
+                ("crowdpose", "crowdpose", "test_crowdpose.json", {}),
+                ("aic", "aic", "test_aic.json", {}),
+                ("coco_style", "crowdpose", "test_crowdpose.json", {"layout": "crowdpose"}),
+                ("mpii", "mpii", "test_mpii.json", {})]
+
+
+@pytest.mark.parametrize("kind, name, file, extra", READER_SPECS, ids=[s[0] for s in READER_SPECS])
+def test_degenerate_box_is_named_or_counted(tmp_path, data_dir, kind, name, file, extra):
+    path, folder, src = _degenerate_sample(data_dir, tmp_path, name, file)
+    with pytest.raises(DatasetError, match="degenerate_box") as err:
+        build_dataset(type=kind, ann_file=path, img_prefix=folder, on_bad="raise", **extra)
+    assert path in str(err.value) and "below 1 px" in str(err.value)
+    original = build_dataset(type=kind, ann_file=src, img_prefix=folder, on_bad="raise", **extra)
+    reader = build_dataset(type=kind, ann_file=path, img_prefix=folder, on_bad="skip", **extra)
+    assert len(reader) == len(original) - 1
+    assert reader.skipped == dict(original.skipped, degenerate_box=1)
+    assert all(max(r.bbox[2], r.bbox[3]) >= 1 for r in reader)
+
+
+def test_degenerate_box_aic_original_format(tmp_path):
+    data = [{"image_id": "abc", "keypoint_annotations": {"h1": [50, 60, 1] * 14, "h2": [5, 6, 1] * 14},
+             "human_annotations": {"h1": [5, 6, 105, 206], "h2": [5, 6, 5.5, 6.5]}}]
+    path = tmp_path / "aic_raw.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DatasetError, match=r"image abc, h2.*degenerate_box"):
+        AicKeypoints(str(path))
+    reader = AicKeypoints(str(path), on_bad="skip")
+    assert [r.extra["human"] for r in reader] == ["h1"] and reader.skipped == {"degenerate_box": 1}
+
+
+def test_combined_counts_the_skips_of_every_set(tmp_path, data_dir, caplog):
+    from gluonpose.data.builder import build_train_records
+
+    coco, coco_dir, _ = _degenerate_sample(data_dir, tmp_path, "coco", "test_coco.json")
+    mpii, mpii_dir, _ = _degenerate_sample(data_dir, tmp_path, "mpii", "test_mpii.json")
+    specs = [{"type": "coco", "ann_file": coco, "img_prefix": coco_dir},
+             {"type": "mpii", "ann_file": mpii, "img_prefix": mpii_dir, "ratio": 2}]
+    with pytest.raises(DatasetError, match="degenerate_box"):
+        build_dataset(type="combined", datasets=[dict(s) for s in specs[:1]])
+    with caplog.at_level(logging.INFO, logger="gluonpose.data.builder"):
+        ds = build_train_records({"train": specs, "on_bad": "skip"})
+    assert ds.skipped == {"degenerate_box": 2, "no_keypoints": 2}
+    assert ds.skipped_by_set() == {"coco": {"degenerate_box": 1, "no_keypoints": 2},
+                                   "mpii": {"degenerate_box": 1}}
+    assert {k: v["used"] for k, v in ds.counts().items()} == {"coco": 11, "mpii": 8}
+    # printed once, at the start of a run
+    assert caplog.text.count("skipped at reading: degenerate_box=2, no_keypoints=2") == 1

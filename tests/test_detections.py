@@ -64,15 +64,19 @@ def test_degenerate_and_filtered_boxes_are_counted(tmp_path, image_list, caplog)
             {"image_id": 8, "category_id": 1, "bbox": [1, 2, 30], "score": 0.9},
             {"image_id": 8, "category_id": 3, "bbox": [1, 2, 30, 40], "score": 0.9},
             {"image_id": 8, "category_id": 1, "bbox": [1, 2, 30, 40], "score": 0.05},
-            {"image_id": 8, "category_id": 1, "bbox": [5, 6, 7, 8], "score": 0.5}]
+            {"image_id": 8, "category_id": 1, "bbox": [5, 6, 7, 8], "score": 0.5},
+            {"image_id": 7, "category_id": 1, "bbox": [3, 3, 0, 0], "score": 0.9},
+            {"image_id": 7, "category_id": 1, "bbox": [3, 3, 0.4, 0.9], "score": 0.9}]
     det_file = _write(tmp_path, "dets.json", dets)
     with caplog.at_level(logging.INFO, logger="gluonpose.data.detections"):
         recs, skipped = load_detections(det_file, image_list, "img", score_thresh=0.1,
                                         return_skipped=True)
-    assert [r.extra["det_index"] for r in recs] == [0, 7]
-    assert recs[1].image_path == os.path.join("img", "eight.jpg")
-    assert skipped == {"degenerate_box": 3, "malformed_box": 1, "not_person": 1, "low_score": 1}
-    assert caplog.text.count("degenerate box") == 3 and "2 of 8 detections kept" in caplog.text
+    # NaN, a negative side, 0x0 and below 1 px are degenerate; w = 0, h = 40 is widened by the
+    # aspect fix to a 30x40 crop (as the official test would) and kept
+    assert [r.extra["det_index"] for r in recs] == [0, 1, 7]
+    assert recs[2].image_path == os.path.join("img", "eight.jpg")
+    assert skipped == {"degenerate_box": 4, "malformed_box": 1, "not_person": 1, "low_score": 1}
+    assert caplog.text.count("degenerate box") == 4 and "3 of 10 detections kept" in caplog.text
 
 
 def test_unknown_image_ids_are_named(tmp_path, image_list):
@@ -116,3 +120,24 @@ def test_gt_box_records(coco_sample):
     rec = next(r for r in recs if r.ann_id == 442619)
     np.testing.assert_allclose(rec.bbox, [280.79, 44.73, 217.7, 345.68], atol=1e-4)
     assert rec.image_path == os.path.join(folder, "000000000785.jpg")
+
+
+def test_evaluation_header_counts_the_skipped_boxes(coco_sample, tmp_path):
+    """The line naming the boxes says how many were skipped and why (detections and GT boxes)."""
+    from gluonpose.evaluation.runner import detection_boxes, gt_boxes
+
+    det_file, gt_file, folder = coco_sample
+    with open(det_file) as f:
+        raw = json.load(f)
+    raw[0]["bbox"] = [10, 10, 0, 0]
+    raw[1]["bbox"] = [10, 10, 0.5, float("inf")]
+    boxes = detection_boxes(_write(tmp_path, "dets.json", raw), gt_file, folder)
+    assert len(boxes.records) == 116
+    assert "116 of 118 boxes kept" in boxes.description
+    assert boxes.description.endswith("skipped: degenerate_box=2")
+    assert gt_boxes(gt_file, folder).description.endswith("skipped: no_keypoints=2")
+    with open(gt_file) as f:
+        gt = json.load(f)
+    gt["annotations"][0]["bbox"][2:] = [0.6, 0.6]
+    with pytest.raises(DatasetError, match="annotation id 442619.*degenerate_box"):
+        gt_boxes(_write(tmp_path, "gt.json", gt), folder)

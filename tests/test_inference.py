@@ -11,6 +11,7 @@ from gluonpose.codecs import HeatmapOffsetCodec
 from gluonpose.config import load_config
 from gluonpose.data.datasets.coco import CocoKeypoints, CrowdPoseKeypoints
 from gluonpose.data.records import PersonRecord
+from gluonpose.errors import DatasetError
 from gluonpose.evaluation.inference import TopDownPredictor, forward_batch, predict_records
 from gluonpose.evaluation.oracle import OracleNet
 from gluonpose.evaluation.runner import evaluate_model, make_validate_hook
@@ -102,6 +103,26 @@ def test_unreadable_image_raise_or_skip(noise_records, tiny_net, tmp_path):
     res = predict_records(pred, records, progress=False, on_bad_image="skip")
     np.testing.assert_array_equal(res.record_index, [0, 1])
     assert res.coords.shape == (1, 1, 2, 17, 2)
+
+
+def test_truncated_or_corrupt_images_raise_or_skip(noise_records, tiny_net, tmp_path, data_dir):
+    """A JPEG cut in half, a PNG cut short and garbage bytes: named errors, or their boxes dropped."""
+    jpeg = open(os.path.join(data_dir, "samples", "coco", "000000000785.jpg"), "rb").read()
+    png = open(noise_records[0].image_path, "rb").read()
+    broken = {"half.jpg": jpeg[:len(jpeg) // 2], "cut.png": png[:len(png) // 2],
+              "garbage.png": np.random.default_rng(1).bytes(4000)}
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    pred = TopDownPredictor(tiny_net, codec, flip=False)
+    for k, (name, content) in enumerate(broken.items()):
+        (tmp_path / name).write_bytes(content)
+        bad = PersonRecord(image_path=str(tmp_path / name), bbox=np.array([0, 0, 50, 80.0]),
+                           keypoints=np.zeros((17, 3)), image_id=9)
+        records = noise_records[5:] + [bad]
+        with pytest.raises(DatasetError, match=name.replace(".", r"\.")):
+            predict_records(pred, records, progress=False)
+        res = predict_records(pred, records, progress=False, on_bad_image="skip")
+        np.testing.assert_array_equal(res.record_index, [0, 1])
+        assert np.isfinite(res.coords).all()
 
 
 def _sample(data_dir, name):

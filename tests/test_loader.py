@@ -1,7 +1,9 @@
 """Training loader: worker processes draw the same augmentation as the main process; bad images."""
 import copy
+import logging
 import os
 
+import cv2
 import numpy as np
 import pytest
 
@@ -40,22 +42,43 @@ def test_workers_reproduce_main_process_and_epochs_differ(coco_records):
         for a0, a1 in zip(b0, b1):
             np.testing.assert_array_equal(a0, a1)
     shapes = [a.shape for a in main[0]]
-    assert shapes == [(4, 3, 64, 64), (4, 1, 51, 16, 16), (4, 1, 17)]
+    assert shapes == [(4, 3, 64, 64), (4, 1, 51, 16, 16), (4, 1, 17), (4,)]
+    assert not main[0][3].any()  # no bad record was passed over
     other = _epoch_batches(ds, 2, 2)
     assert not np.array_equal(main[0][0], other[0][0])
 
 
-def test_bad_image_is_skipped_or_named(coco_records, tmp_path, caplog):
+def test_bad_images_are_skipped_and_counted_or_named(coco_records, tmp_path, caplog):
+    """A JPEG cut in half, a PNG cut short and garbage bytes in the training set: under
+    on_bad=skip every draw of them is replaced and counted (also across worker processes) and
+    each is warned about once; under on_bad=raise the error names the file."""
+    src = coco_records[0].image_path
+    data = open(src, "rb").read()
+    png = cv2.imencode(".png", cv2.imread(src))[1].tobytes()
+    bad = {0: ("half.jpg", data[:len(data) // 2]), 4: ("cut.png", png[:len(png) // 2]),
+           8: ("garbage.jpg", np.random.default_rng(0).bytes(2000))}
     records = [copy.copy(coco_records[i]) for i in range(len(coco_records))]
-    bad = tmp_path / "corrupt.jpg"
-    bad.write_bytes(b"not a jpeg")
-    records[0].image_path = str(bad)
+    for i, (name, content) in bad.items():
+        (tmp_path / name).write_bytes(content)
+        records[i].image_path = str(tmp_path / name)
     skipping = _dataset(records, on_bad="skip")
-    image, target, weight = skipping[(0, 0)]
-    assert image.shape == (3, 64, 64) and np.isfinite(target).all()
-    assert "corrupt.jpg" in caplog.text
+    sampler = EpochSampler(ShardSampler(len(skipping), shuffle=True, seed=5, batch_size=4))
+    sampler.set_epoch(1)
+    drawn = [i for _, i in sampler][:len(sampler) // 4 * 4]
+    expected = sum(i in bad for i in drawn)  # bad records are not adjacent: one retry each
+    assert expected == 3
+    with caplog.at_level(logging.WARNING, logger="gluonpose.data.loader"):
+        for workers in (0, 2, 0):
+            loader = make_train_loader(skipping, sampler, 4, num_workers=workers)
+            batches = list(loader)
+            assert sum(int(b[3].asnumpy().sum()) for b in batches) == expected
+            assert all(np.isfinite(b[1].asnumpy()).all() for b in batches)
+    assert caplog.text.count("skipping bad sample") == 3  # once per record, not per draw
+    for _, (name, _) in bad.items():
+        assert name in caplog.text
     raising = _dataset(records, on_bad="raise")
-    with pytest.raises(BadSampleError, match="corrupt.jpg"):
-        raising[(0, 0)]
+    for i, (name, _) in bad.items():
+        with pytest.raises(BadSampleError, match=name):
+            raising[(0, i)]
     with pytest.raises(ValueError, match="empty"):
         _dataset([])

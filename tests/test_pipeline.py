@@ -12,6 +12,7 @@ from gluonpose.data import geometry as geo
 from gluonpose.data.pipeline import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform,
                                      TopDownTrainTransform, read_image, sample_rng)
 from gluonpose.data.records import PersonRecord
+from gluonpose.errors import DatasetError, MissingFileError
 
 
 @pytest.fixture(scope="module")
@@ -196,13 +197,41 @@ def test_rotation_tta_crop_maps_back(coco):
         np.testing.assert_allclose(back[m], rec.keypoints[m, :2], atol=0.05)
 
 
-def test_read_image_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+def _broken_images(folder, jpeg_src):
+    """{name: path} of a real JPEG cut in half, a PNG cut short, garbage bytes and an empty file."""
+    data = open(jpeg_src, "rb").read()
+    png = cv2.imencode(".png", cv2.imread(jpeg_src))[1].tobytes()
+    files = {"half.jpg": data[:len(data) // 2], "no_eoi.jpg": data[:-2], "cut.png": png[:len(png) // 2],
+             "no_iend.png": png[:-12], "garbage.jpg": os.urandom(3000),
+             "fake_header.jpg": b"\xff\xd8 this is not a jpeg", "empty.png": b""}
+    out = {}
+    for name, content in files.items():
+        out[name] = os.path.join(str(folder), name)
+        with open(out[name], "wb") as f:
+            f.write(content)
+    return out
+
+
+def test_read_image_detects_truncated_and_corrupt_files(tmp_path, data_dir):
+    src = os.path.join(data_dir, "samples", "coco", "000000000785.jpg")
+    # OpenCV alone returns a full-size picture for the half JPEG (lower part flat): the trap closed
+    data = open(src, "rb").read()
+    half = cv2.imdecode(np.frombuffer(data[:len(data) // 2], np.uint8), cv2.IMREAD_COLOR)
+    assert half is not None and half.shape == cv2.imread(src).shape
+    for name, path in _broken_images(tmp_path, src).items():
+        with pytest.raises(DatasetError, match=name.replace(".", r"\.")):
+            read_image(path)
+    with pytest.raises(MissingFileError, match="nope.jpg"):
         read_image(str(tmp_path / "nope.jpg"))
-    bad = tmp_path / "corrupt.jpg"
-    bad.write_bytes(b"\xff\xd8 this is not a jpeg")
-    with pytest.raises(IOError, match="corrupt.jpg"):
-        read_image(str(bad))
+    # complete files: a JPEG with bytes after its end-of-image marker and a PNG read as before
+    full = read_image(src)
+    np.testing.assert_array_equal(full, cv2.cvtColor(cv2.imread(src), cv2.COLOR_BGR2RGB))
+    trailer = tmp_path / "trailer.jpg"
+    trailer.write_bytes(data + b"camera trailer data" * 50)
+    np.testing.assert_array_equal(read_image(str(trailer)), full)
+    png = tmp_path / "ok.png"
+    cv2.imwrite(str(png), cv2.imread(src))
+    np.testing.assert_array_equal(read_image(str(png)), full)
 
 
 def test_bad_image_named_in_error(coco):

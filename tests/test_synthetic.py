@@ -2,6 +2,9 @@
 import filecmp
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -10,9 +13,10 @@ from pycocotools.coco import COCO
 
 from gluonpose.data.datasets import build_dataset
 from gluonpose.data.synthetic import (generate_synthetic_coco, joint_colors_bgr,
-                                      render_synthetic_image, synthetic_image_dir)
+                                      render_synthetic_image, synthetic_image_dir, synthetic_key)
 
 W, H = 320, 240
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +75,19 @@ def test_visible_joints_carry_their_colour(generated):
 def test_deterministic_and_seed_dependent(tmp_path):
     a = generate_synthetic_coco(str(tmp_path / "a"), num_images=4, seed=11)
     b = generate_synthetic_coco(str(tmp_path / "b"), num_images=4, seed=11)
-    generate_synthetic_coco(str(tmp_path / "c"), num_images=2, seed=11)
+    c = generate_synthetic_coco(str(tmp_path / "c"), num_images=2, seed=11)
     d = generate_synthetic_coco(str(tmp_path / "d"), num_images=4, seed=12)
     with open(a) as fa, open(b) as fb, open(d) as fd:
         ja, jb, jd = json.load(fa), json.load(fb), json.load(fd)
     assert ja == jb and ja["annotations"] != jd["annotations"]
+    images = {k: synthetic_image_dir(os.path.dirname(p)) for k, p in (("a", a), ("b", b), ("c", c))}
     for i in range(4):
         name = f"{i:06d}.jpg"
-        assert filecmp.cmp(tmp_path / "a" / "images" / name, tmp_path / "b" / "images" / name,
+        assert filecmp.cmp(os.path.join(images["a"], name), os.path.join(images["b"], name),
                            shallow=False)
     # image i does not depend on how many images are generated
-    assert filecmp.cmp(tmp_path / "a" / "images" / "000001.jpg",
-                       tmp_path / "c" / "images" / "000001.jpg", shallow=False)
+    assert filecmp.cmp(os.path.join(images["a"], "000001.jpg"),
+                       os.path.join(images["c"], "000001.jpg"), shallow=False)
 
 
 def test_occlusion_flags():
@@ -101,7 +106,8 @@ def test_occlusion_flags():
 def test_build_dataset_synthetic_reads_back(tmp_path):
     ds = build_dataset(type="synthetic", out_dir=str(tmp_path), num_images=5, seed=0,
                        check_images=True)
-    with open(os.path.join(str(tmp_path), "person_keypoints_synthetic.json")) as f:
+    assert os.path.dirname(ds.ann_file) == os.path.join(str(tmp_path), synthetic_key(num_images=5))
+    with open(ds.ann_file) as f:
         assert len(ds) == len(json.load(f)["annotations"])
     assert all(r.dataset == "synthetic" and os.path.isfile(r.image_path) for r in ds)
     with pytest.raises(TypeError, match="unknown arguments"):
@@ -113,3 +119,67 @@ def test_bad_arguments(tmp_path):
         generate_synthetic_coco(str(tmp_path), num_images=0)
     with pytest.raises(ValueError, match="image_size_wh"):
         generate_synthetic_coco(str(tmp_path), num_images=1, image_size_wh=(16, 240))
+
+
+_GENERATE = ("import sys; from gluonpose.data.synthetic import generate_synthetic_coco; "
+             "print(generate_synthetic_coco(sys.argv[1], num_images=3, seed=4, image_size_wh=(48, 40)))")
+
+
+def _stamps(folder):
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            st = os.stat(os.path.join(root, name))
+            out[os.path.relpath(os.path.join(root, name), folder)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def _generate_concurrently(out_dir, n):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", _GENERATE, str(out_dir)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(n)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1].decode()[-2000:] for o in outs]
+    return {o[0].decode().strip() for o in outs}
+
+
+def test_concurrent_generators_make_one_complete_set_and_reuse_it(tmp_path):
+    """Several processes (ranks) generating the same set at once end with one complete folder keyed
+    by the parameters; later calls reuse it without rewriting a file."""
+    from gluonpose.data.pipeline import read_image
+
+    out = tmp_path / "syn"
+    paths = _generate_concurrently(out, 4)
+    assert len(paths) == 1
+    path = paths.pop()
+    folder = os.path.dirname(path)
+    assert os.path.basename(folder) == synthetic_key(num_images=3, seed=4, image_size_wh=(48, 40))
+    assert [n for n in os.listdir(out) if not n.endswith(".lock")] == [os.path.basename(folder)]
+    reference = generate_synthetic_coco(str(tmp_path / "ref"), num_images=3, seed=4,
+                                        image_size_wh=(48, 40))
+    with open(path) as a, open(reference) as b:
+        assert json.load(a) == json.load(b)
+    for i in range(3):
+        name = f"{i:06d}.jpg"
+        assert filecmp.cmp(os.path.join(folder, "images", name),
+                           os.path.join(os.path.dirname(reference), "images", name), shallow=False)
+        assert read_image(os.path.join(folder, "images", name)).shape == (40, 48, 3)
+    # a set in use is never rewritten: the same files (inode, mtime) after more runs
+    before = _stamps(folder)
+    assert _generate_concurrently(out, 2) == {path}
+    assert generate_synthetic_coco(str(out), num_images=3, seed=4, image_size_wh=(48, 40)) == path
+    assert _stamps(folder) == before
+    # other parameters: another folder, the first one untouched
+    other = generate_synthetic_coco(str(out), num_images=2, seed=4, image_size_wh=(48, 40))
+    assert os.path.dirname(other) != folder and _stamps(folder) == before
+
+
+def test_a_killed_generators_temp_folder_is_removed(tmp_path):
+    key = synthetic_key(num_images=1, seed=0, image_size_wh=(40, 40))
+    stale = tmp_path / f".tmp-{key}-{socket.gethostname()}-999999999-abcd"
+    (stale / "images").mkdir(parents=True)
+    (stale / "images" / "000000.jpg").write_bytes(b"half")
+    path = generate_synthetic_coco(str(tmp_path), num_images=1, seed=0, image_size_wh=(40, 40))
+    assert not stale.exists() and os.path.isfile(path)
+    assert sorted(n for n in os.listdir(tmp_path) if not n.endswith(".lock")) == [key]

@@ -4,6 +4,7 @@ All runs use a width-8 2-stage net at 64x64 on the real COCO sample people (12 l
 """
 import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,48 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     for name in ("log.txt", "metrics.csv", "iterations.csv", "curves.png", "config.yaml", "latest.json"):
         assert (full / name).is_file(), name
     assert not glob.glob(str(full / ".tmp-*")), "temporary files left behind"
+    _assert_same_records(full, cut)
+
+
+def _csv_rows(path):
+    from gluonpose.utils.curves import MetricsCSV
+    return MetricsCSV(str(path), []).read()
+
+
+def _assert_same_records(full, resumed):
+    """The resumed run's CSVs hold each epoch and iteration once, as the uninterrupted run's."""
+    for name, key in (("metrics.csv", ("epoch",)), ("iterations.csv", ("epoch", "iter"))):
+        a, b = _csv_rows(full / name), _csv_rows(resumed / name)
+        assert len(a) >= 2, name
+        assert [tuple(r[k] for k in key) for r in b] == [tuple(r[k] for k in key) for r in a], name
+        np.testing.assert_allclose([r["loss"] for r in b], [r["loss"] for r in a], rtol=1e-5)
+    progress = [r["progress"] for r in _csv_rows(resumed / "iterations.csv")]
+    assert progress == sorted(set(progress)), "curves.png would draw a loop"
+
+
+def test_resume_drops_later_csv_rows_and_falls_back_from_a_corrupt_checkpoint(tmp_path, data_dir):
+    """A finished 2-epoch run is turned into a killed one: epoch 2's .params truncated (latest.json
+    still names it), its CSV rows present. --resume says so, falls back to epoch 1, drops the
+    epoch-2 rows, and ends with the uninterrupted run's weights and records."""
+    cfg, over = _config(tmp_path, data_dir)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_train_cmd(cfg, full, *over), env=ENV, check=True, timeout=300,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.copytree(full, cut)
+    params = (cut / "epoch_0002.params").read_bytes()
+    (cut / "epoch_0002.params").write_bytes(params[:len(params) // 2])
+    (cut / ".tmp-999999999-dead-epoch_0002.states").write_bytes(b"half a write")
+    res = subprocess.run(_train_cmd(cfg, cut, "--resume", *over), env=ENV, timeout=300,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = res.stdout.decode()
+    assert res.returncode == 0, out[-3000:]
+    assert "epoch_0002.params" in out and "resuming from epoch 1" in out, out[-3000:]
+    assert "dropped" in out and "csv row" in out
+    diff = _max_diff(_trainable(str(full / "epoch_0002.params")),
+                     _trainable(str(cut / "epoch_0002.params")))
+    assert diff < 1e-6, diff
+    _assert_same_records(full, cut)
+    assert not glob.glob(str(cut / ".tmp-*")), "the next save removes a killed write's temp file"
 
 
 def test_two_workers_equal_one_worker_on_the_combined_batch(tmp_path, data_dir):
@@ -135,3 +178,34 @@ def test_embedded_synthetic_default_lowers_the_loss(tmp_path):
     first, last = rows[0]["loss"], rows[-1]["loss"]
     assert len(rows) >= 12 and last < 0.8 * first, (first, last)
     assert (work / "epoch_0003.params").is_file()
+
+
+def test_failing_validation_keeps_the_epoch(tmp_path, data_dir):
+    """An unreadable (truncated) validation image: the epoch's checkpoint is written first; by
+    default the error is logged with its cause, the AP cell stays empty and the run ends normally;
+    with train.val_errors=stop the run stops, the checkpoint still there. The same truncated image
+    in the training set is skipped and counted (its one labelled person, once per epoch)."""
+    coco = os.path.join(data_dir, "samples", "coco")
+    val_dir = tmp_path / "val"
+    shutil.copytree(coco, val_dir)
+    data = (val_dir / "000000000785.jpg").read_bytes()
+    (val_dir / "000000000785.jpg").write_bytes(data[:len(data) // 2])
+    val = "data.val={type: coco, ann_file: %s, img_prefix: %s}" % (val_dir / "test_coco.json", val_dir)
+    cfg, over = _config(tmp_path, data_dir, **{"train.epochs": 1, "train.val_interval": 1})
+    over.append("data.train=[{type: coco, ann_file: %s, img_prefix: %s}]"
+                % (val_dir / "test_coco.json", val_dir))
+    for mode in ("continue", "stop"):
+        work = tmp_path / mode
+        res = subprocess.run(_train_cmd(cfg, work, *over, val, "train.val_errors=" + mode), env=ENV,
+                             timeout=300, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        out = res.stdout.decode()
+        assert (work / "epoch_0001.params").is_file() and (work / "epoch_0001.json").is_file(), out
+        assert "000000000785.jpg" in out and "truncated" in out, out[-3000:]
+        if mode == "continue":
+            assert res.returncode == 0, out[-3000:]
+            assert "validation after epoch 1 failed" in out
+            rows = _csv_rows(work / "metrics.csv")
+            assert [r["epoch"] for r in rows] == [1.0] and rows[0]["AP"] is None
+            assert rows[0]["skipped"] == 1.0 and "1 bad training sample(s) skipped" in out
+        else:
+            assert res.returncode != 0, out[-3000:]

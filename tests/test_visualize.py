@@ -83,3 +83,22 @@ def test_training_curves_from_metrics(tmp_path):
     assert img is not None and img.shape[0] > 100 and img.std() > 10
     with pytest.raises(FileNotFoundError, match="empty"):
         plot_training_curves(str(tmp_path / "empty"))
+
+
+def test_metrics_csv_rows_are_replaced_dropped_and_migrated(tmp_path):
+    path = str(tmp_path / "metrics.csv")
+    with open(path, "w") as f:  # an older version's columns, and a row torn by a kill
+        f.write("epoch,loss\n1,0.5\n2,0.25\n3,0.1\n4,0.0")
+    csv = MetricsCSV(path, ["epoch", "loss", "AP"])
+    assert [(r["epoch"], r["loss"], r["AP"]) for r in csv.read()] == \
+        [(1, 0.5, None), (2, 0.25, None), (3, 0.1, None), (4, 0.0, None)]
+    assert csv.drop_after_epoch(2) == 2
+    csv.replace_last({"epoch": 2, "loss": 0.25, "AP": 0.75})
+    csv.append({"epoch": 3, "loss": 0.125})
+    assert [(r["epoch"], r["loss"], r["AP"]) for r in csv.read()] == \
+        [(1, 0.5, None), (2, 0.25, 0.75), (3, 0.125, None)]
+    assert csv.drop_after_epoch(3) == 0 and len(csv.read()) == 3
+    with open(path, "a") as f:
+        f.write("3")  # a line torn by a kill (no newline): dropped even though epoch "3" <= 3
+    assert MetricsCSV(path, ["epoch", "loss", "AP"]).drop_after_epoch(3) == 1
+    assert [r["epoch"] for r in MetricsCSV(path, []).read()] == [1, 2, 3]

@@ -2,6 +2,7 @@
 import logging
 
 from .datasets import CombinedDataset, build_dataset
+from .datasets.base import format_skipped
 
 LOG = logging.getLogger(__name__)
 
@@ -22,8 +23,21 @@ def build_train_records(data_cfg, seed=0):
         names.append(spec.get("type"))
         built.append(build_dataset(**spec))
     if len(built) == 1 and ratios[0] == 1.0:
-        LOG.info("training set: %s, %d people", names[0], len(built[0]))
-        return built[0]
-    combined = CombinedDataset(built, ratios=ratios, names=names, seed=seed)
-    LOG.info("training set: %s", combined.summary() if hasattr(combined, "summary") else len(combined))
-    return combined
+        records = built[0]
+        LOG.info("training set: %s, %d people", names[0], len(records))
+    else:
+        records = CombinedDataset(built, ratios=ratios, names=names, seed=seed)
+        LOG.info("training set: %s", records.summary())
+    LOG.info("training data: %s", skip_summary(records))
+    return records
+
+
+def skip_summary(records):
+    """One line: people, images and the records skipped at reading, by reason (and by dataset)."""
+    num_images = len({r.image_path for r in records})
+    text = "%d person records in %d images; skipped at reading: %s" % (
+        len(records), num_images, format_skipped(getattr(records, "skipped", None)))
+    by_set = getattr(records, "skipped_by_set", None)
+    if by_set is not None and len(by_set()) > 1:
+        text += " (%s)" % "; ".join("%s: %s" % (nm, format_skipped(c)) for nm, c in by_set().items())
+    return text

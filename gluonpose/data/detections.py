@@ -12,7 +12,7 @@ from collections import Counter
 
 import numpy as np
 
-from .datasets.base import DatasetError, load_json
+from .datasets.base import DatasetError, check_box_xywh, load_json
 from .datasets.coco import CocoKeypoints
 from .keypoints import NUM_COCO_KEYPOINTS
 from .records import PersonRecord
@@ -36,16 +36,17 @@ def load_image_index(image_file):
 
 
 def box_problem(box):
-    """Reason (``malformed_box`` / ``degenerate_box``) when a detection box is unusable, else None."""
-    try:
-        vals = [float(v) for v in box]
-    except (TypeError, ValueError):
-        return "malformed_box"
-    if len(vals) != 4:
-        return "malformed_box"
-    if not all(math.isfinite(v) for v in vals) or vals[2] <= 0 or vals[3] <= 0:
-        return "degenerate_box"
-    return None
+    """Reason (``malformed_box`` / ``degenerate_box``) when a detection box is unusable, else None.
+
+    The rule of the dataset readers (:func:`~gluonpose.data.datasets.base.check_box_xywh`): NaN/inf,
+    a negative side, or both sides below 1 px (nothing to crop even after the aspect fix) are
+    degenerate. A box that is thin in one direction only (e.g. ``w = 0``, ``h = 40``) is kept: the
+    aspect fix widens it, as in the official HRNet test.
+    """
+    problem = check_box_xywh(box)
+    if problem is None:
+        return None
+    return "malformed_box" if problem[0] == "malformed" else "degenerate_box"
 
 
 def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on_empty="raise",

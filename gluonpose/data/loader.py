@@ -1,7 +1,7 @@
 """Multi-process loading of fixed-shape training batches.
 
 * :class:`TopDownDataset` turns PersonRecords into ``(image (3,h,w), target (S,C,H,W),
-  target_weight (S,K))`` with a generator seeded by (seed, epoch, index): MXNet's DataLoader forks its
+  target_weight (S,K), skipped)`` with a generator seeded by (seed, epoch, index): MXNet's DataLoader forks its
   workers once with the dataset, and they would otherwise share numpy's global RNG state.
 * The epoch travels *inside the index*: the sampler yields ``(epoch, index)`` pairs, so workers that
   hold a copy of the dataset from the first epoch still draw each epoch's augmentation.
@@ -30,8 +30,9 @@ class TopDownDataset(gluon.data.Dataset):
         transform: a :class:`~gluonpose.data.pipeline.TopDownTrainTransform` (or test transform with
             a codec).
         seed: base seed of the augmentation.
-        on_bad: ``'raise'`` (error naming the file and record) or ``'skip'`` (log it and use the next
-            record instead, so batches keep their shape; at most ``max_retries`` times).
+        on_bad: ``'raise'`` (error naming the file and record) or ``'skip'`` (log it once, use the
+            next record instead so batches keep their shape, at most ``max_retries`` times, and
+            count it in the sample's ``skipped``).
     """
 
     def __init__(self, records, transform, seed=0, on_bad="skip", max_retries=8):
@@ -44,6 +45,7 @@ class TopDownDataset(gluon.data.Dataset):
         self.seed = int(seed)
         self.on_bad = on_bad
         self.max_retries = int(max_retries)
+        self._warned = set()
 
     def __len__(self):
         return len(self.records)
@@ -53,9 +55,10 @@ class TopDownDataset(gluon.data.Dataset):
         try:
             image = read_image(record.image_path)
             sample = self.transform(image, record, sample_rng(self.seed, epoch, index))
-        except (IOError, OSError, ValueError) as err:
-            raise BadSampleError("record %d (image_id %s, ann %s, %s): %s"
-                                 % (index, record.image_id, record.ann_id, record.image_path, err)) from err
+        except (OSError, ValueError) as err:  # DatasetError / MissingFileError of read_image, and
+            raise BadSampleError(             # the transforms' record checks (ValueError)
+                "record %d (image_id %s, ann %s, %s): %s"
+                % (index, record.image_id, record.ann_id, record.image_path, err)) from err
         target = np.asarray(sample["target"], np.float32)
         weight = np.asarray(sample["target_weight"], np.float32)
         if target.ndim == 3:  # one target shared by all stages
@@ -63,16 +66,20 @@ class TopDownDataset(gluon.data.Dataset):
         return sample["image"], target, weight
 
     def __getitem__(self, key):
+        """``(image, target, weight, skipped)``: ``skipped`` (int32) counts the bad records passed over
+        to produce this sample, so the training loop can count them across worker processes."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         for attempt in range(self.max_retries + 1):
             i = (index + attempt) % len(self.records)
             try:
-                return self._sample(epoch, i)
+                return self._sample(epoch, i) + (np.int32(attempt),)
             except BadSampleError as err:
                 if self.on_bad == "raise":
                     raise
-                LOG.warning("skipping bad sample (%s); using record %d instead", err,
-                            (i + 1) % len(self.records))
+                if i not in self._warned:  # once per record and process, not on every draw
+                    self._warned.add(i)
+                    LOG.warning("skipping bad sample (%s); using record %d instead (counted in the "
+                                "epoch's 'skipped' column)", err, (i + 1) % len(self.records))
         raise BadSampleError("%d consecutive bad samples from record %d on: giving up"
                              % (self.max_retries + 1, index))
 

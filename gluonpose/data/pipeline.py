@@ -16,13 +16,12 @@ Sample dict (all numpy):
 Map predictions back with ``geometry.crop_to_image(coords, center, scale, rotation, input_size_wh,
 udp)`` (unflipped samples) or ``geometry.affine_points(coords, invert_affine(trans))`` (any sample).
 """
-import os
-
 import cv2
 import numpy as np
 
 from . import geometry as geo
 from .augment import AugmentParams, sample_augmentation
+from .imageio import image_bytes_problem, read_image  # noqa: F401  (re-exported)
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -38,17 +37,6 @@ def sample_rng(seed, epoch, index):
     if min(ints) < 0:
         raise ValueError("sample_rng needs non-negative seed/epoch/index, got %s" % (ints,))
     return np.random.default_rng(np.random.SeedSequence(ints))
-
-
-def read_image(path):
-    """Read an image file as (H, W, 3) uint8 **RGB**; EXIF orientation is ignored (as official
-    HRNet, so pixels match the annotations). Raises with the file name if missing or unreadable."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError("image file not found: %s" % path)
-    img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise IOError("cannot decode image file (corrupt or unsupported format): %s" % path)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):

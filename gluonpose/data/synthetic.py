@@ -11,14 +11,22 @@ figure is the top-most thing at that pixel, ``v = 1`` where something covers it,
 is outside the image or not labelled (face joints of a back view).
 
 Everything is drawn from ``np.random.default_rng([seed, image index])``: deterministic, and image
-``i`` does not depend on ``num_images``.
+``i`` does not depend on ``num_images``. :func:`generate_synthetic_coco` writes a data set once into
+a folder keyed by its parameters (temp folder + atomic rename) and reuses it afterwards.
 """
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import secrets
+import shutil
+import socket
 
 import cv2
 import numpy as np
 
+from ..errors import DatasetError
 from .keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS
 
 _SHIFT = 4  # fixed-point bits for sub-pixel polygon drawing
@@ -228,25 +236,117 @@ def render_synthetic_image(rng, image_size_wh=(320, 240), max_people=3, occlusio
     return img, people
 
 
+#: Version of the generator's output; part of the folder key, bump it when the drawing changes.
+SYNTHETIC_FORMAT = 1
+
+
+def synthetic_key(num_images=100, seed=0, image_size_wh=(320, 240), max_people=3,
+                  occlusion_prob=0.3, jpeg_quality=95, json_name="person_keypoints_synthetic.json"):
+    """Folder name of one parameter set: ``n<num>_seed<seed>_<w>x<h>_<digest of all parameters>``."""
+    w, h = (int(v) for v in image_size_wh)
+    params = {"num_images": int(num_images), "seed": int(seed), "image_size_wh": [w, h],
+              "max_people": int(max_people), "occlusion_prob": float(occlusion_prob),
+              "jpeg_quality": int(jpeg_quality), "json_name": str(json_name),
+              "format": SYNTHETIC_FORMAT}
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    return f"n{int(num_images)}_seed{int(seed)}_{w}x{h}_{digest}"
+
+
+@contextlib.contextmanager
+def _folder_lock(path):
+    """Exclusive ``flock`` on ``path`` (best effort: where flock is unsupported, the atomic
+    rename alone keeps the data set whole)."""
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        except OSError:
+            pass
+        try:
+            yield
+        finally:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+            except OSError:
+                pass
+
+
+def _remove_stale_tmp_dirs(out_dir, key):
+    """Temp folders of ``key`` left on this host by a generator that was killed."""
+    prefix = f".tmp-{key}-{socket.gethostname()}-"
+    for name in os.listdir(out_dir):
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+                continue  # still running
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+        shutil.rmtree(os.path.join(out_dir, name), ignore_errors=True)
+
+
 def generate_synthetic_coco(out_dir, num_images=100, seed=0, image_size_wh=(320, 240),
                             max_people=3, occlusion_prob=0.3, jpeg_quality=95,
                             json_name="person_keypoints_synthetic.json"):
-    """Write ``num_images`` jpgs to ``out_dir/images`` and their COCO keypoint json to
-    ``out_dir/json_name``; returns the json path (overwrites an earlier run)."""
+    """The synthetic data set of these parameters, generated once; returns its json path.
+
+    The data set lives in ``out_dir/<synthetic_key(...)>/`` (``json_name`` and ``images/``). It is
+    written into a temp folder and renamed into place in one step, so the folder either does not
+    exist or is complete; an existing one is reused and never rewritten (a running job may be
+    reading it). Concurrent callers (ranks, parallel runs) wait on a lock file and then reuse
+    the folder the first one made.
+    """
     if int(num_images) < 1 or int(max_people) < 1:
         raise ValueError(f"num_images and max_people must be >= 1, got {num_images}, {max_people}")
     w, h = (int(v) for v in image_size_wh)
     if w < 32 or h < 32:
         raise ValueError(f"image_size_wh must be at least 32x32, got {image_size_wh}")
+    key = synthetic_key(num_images, seed, (w, h), max_people, occlusion_prob, jpeg_quality, json_name)
+    final = os.path.join(out_dir, key)
+    json_path = os.path.join(final, json_name)
+    if os.path.isfile(json_path):
+        return json_path
+    os.makedirs(out_dir, exist_ok=True)
+    with _folder_lock(os.path.join(out_dir, f".{key}.lock")):
+        if os.path.isfile(json_path):  # made by another process while we waited
+            return json_path
+        if os.path.exists(final):
+            raise DatasetError(f"{final} exists but holds no {json_name}: not a folder this "
+                               "generator made; remove it")
+        _remove_stale_tmp_dirs(out_dir, key)
+        tmp = os.path.join(out_dir, f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-"
+                                    f"{secrets.token_hex(4)}")
+        try:
+            _write_synthetic_coco(tmp, int(num_images), int(seed), (w, h), int(max_people),
+                                  float(occlusion_prob), int(jpeg_quality), json_name)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if not os.path.isfile(json_path):  # not another generator's complete folder
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return json_path
+
+
+def _write_synthetic_coco(out_dir, num_images, seed, size_wh, max_people, occlusion_prob,
+                          jpeg_quality, json_name):
+    """Write the jpgs to ``out_dir/images`` and the COCO keypoint json to ``out_dir/json_name``."""
+    w, h = size_wh
     img_dir = synthetic_image_dir(out_dir)
-    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(img_dir)
     images, annotations = [], []
-    for index in range(int(num_images)):
-        rng = np.random.default_rng([int(seed), index])
-        img, people = render_synthetic_image(rng, (w, h), int(max_people), float(occlusion_prob))
+    for index in range(num_images):
+        rng = np.random.default_rng([seed, index])
+        img, people = render_synthetic_image(rng, (w, h), max_people, occlusion_prob)
         file_name = f"{index:06d}.jpg"
         if not cv2.imwrite(os.path.join(img_dir, file_name), img,
-                           [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
+                           [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]):
             raise OSError(f"could not write {os.path.join(img_dir, file_name)}")
         images.append({"id": index + 1, "file_name": file_name, "width": w, "height": h})
         for person in people:
@@ -260,13 +360,13 @@ def generate_synthetic_coco(out_dir, num_images=100, seed=0, image_size_wh=(320,
                 "keypoints": [round(float(v), 2) if k % 3 < 2 else int(v)
                               for k, v in enumerate(kp.reshape(-1))]})
     data = {
-        "info": {"description": "gluonpose synthetic person keypoints", "seed": int(seed),
-                 "num_images": int(num_images), "image_size_wh": [w, h]},
+        "info": {"description": "gluonpose synthetic person keypoints", "seed": seed,
+                 "num_images": num_images, "image_size_wh": [w, h], "max_people": max_people,
+                 "occlusion_prob": occlusion_prob, "jpeg_quality": jpeg_quality,
+                 "format": SYNTHETIC_FORMAT},
         "licenses": [], "images": images, "annotations": annotations,
         "categories": [{"id": 1, "name": "person", "supercategory": "person",
                         "keypoints": list(COCO_KEYPOINT_NAMES),
                         "skeleton": [[a + 1, b + 1] for a, b in COCO_SKELETON]}]}
-    json_path = os.path.join(out_dir, json_name)
-    with open(json_path, "w", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, json_name), "w", encoding="utf-8") as f:
         json.dump(data, f)
-    return json_path

@@ -2,15 +2,26 @@
 
 Files in ``work_dir``: ``epoch_0007.params``, ``epoch_0007.states``, ``epoch_0007.json`` and
 ``latest.json`` (a copy of the newest epoch's json). Every file is written atomically (temp file +
-``os.replace``), the json last, so a crash mid-save leaves the previous checkpoint intact and
-``latest.json`` never points at a half-written file. Old epochs are kept.
+``os.replace``, usual file mode), the json last, so a crash mid-save leaves the previous checkpoint
+intact and ``latest.json`` never points at a half-written file; temp files of a killed save are
+removed by the next save. Old epochs are kept.
+
+:func:`resume_checkpoint` loads the newest checkpoint that loads: a truncated or corrupt
+``.params`` / ``.states`` is named in a warning and the next older epoch is tried.
 """
+import glob
 import json
+import logging
 import os
+import re
 
-from ..utils.io import atomic_save_parameters, atomic_write, atomic_write_json
+from ..errors import CheckpointError
+from ..utils.io import (atomic_save_parameters, atomic_write, atomic_write_json,
+                        remove_stale_temp_files)
 
+LOG = logging.getLogger(__name__)
 LATEST = "latest.json"
+_EPOCH_JSON = re.compile(r"^epoch_(\d+)\.json$")
 
 
 def epoch_prefix(work_dir, epoch):
@@ -22,6 +33,7 @@ def save_checkpoint(work_dir, epoch, net, trainer, meta):
     """Save after completing ``epoch`` (1-based). ``meta`` must be json-serialisable
     (config, seed, metrics ...). Returns the json path."""
     os.makedirs(work_dir, exist_ok=True)
+    remove_stale_temp_files(work_dir)
     prefix = epoch_prefix(work_dir, epoch)
     atomic_save_parameters(net, prefix + ".params")
     if trainer is not None:
@@ -33,25 +45,119 @@ def save_checkpoint(work_dir, epoch, net, trainer, meta):
     return prefix + ".json"
 
 
+def _read_record(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            record = json.load(f)
+    except (OSError, ValueError) as err:
+        raise CheckpointError("corrupt checkpoint record %s: %s" % (path, err)) from None
+    if not isinstance(record, dict) or not isinstance(record.get("epoch"), int) \
+            or not record.get("params"):
+        raise CheckpointError("checkpoint record %s lacks 'epoch' / 'params'" % path)
+    return record
+
+
+def update_checkpoint_metrics(work_dir, epoch, metrics):
+    """Store ``metrics`` (e.g. with the validation AP) in the saved record of ``epoch`` (and in
+    ``latest.json`` when it is that epoch's)."""
+    path = epoch_prefix(work_dir, epoch) + ".json"
+    record = dict(_read_record(path), metrics=metrics)
+    atomic_write_json(record, path, indent=1)
+    latest = os.path.join(work_dir, LATEST)
+    try:
+        if _read_record(latest)["epoch"] == epoch:
+            atomic_write_json(record, latest, indent=1)
+    except CheckpointError:
+        pass
+
+
 def find_latest(work_dir):
     """The newest checkpoint's record (dict) or None when ``work_dir`` holds none."""
     path = os.path.join(work_dir, LATEST)
     if not os.path.isfile(path):
         return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except ValueError as err:
-        raise RuntimeError("corrupt checkpoint record %s: %s" % (path, err)) from err
+    record = _read_record(path)
     for key in ("params", "states"):
         if record.get(key) and not os.path.isfile(os.path.join(work_dir, record[key])):
-            raise RuntimeError("%s names %s, which is missing" % (path, record[key]))
+            raise CheckpointError("%s names %s, which is missing" % (path, record[key]))
     return record
 
 
+def list_checkpoints(work_dir):
+    """Records of every ``epoch_NNNN.json`` in ``work_dir``, newest epoch first (unreadable records
+    are logged and left out)."""
+    records = []
+    for path in glob.glob(os.path.join(glob.escape(work_dir), "epoch_*.json")):
+        if not _EPOCH_JSON.match(os.path.basename(path)):
+            continue
+        try:
+            records.append(_read_record(path))
+        except CheckpointError as err:
+            LOG.warning("%s", err)
+    return sorted(records, key=lambda r: r["epoch"], reverse=True)
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def load_checkpoint(work_dir, record, net, trainer, ctx=None):
-    """Restore ``net`` parameters and ``trainer`` states from a record of :func:`find_latest`."""
-    net.load_parameters(os.path.join(work_dir, record["params"]), ctx=ctx)
+    """Restore ``net`` parameters and ``trainer`` states from a checkpoint record; returns its epoch.
+
+    Raises:
+        CheckpointError: naming the ``.params`` / ``.states`` file that is missing, truncated,
+            corrupt or does not fit the network.
+    """
+    params = os.path.join(work_dir, record["params"])
+    if not os.path.isfile(params):
+        raise CheckpointError("checkpoint parameters %s are missing" % params)
+    try:
+        net.load_parameters(params, ctx=ctx)
+    except Exception as err:  # MXNetError (truncated / corrupt file), AssertionError (mismatch)
+        raise CheckpointError("cannot load checkpoint parameters %s (truncated, corrupt or of "
+                              "another network): %s" % (params, _first_line(err))) from None
     if trainer is not None and record.get("states"):
-        trainer.load_states(os.path.join(work_dir, record["states"]))
+        states = os.path.join(work_dir, record["states"])
+        if not os.path.isfile(states):
+            raise CheckpointError("checkpoint trainer states %s are missing" % states)
+        try:
+            trainer.load_states(states)
+        except Exception as err:  # UnpicklingError, EOFError, MXNetError ...
+            raise CheckpointError("cannot load checkpoint trainer states %s (truncated or "
+                                  "corrupt): %s" % (states, _first_line(err))) from None
     return record["epoch"]
+
+
+def resume_checkpoint(work_dir, net, trainer, ctx=None):
+    """Load the newest checkpoint of ``work_dir`` that loads; returns its record, or None when
+    ``work_dir`` holds no checkpoint.
+
+    Every ``epoch_NNNN.json`` (and ``latest.json``) is tried from the newest epoch down. A
+    checkpoint that does not load is named in a warning and the next older one is tried (the
+    files are left in place). Raises :class:`CheckpointError` listing every failure when none
+    loads.
+    """
+    candidates = list_checkpoints(work_dir)
+    try:
+        latest = find_latest(work_dir)
+    except CheckpointError as err:
+        LOG.warning("%s; looking for the epoch checkpoints instead", err)
+        latest = None
+    if latest is not None and latest["epoch"] not in {r["epoch"] for r in candidates}:
+        candidates = sorted(candidates + [latest], key=lambda r: r["epoch"], reverse=True)
+    failures = []
+    for record in candidates:
+        try:
+            load_checkpoint(work_dir, record, net, trainer, ctx=ctx)
+        except CheckpointError as err:
+            failures.append(str(err))
+            LOG.warning("%s; trying an older checkpoint", err)
+            continue
+        if failures:
+            LOG.warning("resuming from epoch %d, the newest checkpoint that loads (%d newer one(s) "
+                        "did not)", record["epoch"], len(failures))
+        return record
+    if failures:
+        raise CheckpointError("no checkpoint in %s loads:\n  %s" % (work_dir, "\n  ".join(failures)))
+    return None

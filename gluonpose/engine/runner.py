@@ -11,7 +11,7 @@ from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
 from ..models.builder import build_model, quiet_unconsumed_warning
-from .checkpoint import find_latest, load_checkpoint
+from .checkpoint import resume_checkpoint
 from .context import get_contexts
 from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
                           create_kvstore, exit_promptly_on_error, make_trainer)
@@ -82,9 +82,9 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
     trainer = make_trainer(net.collect_params(), tcfg.optimizer,
                            {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv)
     start_epoch = 0
-    record = find_latest(work_dir) if resume else None
+    record = resume_checkpoint(work_dir, net, trainer, ctx=ctx_list) if resume else None
     if record is not None:
-        start_epoch = load_checkpoint(work_dir, record, net, trainer, ctx=ctx_list)
+        start_epoch = record["epoch"]
         LOG.info("resumed from %s after epoch %d", os.path.join(work_dir, record["params"]), start_epoch)
     elif resume:
         LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
@@ -107,4 +107,5 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
     return fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, tcfg.epochs,
                per_worker_batch * num_workers, work_dir, rank=rank, meta=meta,
                log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
-               validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv)
+               validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv,
+               val_errors=tcfg.val_errors)

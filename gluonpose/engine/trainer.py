@@ -3,7 +3,11 @@
 Per step: ``split_and_load`` the batch over the contexts -> forward under ``autograd.record`` ->
 per-stage loss -> backward -> finiteness check -> ``trainer.step(global batch)``. ``dist_sync`` sums
 gradients over workers, so the step normalises by the *global* batch (per-worker batch x workers).
-Per epoch: metrics CSV, loss/lr plot, atomic checkpoint (rank 0), optional validation hook.
+Per epoch (rank 0): metrics CSV row, atomic checkpoint, *then* the optional validation hook (a
+failure there is logged and leaves the AP cell empty unless ``val_errors='stop'``; the AP is filled
+into the row afterwards), loss/lr plot. On (re)start, CSV rows past ``start_epoch`` (left by a killed
+run) are dropped, so a resumed run's records equal an uninterrupted run's. Bad training samples the
+loader passed over are counted per epoch over all workers (``skipped`` column).
 With a dist kvstore the logged losses (iterations.csv every ``log_interval`` steps, metrics.csv and
 the log every epoch) are means over the samples of *all* workers (one small kvstore all-reduce per
 log line), not of rank 0's shard; ``samples_per_s`` stays per worker.
@@ -15,13 +19,16 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .checkpoint import save_checkpoint
-from .distributed import allreduce_scalars
+from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
+from .checkpoint import save_checkpoint, update_checkpoint_metrics
+from .distributed import allreduce_scalars
 
 LOG = logging.getLogger(__name__)
 ITER_COLUMNS = ("progress", "epoch", "iter", "lr", "loss", "heatmap", "offset", "samples_per_s")
-EPOCH_COLUMNS = ("epoch", "lr", "loss", "heatmap", "offset", "samples_per_s", "seconds", "AP")
+EPOCH_COLUMNS = ("epoch", "lr", "loss", "heatmap", "offset", "samples_per_s", "seconds", "skipped",
+                 "AP")
+VAL_ERROR_CHOICES = ("continue", "stop")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,9 +56,23 @@ def _mean_over_workers(kvstore, sums, count):
     return {k: v / n for k, v in totals.items()}
 
 
+def _run_validation(validate, net, epoch, val_errors):
+    """``validate(net, epoch)`` as a dict; on failure log the cause and return {} (or re-raise
+    with ``val_errors='stop'``). User errors get one line, anything else its traceback."""
+    try:
+        return dict(validate(net, epoch))
+    except Exception as err:  # noqa: BLE001 - the checkpoint is saved; training must go on
+        if val_errors == "stop":
+            raise
+        LOG.error("validation after epoch %d failed: %s: %s. The epoch's checkpoint is saved and "
+                  "training goes on (AP left empty; set train.val_errors=stop to stop instead)",
+                  epoch, type(err).__name__, err, exc_info=not isinstance(err, UserError))
+        return {}
+
+
 def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
-        validate=None, val_interval=0, progress=True, kvstore=None):
+        validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue"):
     """Train ``net`` from ``start_epoch`` (0-based, = epochs already done) to ``epochs``.
 
     Args:
@@ -62,17 +83,28 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
         global_batch: samples per step over all workers (the gradient normaliser).
         meta: json-serialisable dict stored with every checkpoint (config, seed ...).
         validate: optional ``callable(net, epoch) -> dict`` (e.g. {"AP": ...}), run on rank 0 every
-            ``val_interval`` epochs.
+            ``val_interval`` epochs, after that epoch's checkpoint is saved.
         kvstore: the dist kvstore (from ``create_kvstore``) over which the logged losses are
             averaged; None/a local kvstore: this worker's values.
+        val_errors: ``'continue'`` (log a validation failure, leave AP empty, train on) or
+            ``'stop'`` (re-raise it; the checkpoint is already saved).
     Returns:
         list of per-epoch metric dicts.
     """
     import os
     from tqdm import tqdm
 
-    iters_csv = MetricsCSV(os.path.join(work_dir, "iterations.csv"), ITER_COLUMNS) if rank == 0 else None
-    epochs_csv = MetricsCSV(os.path.join(work_dir, "metrics.csv"), EPOCH_COLUMNS) if rank == 0 else None
+    if val_errors not in VAL_ERROR_CHOICES:
+        raise ConfigError("train.val_errors must be one of %s, got %r" % (VAL_ERROR_CHOICES, val_errors))
+    iters_csv = epochs_csv = None
+    if rank == 0:  # rows of epochs after start_epoch come from a killed run: drop them
+        iters_csv = MetricsCSV(os.path.join(work_dir, "iterations.csv"), ITER_COLUMNS)
+        epochs_csv = MetricsCSV(os.path.join(work_dir, "metrics.csv"), EPOCH_COLUMNS)
+        dropped = iters_csv.drop_after_epoch(start_epoch) + epochs_csv.drop_after_epoch(start_epoch)
+        if dropped:
+            LOG.info("dropped %d csv row(s) of epochs after %d left by an earlier run", dropped,
+                     start_epoch)
+    total_skipped = 0
     history = []
     iters_per_epoch = len(loader)
     for epoch in range(start_epoch, epochs):
@@ -81,7 +113,11 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
         seen, tic = 0, time.perf_counter()
         bar = tqdm(loader, total=iters_per_epoch, desc="epoch %d/%d" % (epoch + 1, epochs),
                    disable=not progress or rank != 0, leave=False, dynamic_ncols=True)
-        for i, (images, targets, weights) in enumerate(bar):
+        skipped = 0
+        for i, data in enumerate(bar):
+            images, targets, weights = data[:3]
+            if len(data) > 3:  # bad records the loader passed over (see TopDownDataset)
+                skipped += int(data[3].asnumpy().sum())
             lr = schedule.lr_at(epoch, i, iters_per_epoch)
             trainer.set_learning_rate(lr)
             xs = gluon.utils.split_and_load(images, ctx_list, batch_axis=0)
@@ -113,16 +149,30 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
         mx.nd.waitall()
         seconds = time.perf_counter() - tic
         row = _mean_over_workers(kvstore, sums, seen)
-        row.update(epoch=epoch + 1, lr=lr, samples_per_s=seen / max(seconds, 1e-9), seconds=seconds)
+        skipped = int(round(allreduce_scalars(kvstore, {"skipped": float(skipped)})["skipped"]))
+        row.update(epoch=epoch + 1, lr=lr, samples_per_s=seen / max(seconds, 1e-9), seconds=seconds,
+                   skipped=skipped)
+        total_skipped += skipped
+        if skipped and rank == 0:
+            LOG.warning("epoch %d: %d bad training sample(s) skipped (unreadable image or bad "
+                        "record, data.on_bad=skip; %d in this run)", epoch + 1, skipped, total_skipped)
+        saved = rank == 0 and ((epoch + 1) % checkpoint_interval == 0 or epoch + 1 == epochs)
+        if rank == 0:  # the row first: a kill before the checkpoint leaves a row that resume drops
+            epochs_csv.append(row)
+        if saved:  # before validation: a failing validation never loses the epoch
+            save_checkpoint(work_dir, epoch + 1, net, trainer, dict(meta or {}, metrics=row))
         if validate is not None and val_interval and (epoch + 1) % val_interval == 0 and rank == 0:
-            row.update(validate(net, epoch + 1))
+            metrics = _run_validation(validate, net, epoch + 1, val_errors)
+            if metrics:
+                row.update(metrics)
+                epochs_csv.replace_last(row)
+                if saved:
+                    update_checkpoint_metrics(work_dir, epoch + 1, row)
         history.append(row)
         if rank == 0:
             LOG.info("epoch %d/%d: loss %.6g (heatmap %.6g, offset %.6g), lr %.3g, %.1f samples/s "
                      "per worker%s", epoch + 1, epochs, row["loss"], row["heatmap"], row["offset"], lr,
                      row["samples_per_s"], ", AP %.4f" % row["AP"] if "AP" in row else "")
-            epochs_csv.append(row)
-            if (epoch + 1) % checkpoint_interval == 0 or epoch + 1 == epochs:
+            if saved:
                 plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"))
-                save_checkpoint(work_dir, epoch + 1, net, trainer, dict(meta or {}, metrics=row))
     return history

@@ -22,6 +22,7 @@ from mxnet import gluon
 
 from ..data.geometry import box_to_center_scale, crop_to_image
 from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform, read_image
+from ..errors import UserError
 
 LOG = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ def predict_records(predictors, records, views=(IDENTITY_VIEW,), progress=True, 
                            dynamic_ncols=True):
         try:
             image = read_image(path)
-        except (OSError, ValueError) as err:
+        except UserError as err:  # missing, truncated or corrupt image file (named)
             if on_bad_image == "raise":
                 raise
             bad_images += 1

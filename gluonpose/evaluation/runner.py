@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..data.datasets.base import format_skipped
 from ..data.datasets.coco import CocoStyleReader
 from ..data.detections import load_detections
 from ..data.keypoints import NUM_COCO_KEYPOINTS
@@ -65,10 +66,9 @@ def gt_boxes(gt_json, img_prefix="", layout="coco"):
                             keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), np.float32),
                             image_id=r.image_id, score=1.0, area=r.area, dataset="gt_boxes",
                             ann_id=r.ann_id, extra=dict(r.extra)) for r in reader.records]
-    skipped = dict(reader.skipped)
-    desc = ("boxes: ground-truth boxes of %s: %d people in %d images (score 1.0)%s"
+    desc = ("boxes: ground-truth boxes of %s: %d people in %d images (score 1.0); skipped: %s"
             % (gt_json, len(records), len({r.image_id for r in records}),
-               "; skipped %s" % skipped if skipped else ""))
+               format_skipped(reader.skipped)))
     return Boxes(records, desc)
 
 
@@ -77,9 +77,9 @@ def detection_boxes(det_json, gt_json, img_prefix="", image_thr=0.0):
     records, skipped = load_detections(det_json, gt_json, img_prefix, score_thresh=image_thr,
                                        return_skipped=True)
     total = len(records) + sum(skipped.values())
-    desc = ("boxes: detections of %s: %d of %d boxes kept (score >= %g) in %d images%s"
+    desc = ("boxes: detections of %s: %d of %d boxes kept (score >= %g) in %d images; skipped: %s"
             % (det_json, len(records), total, image_thr, len({r.image_id for r in records}),
-               "; skipped %s" % dict(skipped) if skipped else "; none skipped"))
+               format_skipped(skipped)))
     return Boxes(records, desc)
 
 

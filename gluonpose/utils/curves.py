@@ -6,24 +6,74 @@ from .io import atomic_write
 
 
 class MetricsCSV:
-    """Append rows of a fixed set of columns to ``path`` (header written once)."""
+    """Append rows of a fixed set of columns to ``path`` (header written once).
+
+    An existing file with other columns (an older version) is rewritten with these columns,
+    keeping the values of the columns both have. Empty ``columns`` open an existing file as it is
+    (e.g. only to :meth:`read` it).
+    """
 
     def __init__(self, path, columns):
         self.path = path
         self.columns = list(columns)
         if not os.path.isfile(path):
-            with open(path, "w", newline="") as f:
-                csv.writer(f).writerow(self.columns)
+            self._rewrite([])
+            return
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), None) or []
+        if not self.columns:
+            self.columns = header
+        elif header != self.columns:
+            self._rewrite(self._raw_rows())
+
+    def _raw_rows(self):
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _rewrite(self, rows):
+        def write(tmp):
+            with open(tmp, "w", newline="") as f:
+                out = csv.writer(f)
+                out.writerow(self.columns)
+                for r in rows:
+                    out.writerow([r.get(c, "") if r.get(c) is not None else "" for c in self.columns])
+        atomic_write(self.path, write)
 
     def append(self, row):
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
 
+    def replace_last(self, row):
+        """Rewrite the last row (e.g. to add the validation AP to the epoch's row)."""
+        rows = self._raw_rows()
+        self._rewrite(rows[:-1] + [{c: row.get(c, "") for c in self.columns}])
+
+    def drop_after_epoch(self, epoch, key="epoch"):
+        """Remove the rows whose ``key`` column is greater than ``epoch`` (rows a killed run wrote
+        after the checkpoint it is resumed from) and a last line torn by a kill; returns how many
+        rows were removed."""
+        rows = self._raw_rows()
+        torn = False
+        with open(self.path, "rb") as f:
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        keep = [r for r in (rows[:-1] if torn else rows) if not _after(r.get(key), epoch)]
+        if len(keep) != len(rows):
+            self._rewrite(keep)
+        return len(rows) - len(keep)
+
     def read(self):
         """All rows as a list of dicts of floats (empty cells -> None)."""
-        with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in rows]
+        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+                for r in self._raw_rows()]
+
+
+def _after(value, epoch):
+    try:
+        return float(value) > epoch
+    except (TypeError, ValueError):
+        return True  # a torn last line of a killed run
 
 
 def plot_curves(rows, path, x_key="progress", keys=("loss", "heatmap", "offset"), lr_key="lr"):

@@ -1,15 +1,32 @@
-"""Atomic file writes: a temp file in the same folder, then ``os.replace`` (never a half-written file)."""
+"""Atomic file writes: a temp file in the same folder, then ``os.replace`` (never a half-written file).
+
+Temp files are named ``.tmp-<pid>-<random>-<name>`` and created with mode ``0666 & ~umask`` (the
+usual 0644), so the final file gets the usual mode, not mkstemp's 0600. A write killed before its
+``os.replace`` leaves its temp file behind; :func:`remove_stale_temp_files` removes those of
+processes that are gone (the checkpoint saver calls it on every save).
+"""
+import errno
 import json
+import logging
 import os
-import tempfile
+import secrets
+
+LOG = logging.getLogger(__name__)
+TMP_PREFIX = ".tmp-"
 
 
 def _tmp_path(path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    os.close(fd)
-    return tmp
+    while True:
+        tmp = os.path.join(folder, "%s%d-%s-%s" % (TMP_PREFIX, os.getpid(), secrets.token_hex(4),
+                                                   os.path.basename(path)))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
 
 
 def atomic_write(path, write_fn):
@@ -37,3 +54,40 @@ def atomic_write_json(obj, path, **kwargs):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(obj, f, **kwargs)
     atomic_write(path, write)
+
+
+def _pid_alive(pid):
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError as err:  # EPERM: alive, owned by someone else
+        return err.errno == errno.EPERM
+    return True
+
+
+def remove_stale_temp_files(folder):
+    """Remove the temp files of :func:`atomic_write` in ``folder`` whose writer process is gone
+    (left by a killed write; older nameless ones too). Returns the removed names."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        if not name.startswith(TMP_PREFIX):
+            continue
+        pid = name[len(TMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and _pid_alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(folder, name))
+            removed.append(name)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            continue
+    if removed:
+        LOG.info("removed %d temporary file(s) left by an interrupted write in %s: %s",
+                 len(removed), folder, ", ".join(sorted(removed)))
+    return removed

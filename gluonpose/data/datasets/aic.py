@@ -67,7 +67,7 @@ class AicKeypoints(CocoStyleReader):
                             f"{self.kmap.num_joints} x [x, y, v]")
             return None
         box = [x1, y1, x2 - x1, y2 - y1]
-        problem = check_box_xywh(box)
+        problem = check_box_xywh(box, min_side=0)
         if problem is None and not np.all(np.isfinite(arr)):
             problem = ("non_finite", "keypoints have NaN/inf values")
         if problem is None and not np.all(np.isin(arr[:, 2], tuple(AIC_TO_COCO_VISIBILITY))):
@@ -79,6 +79,10 @@ class AicKeypoints(CocoStyleReader):
         arr[arr[:, 2] == 0, :2] = 0.0
         if box[2] * box[3] <= 0:
             self.policy.skip("zero_area")
+            return None
+        problem = check_box_xywh(box)
+        if problem is not None:
+            self.policy.bad(problem[0], where, problem[1])
             return None
         kpts = self._checked_keypoints(arr, where, ref_box=box)
         coco_kpts = None if kpts is None else self._coco_keypoints(kpts)

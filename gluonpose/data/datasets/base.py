@@ -7,7 +7,10 @@ Two kinds of dropped instances are counted in ``reader.skipped`` (a Counter of r
   ``box_outside_image``;
 * bad data, following ``on_bad``: ``'raise'`` raises :class:`DatasetError` naming the file and the
   record, ``'skip'`` counts the reason (``malformed``, ``non_finite``, ``bad_box``,
-  ``bad_visibility``, ``keypoints_outside_image``, ``unknown_image``, ``missing_image``) and logs it.
+  ``bad_visibility``, ``keypoints_outside_image``, ``unknown_image``, ``missing_image``,
+  ``degenerate_box``) and logs it.
+
+:func:`format_skipped` turns the counts into the one line a run prints.
 """
 import json
 import logging
@@ -70,8 +73,19 @@ class BadDataPolicy:
             logger.warning("%s: no usable person record (skipped: %s)", self.source, dict(self.skipped))
 
 
-def check_box_xywh(box):
-    """Return ``(reason, detail)`` when a raw ``[x, y, w, h]`` box is unusable, else None."""
+#: A box whose longer side is below this many pixels is degenerate: nothing is left to crop after
+#: the aspect fix (a zero-size crop gives a blank training sample and a NaN prediction).
+MIN_BOX_SIDE_PX = 1.0
+
+
+def check_box_xywh(box, min_side=MIN_BOX_SIDE_PX):
+    """Return ``(reason, detail)`` when an ``[x, y, w, h]`` box is unusable, else None.
+
+    Reasons: ``malformed`` (not 4 numbers), ``non_finite`` (NaN/inf), ``bad_box`` (negative width
+    or height), ``degenerate_box`` (both sides below ``min_side`` px, i.e. a side <= 0 or below
+    1 px even after the aspect fix, which widens the shorter side to the input aspect ratio).
+    ``min_side=0`` skips the last check.
+    """
     try:
         b = np.asarray(box, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError):
@@ -82,6 +96,9 @@ def check_box_xywh(box):
         return "non_finite", f"bbox has a NaN/inf value: {b.tolist()}"
     if b[2] < 0 or b[3] < 0:
         return "bad_box", f"bbox has a negative width/height: {b.tolist()}"
+    if min_side > 0 and max(b[2], b[3]) < min_side:
+        return "degenerate_box", (f"bbox {[round(float(v), 3) for v in b]} is below {min_side:g} px "
+                                  "(nothing to crop)")
     return None
 
 
@@ -136,6 +153,12 @@ def clean_box_xywh(box, size_wh):
     if x2 < x1 or y2 < y1:
         return None
     return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float32)
+
+
+def format_skipped(skipped):
+    """``'none'`` or ``'degenerate_box=2, iscrowd=1'`` (reasons sorted) for a Counter/dict of skips."""
+    items = sorted((k, int(v)) for k, v in dict(skipped or {}).items() if v)
+    return ", ".join(f"{k}={v}" for k, v in items) if items else "none"
 
 
 def positive_size(width, height):

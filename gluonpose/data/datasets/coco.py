@@ -93,7 +93,7 @@ class CocoStyleReader(KeypointReader):
             self.policy.bad("unknown_image", where, f"image_id {ann['image_id']!r} not in 'images'")
             return None
         file_name, size_wh, image_id = images[ann["image_id"]]
-        problem = check_box_xywh(ann["bbox"])
+        problem = check_box_xywh(ann["bbox"], min_side=0)
         if problem is None:
             kpts, problem = check_keypoints(ann["keypoints"], self.kmap.num_joints, size_wh,
                                             self.keypoint_margin)
@@ -115,6 +115,10 @@ class CocoStyleReader(KeypointReader):
             return None
         if area <= 0:
             self.policy.skip("zero_area")
+            return None
+        problem = check_box_xywh(box)            # the cleaned box (w = x2 - x1) must be croppable
+        if problem is not None:
+            self.policy.bad(problem[0], where, f"{problem[1]}; raw bbox {ann['bbox']}")
             return None
         coco_kpts = self._coco_keypoints(kpts)
         if coco_kpts is None:

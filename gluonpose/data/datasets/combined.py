@@ -9,6 +9,7 @@ set's ratio does not change another set's draw; :meth:`CombinedDataset.resample`
 """
 import logging
 import math
+from collections import Counter
 
 import numpy as np
 
@@ -89,6 +90,19 @@ class CombinedDataset:
         if not 0 <= index < len(self):
             raise IndexError(f"CombinedDataset index {index} out of range [0, {len(self)})")
         return self.datasets[self._set_index[index]][int(self._record_index[index])]
+
+    @property
+    def skipped(self):
+        """Counter of the records the sub-readers skipped (summed over the datasets)."""
+        total = Counter()
+        for ds in self.datasets:
+            total.update(getattr(ds, "skipped", None) or {})
+        return total
+
+    def skipped_by_set(self):
+        """``{name: {reason: count}}`` of the sub-readers that skipped something."""
+        return {nm: dict(ds.skipped) for nm, ds in zip(self.names, self.datasets)
+                if getattr(ds, "skipped", None)}
 
     def counts(self):
         """``{name: {'source': n records, 'ratio': r, 'used': drawn count}}``."""

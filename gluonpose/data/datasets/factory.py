@@ -5,7 +5,7 @@ Types:
 * ``coco`` / ``crowdpose`` / ``aic`` / ``mpii``: the readers, with their keyword arguments
   (``ann_file``, ``img_prefix``, ``on_bad``, ``check_images``, ``skip_empty``, ...);
 * ``coco_style``: any COCO-format json with ``layout=`` one of the keypoint layouts;
-* ``synthetic``: generate (:func:`gluonpose.data.synthetic.generate_synthetic_coco`) into
+* ``synthetic``: generate once (:func:`gluonpose.data.synthetic.generate_synthetic_coco`) into a keyed folder of
   ``out_dir`` and read it back (generator keywords: ``out_dir``, ``num_images``, ``seed``,
   ``image_size_wh``, ...; reader keywords: ``on_bad``, ``skip_empty``, ...);
 * ``combined``: ``datasets=[{type: ..., ...}, ...]`` (or already built readers), ``ratios``,

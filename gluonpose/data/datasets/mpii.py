@@ -12,12 +12,13 @@ Conversions, as in the official HRNet and mmpose MPII loaders:
 """
 import os
 
-import cv2
 import numpy as np
 
+from ...errors import UserError
+from ..imageio import read_image
 from ..keypoints import get_keypoint_map
 from ..records import PersonRecord
-from .base import DatasetError, KeypointReader
+from .base import DatasetError, KeypointReader, check_box_xywh
 
 PIXEL_STD = 200.0
 CENTER_SHIFT_PX_PER_SCALE = 15.0
@@ -70,10 +71,13 @@ class MpiiKeypoints(KeypointReader):
         if not self.check_images:
             return None
         if path not in sizes:
-            img = cv2.imread(path, cv2.IMREAD_UNCHANGED) if os.path.isfile(path) else None
+            try:
+                img = read_image(path)
+            except UserError:
+                img = None
             sizes[path] = None if img is None else (float(img.shape[1]), float(img.shape[0]))
         if sizes[path] is None:
-            self.policy.bad("missing_image", where, f"image file not found or unreadable: {path}")
+            self.policy.bad("missing_image", where, f"image file missing, truncated or unreadable: {path}")
         return sizes[path]
 
     def _parse_entry(self, index, ann, sizes):
@@ -111,6 +115,10 @@ class MpiiKeypoints(KeypointReader):
         src[:, 2] = np.where(vis > 0, 2.0, 0.0)
         src[src[:, 2] == 0, :2] = 0.0  # unlabelled joints are -1 / garbage in the file
         box = mpii_box_xywh(center, scale)
+        problem = check_box_xywh(box)
+        if problem is not None:
+            self.policy.bad(problem[0], where, f"{problem[1]} (scale {scale:g})")
+            return None
         kpts = self._checked_keypoints(src, where, size_wh, ref_box=box)
         coco_kpts = None if kpts is None else self._coco_keypoints(kpts)
         if coco_kpts is None:
