@@ -19,7 +19,7 @@ class DatasetError(UserError, ValueError):
 
 
 class CheckpointError(UserError, ValueError):
-    """A checkpoint or weights file that is missing, truncated, corrupt or does not fit the network."""
+    """A checkpoint or weights file that is truncated, corrupt or does not fit the network."""
 
 
 class ContextError(UserError, ValueError):
@@ -28,3 +28,15 @@ class ContextError(UserError, ValueError):
 
 class MissingFileError(UserError, FileNotFoundError):
     """A file the user named does not exist."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional package the user's command needs is not installed (the message says which extra)."""
+
+
+class ConfigTypeError(ConfigError, TypeError):
+    """A config section passes an argument its target does not take (still a TypeError, as before)."""
+
+
+class LaunchError(ConfigError, RuntimeError):
+    """A distributed kvstore asked for outside a launched job (still a RuntimeError, as before)."""

@@ -1,4 +1,5 @@
 """Codec factory from plain keyword arguments (config files name codecs by ``type``)."""
+from ..errors import ConfigError
 from .gaussian import GaussianHeatmapCodec
 from .multistage import MultiStageTargets
 from .offset import HeatmapOffsetCodec
@@ -12,7 +13,7 @@ def codec_types():
 def _codec_class(type):
     types = codec_types()
     if type not in types:
-        raise ValueError("unknown codec type %r; valid types: %s" % (type, ", ".join(sorted(types))))
+        raise ConfigError("unknown codec type %r; valid types: %s" % (type, ", ".join(sorted(types))))
     return types[type]
 
 
@@ -27,13 +28,13 @@ def build_stage_codecs(type, stage_sigmas=None, stage_radii=None, **kwargs):
     key, values = ("sigma", stage_sigmas) if cls is GaussianHeatmapCodec else ("radius", stage_radii)
     other = stage_radii if cls is GaussianHeatmapCodec else stage_sigmas
     if other is not None:
-        raise ValueError("codec type %r takes per-stage %s, not %s"
-                         % (type, "stage_sigmas" if key == "sigma" else "stage_radii",
+        raise ConfigError("codec type %r takes per-stage %s, not %s"
+                          % (type, "stage_sigmas" if key == "sigma" else "stage_radii",
                             "stage_radii" if key == "sigma" else "stage_sigmas"))
     if values is None or len(values) == 0:
-        raise ValueError("codec type %r needs a non-empty per-stage list for %r" % (type, key))
+        raise ConfigError("codec type %r needs a non-empty per-stage list for %r" % (type, key))
     if key in kwargs:
-        raise ValueError("pass either %r or its per-stage list, not both" % key)
+        raise ConfigError("pass either %r or its per-stage list, not both" % key)
     return [cls(**dict(kwargs, **{key: v})) for v in values]
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..data.geometry import swap_flip_pairs
+from ..errors import ConfigError
 
 
 def default_heatmap_size(input_size_wh, heatmap_size_wh=None):
@@ -29,7 +30,7 @@ def gaussian_kernel1d(ksize, sigma=0.0):
     ``0.3 * ((ksize - 1) / 2 - 1) + 0.8`` (what ``cv2.GaussianBlur(..., 0)`` does)."""
     ksize = int(ksize)
     if ksize < 1 or ksize % 2 == 0:
-        raise ValueError("blur kernel size must be a positive odd integer, got %r" % (ksize,))
+        raise ConfigError("blur kernel size must be a positive odd integer, got %r" % (ksize,))
     if sigma <= 0:
         sigma = 0.3 * ((ksize - 1) * 0.5 - 1.0) + 0.8
     x = np.arange(ksize, dtype=np.float64) - (ksize - 1) / 2.0

@@ -8,6 +8,7 @@ is exactly what the official ``transform_preds`` does (it inverts a crop of heat
 import numpy as np
 
 from ..data.geometry import COCO_FLIP_PAIRS
+from ..errors import ConfigError
 from . import layout as _layout
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      feature_stride, gather_2d, mirror_maps)
@@ -62,15 +63,15 @@ class GaussianHeatmapCodec:
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.heatmap_size_wh = default_heatmap_size(self.input_size_wh, heatmap_size_wh)
         if sigma <= 0:
-            raise ValueError("sigma must be > 0, got %r" % (sigma,))
+            raise ConfigError("sigma must be > 0, got %r" % (sigma,))
         self.sigma = float(sigma)
         self.num_joints = int(num_joints)
         self.udp = bool(udp)
         self.unbiased = self.udp if unbiased is None else bool(unbiased)
         self.decode_mode = ("dark" if self.udp else "quarter") if decode is None else decode
         if self.decode_mode not in DECODERS:
-            raise ValueError("unknown Gaussian decode %r; valid: %s"
-                             % (self.decode_mode, ", ".join(DECODERS)))
+            raise ConfigError("unknown Gaussian decode %r; valid: %s"
+                              % (self.decode_mode, ", ".join(DECODERS)))
         self.dark_kernel = int(dark_kernel)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
         self.shift_flip = (not self.udp) if shift_flip is None else bool(shift_flip)

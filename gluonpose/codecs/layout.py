@@ -9,6 +9,8 @@ For K keypoints a heatmap+offset output has 3K channels, **blocked**:
 A plain Gaussian-heatmap output has K channels.
 """
 
+from ..errors import ConfigError
+
 HEATMAP = "heatmap"
 HEATMAP_OFFSET = "heatmap_offset"
 LAYOUTS = (HEATMAP, HEATMAP_OFFSET)
@@ -20,7 +22,7 @@ def num_channels(layout, num_joints):
         return num_joints
     if layout == HEATMAP_OFFSET:
         return 3 * num_joints
-    raise ValueError("unknown output layout %r; valid: %s" % (layout, ", ".join(LAYOUTS)))
+    raise ConfigError("unknown output layout %r; valid: %s" % (layout, ", ".join(LAYOUTS)))
 
 
 def split(layout, outputs, num_joints):

@@ -6,6 +6,7 @@ and the last one with the finest (kernel 5 / 7). Here every stage gets its own c
 targets stack into one array, and the **last** codec decodes and flips.
 """
 import numpy as np
+from ..errors import ConfigError
 
 
 class MultiStageTargets:
@@ -19,15 +20,15 @@ class MultiStageTargets:
     def __init__(self, codecs):
         codecs = list(codecs)
         if not codecs:
-            raise ValueError("MultiStageTargets needs at least one codec")
+            raise ConfigError("MultiStageTargets needs at least one codec")
         ref = codecs[-1]
         for i, c in enumerate(codecs):
             got = (c.layout, c.num_joints, tuple(c.input_size_wh), tuple(c.heatmap_size_wh))
             want = (ref.layout, ref.num_joints, tuple(ref.input_size_wh), tuple(ref.heatmap_size_wh))
             if got != want:
-                raise ValueError("stage %d codec %r differs from the last stage %r in "
-                                 "(layout, joints, input size, heatmap size): %s vs %s"
-                                 % (i, c, ref, got, want))
+                raise ConfigError("stage %d codec %r differs from the last stage %r in "
+                                  "(layout, joints, input size, heatmap size): %s vs %s"
+                                  % (i, c, ref, got, want))
         self.codecs = tuple(codecs)
 
     @property

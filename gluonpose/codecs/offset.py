@@ -31,6 +31,7 @@ import math
 import numpy as np
 
 from ..data.geometry import COCO_FLIP_PAIRS
+from ..errors import ConfigError
 from . import layout as _layout
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      disk_area, feature_stride, gather_2d, mirror_maps)
@@ -78,13 +79,13 @@ class HeatmapOffsetCodec:
         if radius is None:
             radius = RADIUS_FACTOR * max(self.heatmap_size_wh)
         if radius <= 0:
-            raise ValueError("radius must be > 0 heatmap pixels, got %r" % (radius,))
+            raise ConfigError("radius must be > 0 heatmap pixels, got %r" % (radius,))
         self.radius = float(radius)
         self.num_joints = int(num_joints)
         self.udp = bool(udp)
         if decode not in DECODERS:
-            raise ValueError("unknown heatmap+offset decode %r; valid: %s"
-                             % (decode, ", ".join(DECODERS)))
+            raise ConfigError("unknown heatmap+offset decode %r; valid: %s"
+                              % (decode, ", ".join(DECODERS)))
         self.decode_mode = decode
         if blur_kernel is None:
             blur_kernel = default_blur_kernel(self.heatmap_size_wh)
@@ -93,7 +94,7 @@ class HeatmapOffsetCodec:
         self.hough_refine_radius = int(hough_refine_radius)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
         if heatmap_activation not in (None, "sigmoid"):
-            raise ValueError("heatmap_activation must be None or 'sigmoid', got %r" % (heatmap_activation,))
+            raise ConfigError("heatmap_activation must be None or 'sigmoid', got %r" % (heatmap_activation,))
         self.heatmap_activation = heatmap_activation
         self.stride = feature_stride(self.input_size_wh, self.heatmap_size_wh, self.udp)
         self._ideal_peak = self._ideal_blurred_peak()

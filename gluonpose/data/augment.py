@@ -4,6 +4,7 @@ from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 
+from ..errors import ConfigError
 from . import geometry as geo
 
 
@@ -26,12 +27,12 @@ class AugmentParams:
     def __post_init__(self):
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
-            raise ValueError("scale_range must satisfy 0 < min <= max, got %s" % (self.scale_range,))
+            raise ConfigError("scale_range must satisfy 0 < min <= max, got %s" % (self.scale_range,))
         for name in ("rotation_prob", "flip_prob", "half_body_prob", "half_body_upper_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError("%s must be a probability, got %r" % (name, getattr(self, name)))
+                raise ConfigError("%s must be a probability, got %r" % (name, getattr(self, name)))
         if self.rotation < 0:
-            raise ValueError("rotation is a maximum absolute angle, got %r" % (self.rotation,))
+            raise ConfigError("rotation is a maximum absolute angle, got %r" % (self.rotation,))
 
 
 class Augmentation(NamedTuple):

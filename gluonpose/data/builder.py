@@ -1,6 +1,7 @@
 """Training records from the ``data`` config section (one or several datasets mixed by ratio)."""
 import logging
 
+from ..errors import ConfigError
 from .datasets import CombinedDataset, build_dataset
 from .datasets.base import format_skipped
 
@@ -15,7 +16,7 @@ def build_train_records(data_cfg, seed=0):
     """
     specs = [dict(s) for s in data_cfg["train"]]
     if not specs:
-        raise ValueError("no training data: data.train is empty (see configs/ for examples)")
+        raise ConfigError("no training data: data.train is empty (see configs/ for examples)")
     ratios, built, names = [], [], []
     for spec in specs:
         ratios.append(float(spec.pop("ratio", 1.0)))

@@ -9,6 +9,7 @@ import os
 from typing import NamedTuple, Tuple
 
 import numpy as np
+from ..errors import ConfigError
 
 NUM_COCO_KEYPOINTS = 17
 
@@ -63,7 +64,7 @@ def get_keypoint_map(name):
     """Load the :class:`KeypointMap` of layout ``name`` (ValueError listing the valid names)."""
     tables = _load_tables()
     if name not in tables:
-        raise ValueError(f"unknown keypoint layout {name!r}; valid: {sorted(tables)}")
+        raise ConfigError(f"unknown keypoint layout {name!r}; valid: {sorted(tables)}")
     entry = tables[name]
     pairs = np.asarray(entry["to_coco"], dtype=np.int64).reshape(-1, 2)
     names = tuple(entry["names"])

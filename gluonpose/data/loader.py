@@ -13,12 +13,13 @@ import logging
 import numpy as np
 from mxnet import gluon
 
+from ..errors import ConfigError, DatasetError
 from .pipeline import read_image, sample_rng
 
 LOG = logging.getLogger(__name__)
 
 
-class BadSampleError(RuntimeError):
+class BadSampleError(DatasetError, RuntimeError):
     """A sample whose image or annotation cannot be turned into a training example."""
 
 
@@ -37,9 +38,9 @@ class TopDownDataset(gluon.data.Dataset):
 
     def __init__(self, records, transform, seed=0, on_bad="skip", max_retries=8):
         if on_bad not in ("raise", "skip"):
-            raise ValueError("on_bad must be 'raise' or 'skip', got %r" % on_bad)
+            raise ConfigError("data.on_bad must be 'raise' or 'skip', got %r" % on_bad)
         if len(records) == 0:
-            raise ValueError("the training set is empty: check the annotation files in the config")
+            raise DatasetError("the training set is empty: check the annotation files in the config")
         self.records = records
         self.transform = transform
         self.seed = int(seed)

@@ -26,7 +26,7 @@ import socket
 import cv2
 import numpy as np
 
-from ..errors import DatasetError
+from ..errors import ConfigError, DatasetError
 from .keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS
 
 _SHIFT = 4  # fixed-point bits for sub-pixel polygon drawing
@@ -300,10 +300,10 @@ def generate_synthetic_coco(out_dir, num_images=100, seed=0, image_size_wh=(320,
     the folder the first one made.
     """
     if int(num_images) < 1 or int(max_people) < 1:
-        raise ValueError(f"num_images and max_people must be >= 1, got {num_images}, {max_people}")
+        raise ConfigError(f"num_images and max_people must be >= 1, got {num_images}, {max_people}")
     w, h = (int(v) for v in image_size_wh)
     if w < 32 or h < 32:
-        raise ValueError(f"image_size_wh must be at least 32x32, got {image_size_wh}")
+        raise ConfigError(f"image_size_wh must be at least 32x32, got {image_size_wh}")
     key = synthetic_key(num_images, seed, (w, h), max_people, occlusion_prob, jpeg_quality, json_name)
     final = os.path.join(out_dir, key)
     json_path = os.path.join(final, json_name)

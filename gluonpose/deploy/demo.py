@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from ..data.records import PersonRecord
+from ..errors import ConfigError, DatasetError, MissingFileError
 
 LOG = logging.getLogger(__name__)
 
@@ -33,14 +34,14 @@ def input_kind(path):
     if os.path.isdir(path):
         return "folder"
     if not os.path.isfile(path):
-        raise FileNotFoundError("input not found: %s" % path)
+        raise MissingFileError("input not found: %s" % path)
     ext = os.path.splitext(path)[1].lower()
     if ext in IMAGE_EXTS:
         return "image"
     if ext in VIDEO_EXTS:
         return "video"
-    raise ValueError("input %s: unknown extension %r (images: %s; videos: %s)"
-                     % (path, ext, " ".join(IMAGE_EXTS), " ".join(VIDEO_EXTS)))
+    raise ConfigError("input %s: unknown extension %r (images: %s; videos: %s)"
+                      % (path, ext, " ".join(IMAGE_EXTS), " ".join(VIDEO_EXTS)))
 
 
 def list_images(folder):
@@ -48,7 +49,7 @@ def list_images(folder):
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder)
                    if os.path.splitext(f)[1].lower() in IMAGE_EXTS)
     if not files:
-        raise ValueError("no image files (%s) in folder %s" % (" ".join(IMAGE_EXTS), folder))
+        raise DatasetError("no image files (%s) in folder %s" % (" ".join(IMAGE_EXTS), folder))
     return files
 
 

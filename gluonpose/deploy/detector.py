@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from ..errors import ConfigError, MissingDependencyError, MissingFileError
+
 DEFAULT_ROOT = os.path.join("~", ".mxnet", "models")
 
 #: input short side of GluonCV's test presets per detector family
@@ -16,7 +18,7 @@ _PRESETS = (("yolo3", "yolo", 416), ("ssd_300", "ssd", 300), ("ssd_512", "ssd", 
             ("center_net", "center_net", 512), ("faster_rcnn", "rcnn", 600))
 
 
-class MissingDetectorWeights(FileNotFoundError):
+class MissingDetectorWeights(MissingFileError):
     """The detector's weights file is not in the model-store folder; the message says how to get it."""
 
 
@@ -24,9 +26,15 @@ def _model_store():
     try:
         from gluoncv.model_zoo import model_store  # pylint: disable=import-outside-toplevel
     except ImportError as err:
-        raise ImportError("--detector needs gluoncv (pip install gluoncv==0.10.5.post0); or pass "
+        raise MissingDependencyError("--detector needs gluoncv (pip install -e '.[detector]'); or pass "
                           "person boxes with --boxes det.json") from err
     return model_store
+
+
+def _model_store_zoo():
+    _model_store()  # a clear error when gluoncv is missing
+    from gluoncv import model_zoo  # pylint: disable=import-outside-toplevel
+    return model_zoo
 
 
 def detector_names():
@@ -41,7 +49,7 @@ def detector_weights_path(name, root=None):
     """Where GluonCV's model store keeps ``name``'s weights: ``<root>/<name>-<short hash>.params``."""
     names = detector_names()
     if name not in names:
-        raise ValueError("unknown GluonCV detector %r; person detectors: %s" % (name, ", ".join(names)))
+        raise ConfigError("unknown GluonCV detector %r; person detectors: %s" % (name, ", ".join(names)))
     root = os.path.expanduser(root or DEFAULT_ROOT)
     return os.path.join(root, "%s-%s.params" % (name, _model_store().short_hash(name)))
 
@@ -80,18 +88,17 @@ class PersonDetector:
 
     def __init__(self, name, ctx=None, root=None, score_thr=0.5, short=None, weights=None):
         import mxnet as mx  # pylint: disable=import-outside-toplevel
-        from gluoncv import model_zoo  # pylint: disable=import-outside-toplevel
+
+        from ..models.weights import load_params_checked  # pylint: disable=import-outside-toplevel
+
+        model_zoo = _model_store_zoo()
 
         path = weights or check_detector_weights(name, root)
         self.ctx = ctx or mx.cpu()
         self.net = model_zoo.get_model(name, pretrained=False, pretrained_base=False)
-        try:
-            self.net.load_parameters(path, ctx=self.ctx)
-        except Exception as err:  # mxnet raises AssertionError / MXNetError on a mismatch
-            raise ValueError("detector weights %s do not fit %s: %s"
-                             % (path, name, str(err).splitlines()[0] if str(err) else err)) from None
+        load_params_checked(self.net, path, ctx=self.ctx, what="detector weights", model=name)
         if "person" not in self.net.classes:
-            raise ValueError("detector %s has no 'person' class" % name)
+            raise ConfigError("detector %s has no 'person' class" % name)
         self.person = self.net.classes.index("person")
         self.family, default_short = _preset(name)
         self.short = int(short or default_short)

@@ -16,6 +16,8 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..errors import MissingDependencyError, MissingFileError, UserError
+
 STAGE_CHOICES = ("all", "last")
 
 
@@ -78,13 +80,13 @@ def load_exported(prefix, epoch=0, ctx=None):
     sym, params = "%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)
     for path in (sym, params):
         if not os.path.isfile(path):
-            raise FileNotFoundError("exported model file not found: %s" % path)
+            raise MissingFileError("exported model file not found: %s" % path)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Cannot decide type")
         return gluon.SymbolBlock.imports(sym, ["data"], params, ctx=ctx or mx.cpu())
 
 
-class OnnxExportError(RuntimeError):
+class OnnxExportError(UserError, RuntimeError):
     """``mxnet.onnx`` could not convert the symbol (the message names the operator when known)."""
 
 
@@ -92,8 +94,8 @@ def _require_onnx():
     try:
         import onnx  # pylint: disable=import-outside-toplevel
     except ImportError as err:
-        raise ImportError("ONNX export needs the 'onnx' package (onnx<1.16: mxnet.onnx 1.9 uses "
-                          "onnx.mapping): pip install -e '.[onnx]'") from err
+        raise MissingDependencyError("ONNX export needs the 'onnx' package (onnx<1.16: mxnet.onnx 1.9 uses "
+                                     "onnx.mapping): pip install -e '.[onnx]'") from err
     return onnx
 
 
@@ -163,7 +165,8 @@ def run_onnx(onnx_path, data):
     try:
         import onnxruntime as ort  # pylint: disable=import-outside-toplevel
     except ImportError as err:
-        raise ImportError("running ONNX models needs onnxruntime: pip install -e '.[onnx]'") from err
+        raise MissingDependencyError("running ONNX models needs onnxruntime: "
+                                     "pip install -e '.[onnx]'") from err
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     sess = ort.InferenceSession(onnx_path, sess_options=opts, providers=["CPUExecutionProvider"])

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, MissingFileError
 from ..utils.io import (atomic_save_parameters, atomic_write, atomic_write_json,
                         remove_stale_temp_files)
 
@@ -100,6 +100,29 @@ def list_checkpoints(work_dir):
 def _first_line(err):
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def resume_record(path):
+    """``--resume PATH`` (mmpose's form): ``(folder, record)`` of a named checkpoint (an
+    ``epoch_N.json`` or ``latest.json``, or an ``epoch_N.params`` / ``.states`` with its json beside
+    it), or ``(folder, None)`` for a work dir that holds checkpoints (the caller resumes from the
+    newest one that loads, :func:`resume_checkpoint`). User errors name the path."""
+    if not os.path.exists(path):
+        raise MissingFileError("--resume: checkpoint not found: %s" % path)
+    if os.path.isdir(path):
+        if not list_checkpoints(path) and not os.path.isfile(os.path.join(path, LATEST)):
+            raise CheckpointError("--resume: %s holds no checkpoint (no epoch_N.json)" % path)
+        return path, None
+    stem, ext = os.path.splitext(path)
+    if ext in (".params", ".states"):
+        if not os.path.isfile(stem + ".json"):
+            raise CheckpointError("--resume: %s has no record %s beside it (epoch and trainer states); "
+                                  "name the epoch_N.json of a work dir" % (path, stem + ".json"))
+        path = stem + ".json"
+    elif ext != ".json":
+        raise CheckpointError("--resume: %s is not a checkpoint (epoch_N.json, epoch_N.params or a "
+                              "work dir)" % path)
+    return os.path.dirname(os.path.abspath(path)), _read_record(path)
 
 
 def load_checkpoint(work_dir, record, net, trainer, ctx=None):

@@ -3,7 +3,9 @@ import re
 
 import mxnet as mx
 
-__all__ = ["parse_device_ids", "get_contexts"]
+from ..errors import ContextError
+
+__all__ = ["parse_device_ids", "get_contexts", "check_gpus_available"]
 
 _ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -15,8 +17,9 @@ def parse_device_ids(spec):
     ``'0-7'`` (inclusive range), and mixtures such as ``'0-3,6'``. Whitespace around items is
     ignored. Ids keep the order in which they are written.
 
-    Raises ValueError naming the offending spec on empty items (``'1,,2'``), reversed ranges
-    (``'3-1'``), negative or non-integer ids (``'-1'``, ``'a'``, ``'1.5'``) and duplicates.
+    Raises :class:`~gluonpose.errors.ContextError` (a ValueError) naming the offending spec on empty
+    items (``'1,,2'``), reversed ranges (``'3-1'``), negative or non-integer ids (``'-1'``, ``'a'``,
+    ``'1.5'``) and duplicates.
     """
     if spec is None:
         return []
@@ -32,17 +35,17 @@ def parse_device_ids(spec):
         item = item.strip()
         match = _ITEM.match(item)
         if match is None:
-            raise ValueError("malformed GPU spec %r: item %r is not an id ('3') or an "
-                             "inclusive range ('0-7')" % (spec, item))
+            raise ContextError("malformed GPU spec %r: item %r is not an id ('3') or an "
+                               "inclusive range ('0-7')" % (spec, item))
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         if last < first:
-            raise ValueError("malformed GPU spec %r: range %r runs backwards" % (spec, item))
+            raise ContextError("malformed GPU spec %r: range %r runs backwards" % (spec, item))
         ids.extend(range(first, last + 1))
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise ValueError("malformed GPU spec %r: GPU ids %s are listed more than once"
-                         % (spec, duplicates))
+        raise ContextError("malformed GPU spec %r: GPU ids %s are listed more than once"
+                           % (spec, duplicates))
     return ids
 
 
@@ -55,21 +58,31 @@ def get_contexts(spec, check_available=False):
     ``'cpu:N'`` gives N CPU contexts ``cpu(0) .. cpu(N-1)``: the multi-device code path
     (``split_and_load``, per-device BatchNorm, gradient reduction) on a machine without GPUs.
 
-    With ``check_available=True`` a ValueError is raised when an id is not below
-    ``mx.context.num_gpus()`` (the number of GPUs MXNet can see on this machine).
+    With ``check_available=True`` a :class:`~gluonpose.errors.ContextError` is raised when this MXNet
+    build has no CUDA support or an id is not below ``mx.context.num_gpus()`` (the GPUs MXNet sees):
+    commands call this first, before any data or network is built.
     """
     match = _CPUS.match(spec.strip().lower()) if isinstance(spec, str) else None
     if match:
         if int(match.group(1)) < 1:
-            raise ValueError("malformed device spec %r: cpu:N needs N >= 1" % spec)
+            raise ContextError("malformed device spec %r: cpu:N needs N >= 1" % spec)
         return [mx.cpu(i) for i in range(int(match.group(1)))]
     ids = parse_device_ids(spec)
     if not ids:
         return [mx.cpu()]
     if check_available:
-        available = mx.context.num_gpus()
-        missing = [i for i in ids if i >= available]
-        if missing:
-            raise ValueError("GPU spec %r asks for GPU ids %s but MXNet sees only %d GPU(s)"
-                             % (spec, missing, available))
+        check_gpus_available(spec, ids)
     return [mx.gpu(i) for i in ids]
+
+
+def check_gpus_available(spec, ids):
+    """:class:`~gluonpose.errors.ContextError` unless this machine and MXNet build provide GPUs ``ids``."""
+    if not mx.runtime.Features().is_enabled("CUDA"):
+        raise ContextError("--gpus %r asks for GPU(s) %s but this MXNet build is CPU-only (install "
+                           "mxnet-cu112 for GPUs, or pass --gpus '' for the CPU)" % (spec, ids))
+    available = mx.context.num_gpus()
+    missing = [i for i in ids if i >= available]
+    if missing:
+        raise ContextError("--gpus %r asks for GPU id(s) %s but MXNet sees only %d GPU(s) on this "
+                           "machine (ids 0-%d; --gpus '' for the CPU)"
+                           % (spec, missing, available, available - 1))

@@ -51,7 +51,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError, LaunchError
 from .launch import parent_death_signal_available, set_parent_death_signal
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
@@ -88,13 +88,13 @@ def create_kvstore(name):
     if name is None or name == "" or str(name).lower() == "none":
         return None, 0, 1
     if name not in KVSTORE_NAMES:
-        raise ValueError("unknown kvstore %r; expected one of %s or None"
-                         % (name, ", ".join(KVSTORE_NAMES)))
+        raise ConfigError("unknown kvstore %r; expected one of %s or None"
+                          % (name, ", ".join(KVSTORE_NAMES)))
     if not name.startswith("dist"):
         return name, 0, 1
     if "DMLC_ROLE" not in os.environ:
-        raise RuntimeError("kvstore %r needs the DMLC_* environment of a distributed job; start "
-                           "the script through scripts/launch_dist.py" % name)
+        raise LaunchError("kvstore %r needs the DMLC_* environment of a distributed job; start "
+                          "the script through scripts/launch_dist.py" % name)
     install_fail_fast()
     if os.environ.get("GLUONPOSE_LAUNCHED"):
         watch_parent()

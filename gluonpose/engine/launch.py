@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from ..errors import ConfigError, MissingFileError
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
            "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan", "ps_role_command",
@@ -111,6 +112,8 @@ def parse_hostfile(path):
     Returns a list of ``(host, port)`` with ``port`` an int or None. Raises ValueError naming the
     file and line for a bad port, and when the file lists no host.
     """
+    if not os.path.isfile(path):
+        raise MissingFileError("hostfile not found: %s" % path)
     hosts = []
     with open(path) as f:
         for lineno, raw in enumerate(f, 1):
@@ -119,11 +122,11 @@ def parse_hostfile(path):
                 continue
             host, sep, port = line.partition(":")
             if (sep and not port.isdigit()) or not host or len(line.split()) != 1:
-                raise ValueError("%s:%d: expected 'host' or 'host:port', got %r"
-                                 % (path, lineno, raw.rstrip("\n")))
+                raise ConfigError("%s:%d: expected 'host' or 'host:port', got %r"
+                                  % (path, lineno, raw.rstrip("\n")))
             hosts.append((host, int(port) if sep else None))
     if not hosts:
-        raise ValueError("hostfile %s lists no host" % path)
+        raise ConfigError("hostfile %s lists no host" % path)
     return hosts
 
 
@@ -133,7 +136,7 @@ def parse_env_items(items):
     for item in items or ():
         name, sep, value = item.partition("=")
         if not sep or not _ENV_NAME.match(name):
-            raise ValueError("--env expects NAME=VALUE, got %r" % item)
+            raise ConfigError("--env expects NAME=VALUE, got %r" % item)
         env[name] = value
     return env
 
@@ -159,8 +162,8 @@ def dmlc_env(role, root_uri, root_port, num_workers, num_servers, node_host, ver
 
 def _check_counts(num_workers, num_servers):
     if num_workers < 1 or num_servers < 1:
-        raise ValueError("need at least 1 worker and 1 server, got %d and %d"
-                         % (num_workers, num_servers))
+        raise ConfigError("need at least 1 worker and 1 server, got %d and %d"
+                          % (num_workers, num_servers))
 
 
 def _roles(num_workers, num_servers):
@@ -175,7 +178,7 @@ def build_local_plan(command, num_workers, num_servers, port=None, env=None,
     """All processes on this machine over 127.0.0.1; ``port`` picked free when None."""
     _check_counts(num_workers, num_servers)
     if not command:
-        raise ValueError("no worker command given (put it after '--')")
+        raise ConfigError("no worker command given (put it after '--')")
     port = port or find_free_port()
     server_command = list(server_command or ps_role_command())
     plan = []
@@ -224,9 +227,9 @@ def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None
     started by ssh in the same working directory ``cwd`` with its env exported."""
     _check_counts(num_workers, num_servers)
     if not command:
-        raise ValueError("no worker command given (put it after '--')")
+        raise ConfigError("no worker command given (put it after '--')")
     if not hosts:
-        raise ValueError("the ssh launcher needs at least one host")
+        raise ConfigError("the ssh launcher needs at least one host")
     scheduler_host = scheduler_host or _outbound_ip(hosts[0][0])
     port = port or find_free_port("0.0.0.0")
     cwd = cwd or os.getcwd()

@@ -18,6 +18,7 @@ dataset) contribute nothing: they are ignored, never trained towards zero.
 import mxnet as mx
 
 from ..codecs import layout as output_layout
+from ..errors import ConfigError
 
 OFFSET_LOSSES = ("l2", "smooth_l1")
 HEATMAP_LOSSES = ("mse", "bce")
@@ -45,11 +46,11 @@ class PoseLoss:
                  ohkm_topk=0, offset_loss="l2", heatmap_loss="mse"):
         output_layout.num_channels(layout, num_joints)  # validates the layout
         if offset_loss not in OFFSET_LOSSES:
-            raise ValueError("offset_loss %r; valid: %s" % (offset_loss, ", ".join(OFFSET_LOSSES)))
+            raise ConfigError("offset_loss %r; valid: %s" % (offset_loss, ", ".join(OFFSET_LOSSES)))
         if heatmap_loss not in HEATMAP_LOSSES:
-            raise ValueError("heatmap_loss %r; valid: %s" % (heatmap_loss, ", ".join(HEATMAP_LOSSES)))
+            raise ConfigError("heatmap_loss %r; valid: %s" % (heatmap_loss, ", ".join(HEATMAP_LOSSES)))
         if ohkm_topk < 0 or ohkm_topk > num_joints:
-            raise ValueError("ohkm_topk must be in [0, %d], got %r" % (num_joints, ohkm_topk))
+            raise ConfigError("ohkm_topk must be in [0, %d], got %r" % (num_joints, ohkm_topk))
         self.layout = layout
         self.num_joints = num_joints
         self.heatmap_weight = heatmap_weight
@@ -99,7 +100,7 @@ class PoseLoss:
             raise ValueError("targets carry %d stage(s) for %d network stages" % (n_targets, len(outputs)))
         weights = self.stage_weights or (1.0,) * len(outputs)
         if len(weights) != len(outputs):
-            raise ValueError("stage_weights has %d entries for %d stages" % (len(weights), len(outputs)))
+            raise ConfigError("stage_weights has %d entries for %d stages" % (len(weights), len(outputs)))
         total, hm_sum, off_sum = 0, 0, 0
         for s, out in enumerate(outputs):
             t = min(s, n_targets - 1)

@@ -11,7 +11,8 @@ from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
 from ..models.builder import build_model, quiet_unconsumed_warning
-from .checkpoint import resume_checkpoint
+from ..errors import ConfigError
+from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
 from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
                           create_kvstore, exit_promptly_on_error, make_trainer)
@@ -33,8 +34,8 @@ def check_loss_matches_codec(heatmap_loss, codec):
     """A logistic heatmap loss trains logits: the decoder must apply the sigmoid, and vice versa."""
     activation = getattr(getattr(codec, "last", codec), "heatmap_activation", None)
     if (heatmap_loss == "bce") != (activation == "sigmoid"):
-        raise ValueError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
-                         % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
+        raise ConfigError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
+                          % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
 
 
 def setup_logging(work_dir, rank):
@@ -48,7 +49,10 @@ def setup_logging(work_dir, rank):
 
 
 def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None):
-    """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. Returns the history.
+    """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. ``resume``: False, True (the
+    newest checkpoint of the work dir, if any) or the path of a checkpoint (its ``epoch_N.json`` or
+    ``.params``, or a work dir) to continue from; the run writes into ``cfg.train.work_dir``.
+    Returns the history.
 
     In a distributed job an error on this worker makes it exit promptly once the error is
     reported (see ``distributed.exit_promptly_on_error``), so the launcher stops the job."""
@@ -61,7 +65,7 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
     tcfg = cfg.train
     work_dir = tcfg.work_dir
     setup_logging(work_dir, rank)
-    ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus)
+    ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus, check_available=True)
     seed = int(tcfg.seed)
     mx.random.seed(seed)
     np.random.seed(seed)
@@ -82,10 +86,18 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
     trainer = make_trainer(net.collect_params(), tcfg.optimizer,
                            {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv)
     start_epoch = 0
-    record = resume_checkpoint(work_dir, net, trainer, ctx=ctx_list) if resume else None
+    ckpt_dir = work_dir
+    if isinstance(resume, str):  # --resume PATH: that checkpoint (a work dir: its newest that loads)
+        ckpt_dir, record = resume_record(resume)
+        if record is None:
+            record = resume_checkpoint(ckpt_dir, net, trainer, ctx=ctx_list)
+        else:
+            load_checkpoint(ckpt_dir, record, net, trainer, ctx=ctx_list)
+    else:
+        record = resume_checkpoint(work_dir, net, trainer, ctx=ctx_list) if resume else None
     if record is not None:
         start_epoch = record["epoch"]
-        LOG.info("resumed from %s after epoch %d", os.path.join(work_dir, record["params"]), start_epoch)
+        LOG.info("resumed from %s after epoch %d", os.path.join(ckpt_dir, record["params"]), start_epoch)
     elif resume:
         LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
     if resume:

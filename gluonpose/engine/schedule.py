@@ -4,6 +4,7 @@
 resumed run gets exactly the same rates as an uninterrupted one.
 """
 import bisect
+from ..errors import ConfigError
 
 
 class MultiStepSchedule:
@@ -12,7 +13,7 @@ class MultiStepSchedule:
 
     def __init__(self, base_lr, steps=(), factor=0.1, warmup_epochs=0, warmup_factor=0.1):
         if list(steps) != sorted(steps):
-            raise ValueError("lr steps must be increasing, got %s" % (list(steps),))
+            raise ConfigError("lr steps must be increasing, got %s" % (list(steps),))
         self.base_lr = float(base_lr)
         self.steps = list(steps)
         self.factor = float(factor)

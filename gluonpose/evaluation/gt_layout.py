@@ -20,6 +20,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..data.keypoints import COCO_KEYPOINT_NAMES, NUM_COCO_KEYPOINTS, get_keypoint_map
+from ..errors import ConfigError, DatasetError
 from .nms import COCO_SIGMAS
 
 LOG = logging.getLogger(__name__)
@@ -55,8 +56,8 @@ def _shared_gt(data, kmap, gt_json):
     for i, ann in enumerate(data["annotations"]):
         kp = np.asarray(ann.get("keypoints", []), dtype=np.float64)
         if kp.size != 3 * kmap.num_joints:
-            raise ValueError("%s: annotation %d has %d keypoint values, layout %r needs %d"
-                             % (gt_json, i, kp.size, kmap.name, 3 * kmap.num_joints))
+            raise DatasetError("%s: annotation %d has %d keypoint values, layout %r needs %d"
+                               % (gt_json, i, kp.size, kmap.name, 3 * kmap.num_joints))
         kp = kp.reshape(-1, 3)[src]
         new = dict(ann, keypoints=[float(v) for v in kp.reshape(-1)],
                    num_keypoints=int((kp[:, 2] > 0).sum()))
@@ -86,16 +87,16 @@ def prepare_eval_target(gt_json, layout="coco", work_dir=None):
         return EvalTarget(gt_json, np.arange(NUM_COCO_KEYPOINTS), None,
                           "COCO-17 ground truth %s, all 17 joints" % gt_json)
     if layout == "mpii":
-        raise ValueError("MPII is not a COCO-format ground truth; AP evaluation supports COCO-style "
-                         "jsons (coco, crowdpose, aic)")
+        raise ConfigError("MPII is not a COCO-format ground truth; AP evaluation supports COCO-style "
+                          "jsons (coco, crowdpose, aic)")
     kmap = get_keypoint_map(layout)
     try:
         with open(gt_json, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as err:
-        raise ValueError("cannot read ground truth %s: %s" % (gt_json, err)) from None
+        raise DatasetError("cannot read ground truth %s: %s" % (gt_json, err)) from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
-        raise ValueError("%s is not a COCO-format keypoint json" % gt_json)
+        raise DatasetError("%s is not a COCO-format keypoint json" % gt_json)
     out, dst, no_area = _shared_gt(data, kmap, gt_json)
     if work_dir is None:
         raise ValueError("prepare_eval_target(layout=%r) needs work_dir for the rewritten ground "

@@ -22,7 +22,7 @@ from mxnet import gluon
 
 from ..data.geometry import box_to_center_scale, crop_to_image
 from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform, read_image
-from ..errors import UserError
+from ..errors import ConfigError, UserError
 
 LOG = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class TopDownPredictor:
         self.flip = bool(flip)
         self.batch_size = int(batch_size)
         if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
+            raise ConfigError("batch_size must be >= 1, got %r" % (batch_size,))
         self.box_padding = float(box_padding)
         self.mean, self.std = tuple(mean), tuple(std)
         self.name = str(name)
@@ -210,7 +210,7 @@ def predict_records(predictors, records, views=(IDENTITY_VIEW,), progress=True, 
         raise ValueError("on_bad_image must be 'raise' or 'skip', got %r" % (on_bad_image,))
     views = tuple((float(r), float(s)) for r, s in views)
     if not views or any(s <= 0 for _, s in views):
-        raise ValueError("views must be non-empty (rotation, scale_factor > 0) pairs: %s" % (views,))
+        raise ConfigError("views must be non-empty (rotation, scale_factor > 0) pairs: %s" % (views,))
     n, k = len(records), num_joints.pop()
     coords = np.zeros((len(preds), len(views), n, k, 2))
     scores = np.zeros((len(preds), len(views), n, k))

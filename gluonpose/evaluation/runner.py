@@ -16,6 +16,7 @@ from ..data.datasets.coco import CocoStyleReader
 from ..data.detections import load_detections
 from ..data.keypoints import NUM_COCO_KEYPOINTS
 from ..data.records import PersonRecord
+from ..errors import ConfigError, MissingFileError
 from .coco_metric import evaluate_keypoints, nms_per_image, write_coco_results
 from .gt_layout import prepare_eval_target
 from .inference import TopDownPredictor, predict_records
@@ -51,10 +52,10 @@ def resolve_val_set(val_cfg):
     elif kind in _TYPE_LAYOUT:
         layout = _TYPE_LAYOUT[kind]
     else:
-        raise ValueError("data.val type %r cannot be evaluated with COCO AP; use one of %s"
-                         % (kind, sorted(_TYPE_LAYOUT) + ["coco_style"]))
+        raise ConfigError("data.val type %r cannot be evaluated with COCO AP; use one of %s"
+                          % (kind, sorted(_TYPE_LAYOUT) + ["coco_style"]))
     if not spec.get("ann_file"):
-        raise ValueError("data.val needs ann_file (the ground-truth json for AP); got %r" % (val_cfg,))
+        raise ConfigError("data.val needs ann_file (the ground-truth json for AP); got %r" % (val_cfg,))
     return spec["ann_file"], spec.get("img_prefix", ""), layout
 
 
@@ -96,17 +97,16 @@ def build_net_from_config(cfg, weights, ctx_list):
     from ..engine.runner import build_codec_from_config
     from ..models.builder import build_model, quiet_unconsumed_warning
 
-    if not weights or not os.path.isfile(weights):
-        raise FileNotFoundError("weights file not found: %r" % (weights,))
+    from ..models.weights import load_params_checked
+
+    if not weights:
+        raise MissingFileError("no weights file given (--weights)")
     model_kw = dict(cfg.model, pretrained="")
     quiet_unconsumed_warning()
     net = build_model(ctx=ctx_list, **model_kw)
-    try:
-        net.load_parameters(weights, ctx=ctx_list)
-    except Exception as err:  # mxnet raises AssertionError / MXNetError on a mismatch
-        raise ValueError("weights %s do not fit model %s (head %s, %d joints): %s"
-                         % (weights, cfg.model.name, cfg.model.head, cfg.model.num_joints,
-                            str(err).splitlines()[0] if str(err) else type(err).__name__)) from None
+    load_params_checked(net, weights, ctx=ctx_list, what="weights",
+                        model="model %s (head %s, %d joints)"
+                        % (cfg.model.name, cfg.model.head, cfg.model.num_joints))
     return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)
 
 

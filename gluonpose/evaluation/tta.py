@@ -21,6 +21,7 @@ import os
 import numpy as np
 import yaml
 
+from ..errors import ConfigError
 from .ensemble import MODES, average_keypoints
 
 ENSEMBLE_SCHEMA = {
@@ -38,10 +39,10 @@ def tta_views(rotations=(0.0,), scales=(1.0,)):
     rotations = [float(r) for r in rotations]
     scales = [float(s) for s in scales]
     if not rotations or not scales:
-        raise ValueError("TTA needs at least one rotation and one scale")
+        raise ConfigError("TTA needs at least one rotation and one scale")
     bad = [s for s in scales if not s > 0]
     if bad:
-        raise ValueError("TTA scale factors must be > 0, got %s" % bad)
+        raise ConfigError("TTA scale factors must be > 0, got %s" % bad)
     return tuple(itertools.product(rotations, scales))
 
 
@@ -53,24 +54,24 @@ def view_label(view):
 def parse_member_spec(text):
     """``'CONFIG:WEIGHTS'`` -> member dict (split at the last ':')."""
     if ":" not in text:
-        raise ValueError("--models entries look like CONFIG.yaml:WEIGHTS.params, got %r" % text)
+        raise ConfigError("--models entries look like CONFIG.yaml:WEIGHTS.params, got %r" % text)
     config, weights = text.rsplit(":", 1)
     if not config or not weights:
-        raise ValueError("--models entry %r needs both a config and a weights file" % text)
+        raise ConfigError("--models entry %r needs both a config and a weights file" % text)
     return {"config": config, "weights": weights, "weight": 1.0,
             "name": os.path.splitext(os.path.basename(config))[0]}
 
 
 def _check_member(i, m, path):
     if not isinstance(m, dict) or "config" not in m or "weights" not in m:
-        raise ValueError("%s: members[%d] needs config and weights, got %r" % (path, i, m))
+        raise ConfigError("%s: members[%d] needs config and weights, got %r" % (path, i, m))
     unknown = sorted(set(m) - set(MEMBER_KEYS))
     if unknown:
-        raise ValueError("%s: members[%d] has unknown keys %s; valid: %s"
-                         % (path, i, unknown, list(MEMBER_KEYS)))
+        raise ConfigError("%s: members[%d] has unknown keys %s; valid: %s"
+                          % (path, i, unknown, list(MEMBER_KEYS)))
     weight = float(m.get("weight", 1.0))
     if not (np.isfinite(weight) and weight >= 0):
-        raise ValueError("%s: members[%d] weight must be finite and >= 0, got %r" % (path, i, weight))
+        raise ConfigError("%s: members[%d] weight must be finite and >= 0, got %r" % (path, i, weight))
     return {"config": str(m["config"]), "weights": str(m["weights"]), "weight": weight,
             "name": str(m.get("name") or os.path.splitext(os.path.basename(m["config"]))[0])}
 
@@ -84,12 +85,12 @@ def load_ensemble_config(path):
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ValueError("cannot read ensemble config %s: %s" % (path, err)) from None
+        raise ConfigError("cannot read ensemble config %s: %s" % (path, err)) from None
     if not isinstance(data, dict):
-        raise ValueError("%s must hold a mapping" % path)
+        raise ConfigError("%s must hold a mapping" % path)
     unknown = sorted(set(data) - set(ENSEMBLE_SCHEMA))
     if unknown:
-        raise ValueError("%s: unknown keys %s; valid: %s" % (path, unknown, sorted(ENSEMBLE_SCHEMA)))
+        raise ConfigError("%s: unknown keys %s; valid: %s" % (path, unknown, sorted(ENSEMBLE_SCHEMA)))
     out = {}
     for section, defaults in ENSEMBLE_SCHEMA.items():
         if defaults is None:
@@ -97,15 +98,15 @@ def load_ensemble_config(path):
         given = data.get(section) or {}
         bad = sorted(set(given) - set(defaults)) if isinstance(given, dict) else ["<not a mapping>"]
         if bad:
-            raise ValueError("%s: section %r has unknown keys %s; valid: %s"
-                             % (path, section, bad, sorted(defaults)))
+            raise ConfigError("%s: section %r has unknown keys %s; valid: %s"
+                              % (path, section, bad, sorted(defaults)))
         out[section] = dict(defaults, **given)
     members = data.get("members") or []
     if not isinstance(members, list):
-        raise ValueError("%s: members must be a list" % path)
+        raise ConfigError("%s: members must be a list" % path)
     out["members"] = [_check_member(i, m, path) for i, m in enumerate(members)]
     if out["tta"]["average"] not in MODES:
-        raise ValueError("%s: tta.average must be one of %s" % (path, MODES))
+        raise ConfigError("%s: tta.average must be one of %s" % (path, MODES))
     return out
 
 

@@ -4,8 +4,9 @@ import warnings
 
 import mxnet as mx
 
+from ..errors import ConfigError
 from .multistage import MultiStageHRNet
-from .weights import format_report, load_official
+from .weights import format_report, load_official, load_params_checked
 from .zoo import get_model, parse_model_name
 
 LOG = logging.getLogger(__name__)
@@ -24,10 +25,11 @@ def build_model(name, num_joints=17, head="heatmap_offset", stage_input="feature
     if cls is MultiStageHRNet:
         kwargs.update(stage_input=stage_input, cross_stage=cross_stage)
     elif (stage_input, cross_stage) != ("features", "identity"):
-        raise ValueError("%s is single-stage: stage_input/cross_stage apply to mshrnet_* models" % name)
+        raise ConfigError("%s is single-stage: stage_input/cross_stage apply to mshrnet_* models" % name)
     net = get_model(name, ctx=ctx, **kwargs)
     if pretrained and pretrained.endswith(".params"):  # a gluonpose file of this architecture
-        net.load_parameters(pretrained, ctx=ctx or mx.cpu())
+        load_params_checked(net, pretrained, ctx=ctx or mx.cpu(), what="model.pretrained",
+                            model="model %s (head %s, %d joints)" % (name, head, num_joints))
         LOG.info("initialised from %s", pretrained)
     elif pretrained:
         report = load_official(net, pretrained, kind=pretrained_kind)

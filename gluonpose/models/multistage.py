@@ -15,6 +15,7 @@ no decoding.
 """
 from mxnet.gluon import nn
 
+from ..errors import ConfigError
 from .blocks import BlockList, conv_bn
 from .heads import make_head
 from .hrnet import HRNetBackbone
@@ -63,11 +64,11 @@ class MultiStageHRNet(nn.HybridBlock):
                  stage_input="features", cross_stage="identity", final_conv_kernel=1, **kwargs):
         super().__init__(**kwargs)
         if num_stages < 1:
-            raise ValueError("num_stages must be >= 1, got %r" % num_stages)
+            raise ConfigError("num_stages must be >= 1, got %r" % num_stages)
         if stage_input not in STAGE_INPUTS:
-            raise ValueError("stage_input %r; valid: %s" % (stage_input, ", ".join(STAGE_INPUTS)))
+            raise ConfigError("stage_input %r; valid: %s" % (stage_input, ", ".join(STAGE_INPUTS)))
         if cross_stage not in CROSS_STAGE:
-            raise ValueError("cross_stage %r; valid: %s" % (cross_stage, ", ".join(CROSS_STAGE)))
+            raise ConfigError("cross_stage %r; valid: %s" % (cross_stage, ", ".join(CROSS_STAGE)))
         self.num_stages = num_stages
         self.stage_input = stage_input
         self.cross_stage = cross_stage

@@ -13,7 +13,9 @@ its multi-scale last stage-4 module fills the multi-scale module of non-final st
 """
 import logging
 import os
+import pickle
 import re
+import zipfile
 from collections import OrderedDict
 
 import mxnet as mx
@@ -25,7 +27,72 @@ IMAGENET_ONLY_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.",
 KINDS = ("pose", "imagenet")
 
 
-from ..errors import CheckpointError  # noqa: F401  (re-exported)
+from ..errors import CheckpointError, MissingDependencyError, MissingFileError  # noqa: F401  (re-exported)
+
+
+def error_reason(err):
+    """The informative line of an exception: MXNet's ``MXNetError: Check failed: ...`` line (its
+    message starts with a C++ traceback), else the first line."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("MXNetError:"):
+            return line[len("MXNetError:"):].strip()
+    return lines[0] if lines else type(err).__name__
+
+
+def read_params_file(path, what="weights"):
+    """``mx.nd.load`` of a gluonpose/MXNet ``.params`` file as {name: NDArray} (``arg:``/``aux:``
+    prefixes dropped); :class:`CheckpointError` naming the file when it is truncated or not such a file."""
+    if not os.path.isfile(path):
+        raise MissingFileError("%s file not found: %s" % (what, path))
+    try:
+        loaded = mx.nd.load(path)
+    except mx.base.MXNetError as err:
+        raise CheckpointError("%s file %s cannot be read (truncated, corrupt or not an MXNet .params "
+                              "file): %s" % (what, path, error_reason(err))) from None
+    if not isinstance(loaded, dict):
+        raise CheckpointError("%s file %s holds an unnamed array list, not the named parameters of a "
+                              "network (save it with net.save_parameters)" % (what, path))
+    return {k.split(":", 1)[-1]: v for k, v in loaded.items()}
+
+
+def check_params_fit(net, arrays, path, what="weights", model=""):
+    """:class:`CheckpointError` unless ``arrays`` ({structural name: array}) holds exactly the parameters
+    of ``net`` with their shapes; the message names the first mismatching parameter and both shapes
+    (unknown, deferred dimensions of the network count as matching)."""
+    params = net._collect_params_with_prefix()  # pylint: disable=protected-access
+    about = "%s %s do not fit %s" % (what, path, model or "the network")
+    for name, param in params.items():
+        if name not in arrays:
+            continue
+        have, want = tuple(arrays[name].shape), tuple(param.shape)
+        if len(have) != len(want) or any(w and h != w for h, w in zip(have, want)):
+            raise CheckpointError("%s: parameter %s has shape %s in the file but %s in the network"
+                                  % (about, name, have, want))
+    missing = [n for n in params if n not in arrays]
+    extra = [n for n in arrays if n not in params]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append("%d network parameter(s) are not in the file, first %s" % (len(missing), missing[0]))
+        if extra:
+            parts.append("%d array(s) of the file are not in the network, first %s" % (len(extra), extra[0]))
+        raise CheckpointError("%s: %s (another architecture, head or number of joints?)"
+                              % (about, "; ".join(parts)))
+
+
+def load_params_checked(net, path, ctx=None, what="weights", model=""):
+    """``net.load_parameters(path)`` with user-facing errors: a missing file is a
+    :class:`MissingFileError`, a truncated/corrupt file or one that does not fit ``net`` a
+    :class:`CheckpointError` naming the file (and the first mismatching parameter with both shapes)."""
+    arrays = read_params_file(path, what)
+    if any("." in k for k in arrays):  # structural names (save_parameters); legacy files: Gluon checks
+        check_params_fit(net, arrays, path, what, model)
+    try:
+        net.load_parameters(path, ctx=ctx)
+    except (AssertionError, mx.base.MXNetError) as err:  # anything the check above did not foresee
+        raise CheckpointError("%s %s do not fit %s: %s"
+                              % (what, path, model or "the network", error_reason(err))) from None
 
 
 def read_state_dict(path):
@@ -39,25 +106,35 @@ def read_state_dict(path):
         raise CheckpointError("checkpoint not found: %s" % path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            keys = list(data.keys())
-            if any(k.startswith("param:") for k in keys):
-                return OrderedDict((k[len("param:"):], data[k]) for k in keys if k.startswith("param:"))
-            return OrderedDict((k, data[k]) for k in keys)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = list(data.keys())
+                if any(k.startswith("param:") for k in keys):
+                    return OrderedDict((k[len("param:"):], data[k]) for k in keys if k.startswith("param:"))
+                return OrderedDict((k, data[k]) for k in keys)
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
+            raise CheckpointError("checkpoint %s cannot be read (truncated or not a numpy .npz): %s"
+                                  % (path, err)) from None
     if ext in (".pth", ".pt", ".tar"):
         try:
             import torch
         except ImportError as err:
-            raise CheckpointError("reading %s needs PyTorch (pip install -e '.[torch]'), or convert it to "
-                                  ".npz elsewhere with numpy.savez(**state_dict)" % path) from err
-        obj = torch.load(path, map_location="cpu")
+            raise MissingDependencyError("reading %s needs PyTorch (pip install -e '.[torch]'), or "
+                                         "convert it to .npz elsewhere with numpy.savez(**state_dict)"
+                                         % path) from err
+        try:
+            obj = torch.load(path, map_location="cpu")
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+                zipfile.BadZipFile) as err:  # what torch raises for a truncated or foreign file
+            raise CheckpointError("checkpoint %s cannot be read by torch.load (truncated or not a "
+                                  "PyTorch file): %s" % (path, error_reason(err))) from None
         if isinstance(obj, dict) and "state_dict" in obj:
             obj = obj["state_dict"]
         if not isinstance(obj, dict):
             raise CheckpointError("%s does not hold a state_dict (got %s)" % (path, type(obj).__name__))
         return OrderedDict((k, v.detach().cpu().numpy()) for k, v in obj.items() if hasattr(v, "numpy"))
     if ext == ".params":
-        return OrderedDict((k.split(":", 1)[-1], v.asnumpy()) for k, v in mx.nd.load(path).items())
+        return OrderedDict((k, v.asnumpy()) for k, v in read_params_file(path, "checkpoint").items())
     raise CheckpointError("unsupported checkpoint type %r for %s (use .pth, .npz or .params)" % (ext, path))
 
 

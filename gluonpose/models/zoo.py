@@ -10,6 +10,7 @@ import re
 
 import mxnet as mx
 
+from ..errors import ConfigError
 from .multistage import MultiStageHRNet, PoseHRNet
 
 _PATTERNS = (
@@ -38,8 +39,8 @@ def parse_model_name(name):
             if kwargs["width"] < 1 or kwargs.get("num_stages", 1) < 1:
                 break
             return cls, kwargs
-    raise ValueError("unknown model %r. Valid names: %s, or any hrnet_w{C} / mshrnet_w{C}_{N}stage"
-                     % (name, ", ".join(MODEL_NAMES)))
+    raise ConfigError("unknown model %r. Valid names: %s, or any hrnet_w{C} / mshrnet_w{C}_{N}stage"
+                      % (name, ", ".join(MODEL_NAMES)))
 
 
 def get_model(name, pretrained=None, ctx=None, initialize=True, **kwargs):
@@ -58,7 +59,7 @@ def get_model(name, pretrained=None, ctx=None, initialize=True, **kwargs):
     net = cls(**base)
     ctx = ctx or mx.cpu()
     if pretrained is True:
-        raise ValueError("gluonpose has no download store; pass pretrained=<path to .params>")
+        raise ConfigError("gluonpose has no download store; pass pretrained=<path to .params>")
     if pretrained:
         net.load_parameters(pretrained, ctx=ctx)
     elif initialize:

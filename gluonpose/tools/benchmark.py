@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Measure speed: network forward / forward+backward, the training data pipeline, a training step.
+"""Measure speed: network forward / forward+backward, the training data pipeline, a training step
+(``gluonpose-benchmark`` = ``python scripts/benchmark.py``).
 
   python scripts/benchmark.py --model hrnet_w32 --size 192 256 --batch 8          # inference + fwd/bwd
   python scripts/benchmark.py --model mshrnet_w48_2stage --size 288 384 --batch 4 --no-backward
@@ -11,13 +12,15 @@ import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mxnet as mx
 
-import mxnet as mx  # noqa: E402
+from gluonpose.engine.context import get_contexts
+from gluonpose.models import get_model
+from gluonpose.utils.benchmark import machine_description, time_forward, time_forward_backward
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
-from gluonpose.engine.context import get_contexts  # noqa: E402
-from gluonpose.models import get_model  # noqa: E402
-from gluonpose.utils.benchmark import machine_description, time_forward, time_forward_backward  # noqa
+#: the repository root (a source checkout, as ``pip install -e .`` keeps it)
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_args(argv=None):
@@ -33,17 +36,16 @@ def parse_args(argv=None):
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
     p.add_argument("--workers", type=int, default=0, help="loader benchmark: DataLoader workers")
-    p.add_argument("--coco-dir", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                      "tests", "data", "samples", "coco"),
+    p.add_argument("--coco-dir", default=os.path.join(ROOT, "tests", "data", "samples", "coco"),
                    help="loader benchmark: folder with test_coco.json and its jpgs (default: the repository's "
                         "real COCO samples; synthetic images when absent)")
     p.add_argument("--summary", action="store_true",
                    help="print parameters and multiply-adds at 256x192, 384x288, 512x384 (nothing runs)")
-    return p.parse_args(argv)
+    return parse_cli_args(p, argv)
 
 
 def bench_model(args):
-    ctx = get_contexts(args.gpus)[0]
+    ctx = get_contexts(args.gpus, check_available=True)[0]
     kwargs = {"head": args.head} if args.head else {}
     net = get_model(args.model, ctx=ctx, **kwargs)
     x = mx.nd.zeros((args.batch, 3, args.size[1], args.size[0]), ctx=ctx)
@@ -66,8 +68,8 @@ def bench_model(args):
     return 0
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    get_contexts(args.gpus, check_available=True)  # before any work
     print("machine: %s" % machine_description())
     if args.summary:
         from gluonpose.models.summary import describe
@@ -85,6 +87,10 @@ def main(argv=None):
     else:
         return bench_model(args)
     return 0
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Convert an official HRNet checkpoint (PyTorch .pth, or .npz) into a gluonpose .params file.
+"""Convert an official HRNet checkpoint (PyTorch .pth, or .npz) into a gluonpose .params file
+(``gluonpose-convert`` = ``python scripts/convert_official.py``).
 
 Examples:
   # ImageNet classification HRNet-W48 into every stage of a 2-stage Multi-Stage HRNet
@@ -11,14 +12,9 @@ Examples:
 """
 import argparse
 import logging
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gluonpose.models import get_model  # noqa: E402
-from gluonpose.models.weights import CheckpointError, format_report, load_official  # noqa: E402
-from gluonpose.utils.io import atomic_save_parameters  # noqa: E402
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
 def parse_args(argv=None):
@@ -31,26 +27,28 @@ def parse_args(argv=None):
     p.add_argument("--num-joints", type=int, default=17)
     p.add_argument("--exclude", nargs="*", default=(), help="regexes of checkpoint keys to skip on purpose")
     p.add_argument("--strict", action="store_true", help="fail if any network parameter is not loaded")
-    return p.parse_args(argv)
+    return parse_cli_args(p, argv)
 
 
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = parse_args(argv)
+def run(args):
+    from gluonpose.models import get_model
+    from gluonpose.models.weights import format_report, load_official
+    from gluonpose.utils.io import atomic_save_parameters
+
     kwargs = {"num_joints": args.num_joints}
     if args.head:
         kwargs["head"] = args.head
     net = get_model(args.arch, **kwargs)
-    try:
-        report = load_official(net, args.src, kind=args.kind, exclude=args.exclude,
-                               allow_missing=not args.strict)
-    except CheckpointError as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
+    report = load_official(net, args.src, kind=args.kind, exclude=args.exclude,
+                           allow_missing=not args.strict)
     print(format_report(report))
     atomic_save_parameters(net, args.dst)
     print("wrote %s" % args.dst)
     return 0
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Draw predicted skeletons and keypoint scores on an image, every image of a folder, or a video.
+"""Draw predicted skeletons and keypoint scores on an image, every image of a folder, or a video
+(``gluonpose-demo`` = ``python scripts/demo.py``).
 
   python scripts/demo.py --config C --weights W.params --image img.jpg --boxes det.json --out vis.jpg
   python scripts/demo.py --config C --weights W.params --image photos/ --boxes det.json --out vis/
@@ -23,7 +24,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
 def _color(text):
@@ -59,8 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--joint-color", type=_color, default=None, metavar="B,G,R",
                    help="one colour for all joints (default: by body side)")
     p.add_argument("--max-frames", type=int, default=0, help="video: stop after N frames (0 = all)")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
+    return parse_cli_args(p, argv)
 
 
 class Demo:
@@ -74,8 +75,8 @@ class Demo:
         from gluonpose.evaluation.runner import build_net_from_config
 
         self.args = args
+        ctx = get_contexts(args.gpus, check_available=True)  # before any work
         cfg = load_config(args.config, args.overrides)
-        ctx = get_contexts(args.gpus, check_available=True)
         self.boxes = self.detector = None
         if args.boxes:
             self.boxes = BoxFile(args.boxes, args.image_info, args.box_thr)
@@ -134,9 +135,11 @@ def run_images(demo, paths, out, single):
 
 def run_video(demo, path, out, max_frames=0):
     import cv2
+
+    from gluonpose.errors import ConfigError, DatasetError
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        raise ValueError("cannot open video %s" % path)
+        raise DatasetError("cannot open video %s" % path)
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     fourcc = "MJPG" if out.lower().endswith(".avi") else "mp4v"
     writer, frames = None, 0
@@ -151,7 +154,7 @@ def run_video(demo, path, out, max_frames=0):
                 writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), fps,
                                          (drawn.shape[1], drawn.shape[0]))
                 if not writer.isOpened():
-                    raise IOError("cannot write video %s (use .mp4 or .avi)" % out)
+                    raise ConfigError("cannot write video %s (use .mp4 or .avi in a writable folder)" % out)
             writer.write(drawn)
             frames += 1
     finally:
@@ -159,7 +162,7 @@ def run_video(demo, path, out, max_frames=0):
         if writer is not None:
             writer.release()
     if not frames:
-        raise ValueError("no frame could be read from video %s" % path)
+        raise DatasetError("no frame could be read from video %s" % path)
     print("%s: %d frames -> %s" % (path, frames, out))
     return frames
 
@@ -168,6 +171,8 @@ def run(args):
     """Run the demo; returns the list of COCO-results pose entries it drew."""
     from gluonpose.deploy.demo import input_kind, list_images
 
+    from gluonpose.engine.context import get_contexts
+    get_contexts(args.gpus, check_available=True)  # before any work
     kind = input_kind(args.image)
     demo = Demo(args)
     start = time.time()
@@ -187,7 +192,6 @@ def run(args):
 
 
 def main(argv=None):
-    from gluonpose.utils.cli import run_cli
     return run_cli(run, parse_args(argv))
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Evaluate an ensemble of pose models with rotation / scale test-time augmentation (COCO AP).
+"""Evaluate an ensemble of pose models with rotation / scale test-time augmentation, COCO AP
+(``gluonpose-ensemble`` = ``python scripts/ensemble_eval.py``).
 
   python scripts/ensemble_eval.py --models C1.yaml:W1.params C2.yaml:W2.params \\
       --rotations -20 0 20 --scales 0.9 1.0 1.1 --flip --det-json dets.json --out res.json
@@ -17,7 +18,7 @@ import os
 import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
 def parse_args(argv=None):
@@ -45,11 +46,12 @@ def parse_args(argv=None):
     p.add_argument("--no-breakdown", action="store_true",
                    help="evaluate the ensemble only (no per-member / per-view rows)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    return parse_cli_args(p, argv)
 
 
 def _settings(args):
     """Ensemble config file (or its defaults) with the command line on top."""
+    from gluonpose.config import ConfigError
     from gluonpose.evaluation.tta import ENSEMBLE_SCHEMA, load_ensemble_config, parse_member_spec
 
     if args.config:
@@ -60,7 +62,7 @@ def _settings(args):
     if args.models:
         conf["members"] = [parse_member_spec(m) for m in args.models]
     if not conf["members"]:
-        raise ValueError("no ensemble members: pass --models CONFIG:WEIGHTS ... or --config")
+        raise ConfigError("no ensemble members: pass --models CONFIG:WEIGHTS ... or --config")
     tta, boxes, test = conf["tta"], conf["boxes"], conf["test"]
     for key, val in (("rotations", args.rotations), ("scales", args.scales), ("flip", args.flip),
                      ("average", args.average)):
@@ -77,8 +79,8 @@ def _settings(args):
     if args.batch_size:
         test["batch_size"] = args.batch_size
     if not boxes["use_gt_boxes"] and not boxes["det_json"]:
-        raise ValueError("no boxes: pass --det-json FILE or --use-gt-boxes (or set them in the "
-                         "ensemble config's boxes section)")
+        raise ConfigError("no boxes: pass --det-json FILE or --use-gt-boxes (or set them in the "
+                          "ensemble config's boxes section)")
     return conf
 
 
@@ -108,9 +110,9 @@ def run(args):
     from gluonpose.evaluation.runner import load_test_boxes, resolve_val_set, score_keypoints
     from gluonpose.evaluation.tta import breakdown, format_summary_table, fuse, tta_views
 
+    ctx = get_contexts(args.gpus, check_available=True)  # before any work
     conf = _settings(args)
     tta, bx, test = conf["tta"], conf["boxes"], conf["test"]
-    ctx = get_contexts(args.gpus, check_available=True)
     predictors, cfgs = _build_members(conf, ctx)
     if bx["gt_json"]:
         gt_json, img_prefix, layout = bx["gt_json"], bx["img_prefix"], bx["layout"] or "coco"
@@ -154,7 +156,6 @@ def run(args):
 
 
 def main(argv=None):
-    from gluonpose.utils.cli import run_cli
     return run_cli(run, parse_args(argv))
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Export a trained model for deployment: hybridized symbol + params, and optionally ONNX.
+"""Export a trained model for deployment: hybridized symbol + params, and optionally ONNX
+(``gluonpose-export`` = ``python scripts/export.py``).
 
   python scripts/export.py --config C --weights W.params --out-prefix deploy/mshrnet
   python scripts/export.py --config C --weights W.params --out-prefix deploy/mshrnet --onnx \\
@@ -20,7 +21,7 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
 def parse_args(argv=None):
@@ -38,8 +39,8 @@ def parse_args(argv=None):
                    help="multi-stage nets: export every stage output or only the last")
     p.add_argument("--check", action="store_true",
                    help="compare the exported model(s) with the Gluon model on random input")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
+    return parse_cli_args(p, argv)
 
 
 def _check(net, exported, onnx_path, prefix, stages):
@@ -61,14 +62,14 @@ def _check(net, exported, onnx_path, prefix, stages):
 
 
 def run(args):
-    from gluonpose.config import load_config
+    from gluonpose.config import ConfigError, load_config
     from gluonpose.deploy.export import export_onnx, export_symbol
     from gluonpose.evaluation.runner import build_net_from_config
 
     import mxnet as mx
 
     if args.batch < 1:
-        raise ValueError("--batch must be >= 1, got %d" % args.batch)
+        raise ConfigError("--batch must be >= 1, got %d" % args.batch)
     cfg = load_config(args.config, args.overrides)
     net, codec = build_net_from_config(cfg, args.weights, [mx.cpu()])
     prefix = args.out_prefix or os.path.splitext(args.weights)[0]
@@ -87,10 +88,7 @@ def run(args):
 
 
 def main(argv=None):
-    from gluonpose.deploy.export import OnnxExportError
-    from gluonpose.utils.cli import USER_ERRORS, run_cli
-    return run_cli(run, parse_args(argv), log_level=logging.WARNING,
-                   errors=USER_ERRORS + (OnnxExportError,))
+    return run_cli(run, parse_args(argv), log_level=logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Launch a distributed (ps-lite KVStore) MXNet job: scheduler, servers and workers.
+"""Launch a distributed (ps-lite KVStore) MXNet job: scheduler, servers and workers
+(``gluonpose-launch`` = ``python scripts/launch_dist.py``).
 
 Example (2 workers + 1 server on this machine over loopback)::
 
@@ -13,14 +14,13 @@ host and its last output line (e.g. the worker's error). Killing the launcher (e
 SIGKILL, or SIGHUP from a closed terminal) ends the whole job. See gluonpose/engine/launch.py.
 """
 import argparse
-import os
 import shlex
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from gluonpose.engine.launch import (build_local_plan, build_ssh_plan,  # noqa: E402
-                                     parse_env_items, parse_hostfile, run_plan)
+from gluonpose.engine.launch import (build_local_plan, build_ssh_plan, parse_env_items, parse_hostfile,
+                                     run_plan)
+from gluonpose.errors import ConfigError, UserError
+from gluonpose.utils.cli import report_user_error
 
 
 def _build_parser():
@@ -75,13 +75,12 @@ def main(argv=None):
             plan = build_local_plan(command, args.num_workers, num_servers, **common)
         else:
             if not args.hostfile:
-                raise ValueError("the ssh launcher needs -H/--hostfile")
+                raise ConfigError("the ssh launcher needs -H/--hostfile")
             plan = build_ssh_plan(command, parse_hostfile(args.hostfile), args.num_workers,
                                   num_servers, scheduler_host=args.scheduler_host,
                                   cwd=args.cwd, **common)
-    except (ValueError, OSError) as err:
-        sys.stderr.write("launch_dist: error: %s\n" % err)
-        return 2
+    except UserError as err:
+        return report_user_error(err)
     return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Evaluate one (Multi-Stage) HRNet pose model with COCO keypoint AP (top-down).
+"""Evaluate one (Multi-Stage) HRNet pose model with COCO keypoint AP, top-down (``gluonpose-test`` =
+``python scripts/test_mshrnet.py``).
 
   python scripts/test_mshrnet.py --config C --weights W.params --det-json dets.json --out res.json
   python scripts/test_mshrnet.py --config C --weights W.params --use-gt-boxes --no-flip --out res.json
@@ -12,10 +13,9 @@ of the last stage, back to image pixels; then rescoring (box score x mean joint 
 test.in_vis_thr), OKS-NMS (test.oks_thr), a COCO results json and the pycocotools table.
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
 def parse_args(argv=None):
@@ -39,8 +39,8 @@ def parse_args(argv=None):
                    help="minimum detection score (default: test.image_thr)")
     p.add_argument("--batch-size", type=int, default=None, help="crops per forward pass")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
-    return p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
+    return parse_cli_args(p, argv)
 
 
 def _ground_truth(cfg, args):
@@ -55,22 +55,22 @@ def _ground_truth(cfg, args):
 
 
 def run(args):
-    from gluonpose.config import load_config
+    from gluonpose.config import ConfigError, load_config
     from gluonpose.engine.context import get_contexts
     from gluonpose.evaluation.coco_metric import format_stats_table
     from gluonpose.evaluation.inference import TopDownPredictor
     from gluonpose.evaluation.runner import (build_net_from_config, evaluate_predictor,
                                              load_test_boxes)
 
+    ctx = get_contexts(args.gpus, check_available=True)  # before any work
     cfg = load_config(args.config, args.overrides)
     test = cfg.test
-    ctx = get_contexts(args.gpus, check_available=True)
     gt_json, img_prefix, layout = _ground_truth(cfg, args)
     use_gt = args.use_gt_boxes or (args.det_json is None and test.use_gt_boxes)
     det_json = None if use_gt else (args.det_json or cfg.data.det_json or None)
     if not use_gt and not det_json:
-        raise ValueError("no boxes: pass --det-json FILE or --use-gt-boxes (the config has neither "
-                         "test.use_gt_boxes nor data.det_json)")
+        raise ConfigError("no boxes: pass --det-json FILE or --use-gt-boxes (the config has neither "
+                          "test.use_gt_boxes nor data.det_json)")
     flip = test.flip if args.flip is None else args.flip
     net, codec = build_net_from_config(cfg, args.weights, ctx)
     net.hybridize(static_alloc=True)
@@ -95,7 +95,6 @@ def run(args):
 
 
 def main(argv=None):
-    from gluonpose.utils.cli import run_cli
     return run_cli(run, parse_args(argv))
 
 

@@ -1,23 +1,26 @@
 #!/usr/bin/env python
-"""Train a (Multi-Stage) HRNet pose network.
+"""Train a (Multi-Stage) HRNet pose network (``gluonpose-train`` = ``python scripts/train_mshrnet.py``).
 
   python scripts/train_mshrnet.py                                   # embedded synthetic default, CPU
   python scripts/train_mshrnet.py --config configs/mshrnet/mshrnet_w48_2stage_512x384_coco.yaml --gpus 0-7
   python scripts/train_mshrnet.py --config C --resume               # continue from work_dir/latest.json
+  python scripts/train_mshrnet.py --config C --resume work_dirs/x/epoch_0100.json   # from that checkpoint
   python scripts/launch_dist.py -n 2 -s 2 -H hosts -- \\
       python scripts/train_mshrnet.py --config C --gpus 0-7 --kvstore dist_sync
-Any config key can be overridden: ``train.lr=5e-4 loader.batch_size_per_device=24``.
+Any config key can be overridden, anywhere on the line: ``train.lr=5e-4 loader.batch_size_per_device=24``.
 """
 import argparse
 import os
+import re
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gluonpose.utils.cli import parse_cli_args, report_user_error, run_cli
 
-from gluonpose.config import load_config  # noqa: E402
-
-DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "configs", "synthetic", "mshrnet_w8_2stage_128x96_synthetic.yaml")
+#: the repository's configs/ (a source checkout, as ``pip install -e .`` keeps it)
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "configs")
+DEFAULT_CONFIG = os.path.join(CONFIG_DIR, "synthetic", "mshrnet_w8_2stage_128x96_synthetic.yaml")
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 
 
 def parse_args(argv=None):
@@ -26,28 +29,43 @@ def parse_args(argv=None):
     p.add_argument("--gpus", default=None, help="'0-7', '0,1,2,3', '' for CPU (default: config)")
     p.add_argument("--kvstore", default=None,
                    help="local | device | dist_sync | dist_device_sync (default: config)")
-    p.add_argument("--resume", action="store_true", help="continue from work_dir/latest.json")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue training: alone, from the newest checkpoint of the work dir "
+                        "(work_dir/latest.json); with a path, from that checkpoint (an epoch_N.json "
+                        "or epoch_N.params of a work dir, or a work dir)")
     p.add_argument("--work-dir", default=None, help="override train.work_dir")
     p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs only)")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
-    return p.parse_args(argv)
+    args = parse_cli_args(p, argv)
+    if isinstance(args.resume, str) and _OVERRIDE.match(args.resume) and not os.path.exists(args.resume):
+        args.overrides.append(args.resume)  # '--resume train.lr=1e-4': a bare --resume, then an override
+        args.resume = True
+    return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def run(args):
+    from gluonpose.config import load_config
+    from gluonpose.engine.context import get_contexts
+
     overrides = list(args.overrides)
     if args.work_dir:
         overrides.append("train.work_dir=%s" % args.work_dir)
     cfg = load_config(args.config, overrides)
+    gpus = cfg.train.gpus if args.gpus is None else args.gpus
+    get_contexts(gpus, check_available=True)  # before any data set or network is built
     from gluonpose.engine.runner import train
     from gluonpose.engine.trainer import NonFiniteLossError
     try:
-        train(cfg, resume=args.resume, gpus=args.gpus, kvstore=args.kvstore,
+        train(cfg, resume=args.resume, gpus=gpus, kvstore=args.kvstore,
               progress=not args.no_progress)
     except NonFiniteLossError as err:
-        print("error: %s" % err, file=sys.stderr)
+        report_user_error(err)
         return 3
     return 0
+
+
+def main(argv=None):
+    return run_cli(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,39 @@
-"""What the scripts share: run a command and turn expected failures into one 'error:' line, exit 2."""
+"""What every command shares (``gluonpose-*`` entry points and ``scripts/*.py``): argument parsing with
+``section.key=value`` overrides anywhere on the line, and one error path.
+
+A :class:`~gluonpose.errors.UserError` (bad config, data, weights, devices, missing file or package)
+becomes one ``error: ...`` line on stderr and exit status 2. Nothing else is caught: any other
+exception is a bug and keeps its traceback.
+"""
 import logging
 import sys
 
-#: Failures a user can fix (bad config, data, file, weights): reported in one line, never a traceback.
-#: ConfigError and DatasetError are ValueErrors; FileNotFoundError is an OSError.
-USER_ERRORS = (ValueError, OSError, ImportError)
+from ..errors import UserError
+
+#: exit status of every command for a user error (argparse uses the same for bad flags)
+USER_ERROR_EXIT = 2
 
 
-def run_cli(run, args, log_level=logging.INFO, errors=USER_ERRORS):
-    """Call ``run(args)`` with logging set up; return 0, or 2 after printing ``error: ...`` for
-    ``errors``."""
+def parse_cli_args(parser, argv=None):
+    """``parser.parse_intermixed_args``: positional ``key=value`` overrides may come before, between or
+    after the flags (plain ``parse_args`` rejects a positional that follows a flag once the
+    overrides were matched as empty)."""
+    return parser.parse_intermixed_args(argv)
+
+
+def report_user_error(err, prog=None):
+    """Print ``error: <message>`` (one line per message line) on stderr; returns the exit status 2."""
+    text = str(err) or type(err).__name__
+    print("%serror: %s" % ("%s: " % prog if prog else "", text), file=sys.stderr)
+    return USER_ERROR_EXIT
+
+
+def run_cli(run, args, log_level=logging.INFO):
+    """Call ``run(args)`` with logging set up. Returns 0 (or ``run``'s integer result), or 2 after
+    printing ``error: ...`` for a :class:`~gluonpose.errors.UserError`. Everything else propagates."""
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        run(args)
-    except errors as err:
-        print("error: %s" % err, file=sys.stderr)
-        return 2
-    return 0
+        result = run(args)
+    except UserError as err:
+        return report_user_error(err)
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -21,6 +21,7 @@ from collections import Counter
 import numpy as np
 
 from ..keypoints import map_to_coco
+from ...errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class BadDataPolicy:
 
     def __init__(self, source, on_bad="raise"):
         if on_bad not in ON_BAD_CHOICES:
-            raise ValueError(f"on_bad must be one of {ON_BAD_CHOICES}, got {on_bad!r}")
+            raise ConfigError(f"on_bad must be one of {ON_BAD_CHOICES}, got {on_bad!r}")
         self.source = source
         self.on_bad = on_bad
         self.skipped = Counter()

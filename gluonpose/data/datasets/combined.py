@@ -12,6 +12,7 @@ import math
 from collections import Counter
 
 import numpy as np
+from ...errors import ConfigError, DatasetError
 
 logger = logging.getLogger(__name__)
 
@@ -50,20 +51,20 @@ class CombinedDataset:
     def __init__(self, datasets, ratios=None, names=None, seed=0):
         self.datasets = list(datasets)
         if not self.datasets:
-            raise ValueError("CombinedDataset needs at least one dataset")
+            raise ConfigError("CombinedDataset needs at least one dataset")
         n = len(self.datasets)
         ratios = [1.0] * n if ratios is None else list(ratios)
         if len(ratios) != n:
-            raise ValueError(f"CombinedDataset: {n} datasets but {len(ratios)} ratios")
+            raise ConfigError(f"CombinedDataset: {n} datasets but {len(ratios)} ratios")
         for i, r in enumerate(ratios):
             if not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
-                raise ValueError(f"CombinedDataset: ratio of dataset {i} must be a finite number "
-                                 f">= 0, got {r!r}")
+                raise ConfigError(f"CombinedDataset: ratio of dataset {i} must be a finite number "
+                                  f">= 0, got {r!r}")
         self.ratios = [float(r) for r in ratios]
         names = [_dataset_name(ds, i) for i, ds in enumerate(self.datasets)] if names is None \
             else [str(x) for x in names]
         if len(names) != n:
-            raise ValueError(f"CombinedDataset: {n} datasets but {len(names)} names")
+            raise ConfigError(f"CombinedDataset: {n} datasets but {len(names)} names")
         self.names = [nm if names.count(nm) == 1 else f"{nm}#{i}" for i, nm in enumerate(names)]
         self.resample(seed)
 
@@ -76,7 +77,7 @@ class CombinedDataset:
             [np.full(len(ix), i, dtype=np.int64) for i, ix in enumerate(per_set)])
         self._record_index = np.concatenate(per_set)
         if len(self._set_index) == 0:
-            raise ValueError(f"CombinedDataset is empty: {self.counts()}")
+            raise DatasetError(f"CombinedDataset is empty: {self.counts()}")
         logger.info("CombinedDataset (seed %s): %s", seed, self.summary())
 
     def __len__(self):

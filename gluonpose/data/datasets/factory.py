@@ -14,6 +14,7 @@ Types:
 import inspect
 import os
 
+from ...errors import ConfigError, ConfigTypeError
 from .aic import AicKeypoints
 from .coco import CocoKeypoints, CocoStyleReader, CrowdPoseKeypoints
 from .combined import CombinedDataset
@@ -39,8 +40,8 @@ def _build_synthetic(**kwargs):
     params = inspect.signature(generate_synthetic_coco).parameters
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
-        raise TypeError(f"build_dataset(type='synthetic'): unknown arguments {unknown}; valid: "
-                        f"{sorted(set(params) | set(_READER_KWARGS))}")
+        raise ConfigTypeError(f"build_dataset(type='synthetic'): unknown arguments {unknown}; valid: "
+                              f"{sorted(set(params) | set(_READER_KWARGS))}")
     json_path = generate_synthetic_coco(**kwargs)
     reader = CocoKeypoints(json_path, synthetic_image_dir(os.path.dirname(json_path)),
                            **reader_kwargs)
@@ -54,8 +55,8 @@ def _build_combined(datasets, ratios=None, names=None, seed=0, **common):
     """``common`` reader keywords (e.g. ``on_bad``) apply to every sub-spec that lacks them."""
     unknown = sorted(set(common) - set(_READER_KWARGS))
     if unknown:
-        raise TypeError(f"build_dataset(type='combined'): unknown arguments {unknown}; valid: "
-                        f"['datasets', 'ratios', 'names', 'seed'] + {list(_READER_KWARGS)}")
+        raise ConfigTypeError(f"build_dataset(type='combined'): unknown arguments {unknown}; valid: "
+                              f"['datasets', 'ratios', 'names', 'seed'] + {list(_READER_KWARGS)}")
     built = [build_dataset(**{**common, **d}) if isinstance(d, dict) else d for d in datasets]
     return CombinedDataset(built, ratios=ratios, names=names, seed=seed)
 
@@ -73,15 +74,15 @@ def build_dataset(type, **kwargs):  # noqa: A002 - 'type' is the config key
     if type == "synthetic":
         return _build_synthetic(**kwargs)
     if type not in readers:
-        raise ValueError(f"unknown dataset type {type!r}; valid types: {list(dataset_types())}")
+        raise ConfigError(f"unknown dataset type {type!r}; valid types: {list(dataset_types())}")
     cls = readers[type]
     valid = ("ann_file", "img_prefix") + _READER_KWARGS
     if issubclass(cls, CocoStyleReader):
         valid += ("dataset",) + (("layout",) if type == "coco_style" else ())
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
-        raise TypeError(f"build_dataset(type={type!r}): unknown arguments {unknown}; "
-                        f"valid: {list(valid)}")
+        raise ConfigTypeError(f"build_dataset(type={type!r}): unknown arguments {unknown}; "
+                              f"valid: {list(valid)}")
     if "ann_file" not in kwargs:
-        raise TypeError(f"build_dataset(type={type!r}) needs ann_file=")
+        raise ConfigTypeError(f"build_dataset(type={type!r}) needs ann_file=")
     return cls(**kwargs)
