@@ -75,6 +75,14 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     diff = _max_diff(_trainable(str(full / "epoch_0002.params")),
                      _trainable(str(cut / "epoch_0002.params")))
     assert diff < 1e-6, diff
+    # --resume PATH (mmpose's form): another work dir's epoch-1 checkpoint, continued into a new work dir
+    named = tmp_path / "named"
+    subprocess.run(_train_cmd(cfg, named, "--resume", str(full / "epoch_0001.params"), *over), env=ENV,
+                   check=True, timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert not (named / "epoch_0001.params").exists() and (named / "epoch_0002.params").is_file()
+    diff = _max_diff(_trainable(str(full / "epoch_0002.params")),
+                     _trainable(str(named / "epoch_0002.params")))
+    assert diff < 1e-6, diff
     # the run records what a user needs
     for name in ("log.txt", "metrics.csv", "iterations.csv", "curves.png", "config.yaml", "latest.json"):
         assert (full / name).is_file(), name

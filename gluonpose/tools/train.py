@@ -53,6 +53,9 @@ def run(args):
     cfg = load_config(args.config, overrides)
     gpus = cfg.train.gpus if args.gpus is None else args.gpus
     get_contexts(gpus, check_available=True)  # before any data set or network is built
+    if isinstance(args.resume, str):
+        from gluonpose.engine.checkpoint import resume_record
+        resume_record(args.resume)  # a path that is no checkpoint fails here, not after the data set
     from gluonpose.engine.runner import train
     from gluonpose.engine.trainer import NonFiniteLossError
     try:
