@@ -40,3 +40,7 @@ class ConfigTypeError(ConfigError, TypeError):
 
 class LaunchError(ConfigError, RuntimeError):
     """A distributed kvstore asked for outside a launched job (still a RuntimeError, as before)."""
+
+
+class OutputError(UserError, OSError):
+    """An output the user named cannot be written (bad extension, unwritable folder); still an OSError."""

@@ -109,7 +109,7 @@ def make_train_loader(dataset, sampler, batch_size, num_workers=0):
     incomplete last batches are discarded (fixed shapes, equal step counts across workers)."""
     batch_sampler = gluon.data.BatchSampler(sampler, batch_size, last_batch="discard")
     if len(batch_sampler) == 0:
-        raise ValueError("per-worker batch size %d is larger than this worker's %d samples"
-                         % (batch_size, len(sampler)))
+        raise ConfigError("per-worker batch size %d (loader.batch_size_per_device x devices) is larger "
+                          "than this worker's %d samples" % (batch_size, len(sampler)))
     return gluon.data.DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
                                  thread_pool=False)

@@ -205,7 +205,8 @@ def predict_records(predictors, records, views=(IDENTITY_VIEW,), progress=True, 
         raise ValueError("predict_records needs at least one predictor")
     num_joints = {p.codec.num_joints for p in preds}
     if len(num_joints) != 1:
-        raise ValueError("predictors disagree on the number of joints: %s" % sorted(num_joints))
+        raise ConfigError("models disagree on the number of joints (model.num_joints): %s"
+                          % sorted(num_joints))
     if on_bad_image not in ("raise", "skip"):
         raise ValueError("on_bad_image must be 'raise' or 'skip', got %r" % (on_bad_image,))
     views = tuple((float(r), float(s)) for r, s in views)

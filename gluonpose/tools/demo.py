@@ -136,7 +136,7 @@ def run_images(demo, paths, out, single):
 def run_video(demo, path, out, max_frames=0):
     import cv2
 
-    from gluonpose.errors import ConfigError, DatasetError
+    from gluonpose.errors import DatasetError, OutputError
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise DatasetError("cannot open video %s" % path)
@@ -154,7 +154,7 @@ def run_video(demo, path, out, max_frames=0):
                 writer = cv2.VideoWriter(out, cv2.VideoWriter_fourcc(*fourcc), fps,
                                          (drawn.shape[1], drawn.shape[0]))
                 if not writer.isOpened():
-                    raise ConfigError("cannot write video %s (use .mp4 or .avi in a writable folder)" % out)
+                    raise OutputError("cannot write video %s (use .mp4 or .avi in a writable folder)" % out)
             writer.write(drawn)
             frames += 1
     finally:

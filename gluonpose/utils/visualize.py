@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from ..errors import OutputError
 
 #: BGR shades per body side; limbs of one side cycle through their shades.
 SIDE_SHADES_BGR = {
@@ -262,5 +263,5 @@ def save_image(path, image):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     if not cv2.imwrite(path, image):
-        raise IOError("could not write image %s (unsupported extension or unwritable folder)" % path)
+        raise OutputError("could not write image %s (unsupported extension or unwritable folder)" % path)
     return path
