@@ -77,12 +77,11 @@ def get_contexts(spec, check_available=False):
 
 def check_gpus_available(spec, ids):
     """:class:`~gluonpose.errors.ContextError` unless this machine and MXNet build provide GPUs ``ids``."""
-    if not mx.runtime.Features().is_enabled("CUDA"):
-        raise ContextError("--gpus %r asks for GPU(s) %s but this MXNet build is CPU-only (install "
-                           "mxnet-cu112 for GPUs, or pass --gpus '' for the CPU)" % (spec, ids))
-    available = mx.context.num_gpus()
+    cuda = mx.runtime.Features().is_enabled("CUDA")
+    available = mx.context.num_gpus() if cuda else 0
     missing = [i for i in ids if i >= available]
     if missing:
-        raise ContextError("--gpus %r asks for GPU id(s) %s but MXNet sees only %d GPU(s) on this "
-                           "machine (ids 0-%d; --gpus '' for the CPU)"
-                           % (spec, missing, available, available - 1))
+        why = ("this MXNet build is CPU-only (install mxnet-cu112 for GPUs)" if not cuda else
+               "ids 0-%d exist" % (available - 1) if available else "this machine has no GPU MXNet can use")
+        raise ContextError("--gpus %r asks for GPU id(s) %s but MXNet sees only %d GPU(s): %s; "
+                           "--gpus '' runs on the CPU" % (spec, missing, available, why))

@@ -61,7 +61,8 @@ def get_model(name, pretrained=None, ctx=None, initialize=True, **kwargs):
     if pretrained is True:
         raise ConfigError("gluonpose has no download store; pass pretrained=<path to .params>")
     if pretrained:
-        net.load_parameters(pretrained, ctx=ctx)
+        from .weights import load_params_checked
+        load_params_checked(net, pretrained, ctx=ctx, what="pretrained", model="model %s" % name)
     elif initialize:
         net.initialize(ctx=ctx)
     return net
