@@ -22,7 +22,8 @@ def parse_cli_args(parser, argv=None):
 
 
 def report_user_error(err, prog=None):
-    """Print ``error: <message>`` (one line per message line) on stderr; returns the exit status 2."""
+    """Print ``error: <message>`` on stderr (the few messages with several lines, e.g. how to fetch
+    missing detector weights, continue below it); returns the exit status 2."""
     text = str(err) or type(err).__name__
     print("%serror: %s" % ("%s: " % prog if prog else "", text), file=sys.stderr)
     return USER_ERROR_EXIT
