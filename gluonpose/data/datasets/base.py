@@ -20,15 +20,12 @@ from collections import Counter
 
 import numpy as np
 
+from ...errors import ConfigError, DatasetError  # noqa: F401  (DatasetError re-exported)
 from ..keypoints import map_to_coco
-from ...errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 ON_BAD_CHOICES = ("raise", "skip")
-
-
-from ...errors import DatasetError  # noqa: F401  (re-exported)
 
 
 def load_json(path, what="annotation file"):
