@@ -99,6 +99,10 @@ DEFAULTS = {
         "log_interval": 20,
         "gpus": "",
         "kvstore": "device",
+        "gradient_compression": "none",   # none | 2bit (MXNet's, dist kvstores; the report: plain fp32)
+        "compression_threshold": 0.5,     # 2bit: gradients are sent as -t / 0 / +t (+ residual)
+        "kvstore_bigarray_bound": 1000000,  # arrays with more elements are split over all servers
+        "static_alloc": True,             # hybridize(static_alloc, static_shape); false: ~1/3 less peak memory
     },
     "test": {
         "flip": True,
@@ -117,6 +121,7 @@ from .errors import ConfigError  # noqa: F401  (re-exported: gluonpose.config.Co
 CHOICES = {
     ("data", "on_bad"): ("skip", "raise"),
     ("train", "val_errors"): ("continue", "stop"),
+    ("train", "gradient_compression"): ("none", "2bit"),
 }
 
 

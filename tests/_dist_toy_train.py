@@ -8,6 +8,10 @@ the per-worker batch.
 (weights before broadcast), ``init_rank{r}.npz`` (after broadcast), ``final_rank{r}.npz``,
 ``metrics_rank{r}.json`` and, on rank 0, ``trainer.states``.
 
+``--bigarray-bound N`` (arrays above N elements split over the servers), ``--compression T``
+(2-bit gradient compression, threshold T) and, in fit mode, ``--dump-grads`` (weights after the
+broadcast and one all-reduced gradient per rank: ``init_rank{r}.npz``, ``grads_rank{r}.npz``).
+
 ``--mode fit`` trains with gluonpose.engine.trainer.fit into ``--out`` (checkpoints,
 metrics.csv, iterations.csv; ``{index}`` in ``--out`` is replaced by the launch index), with
 ``--resume`` like the training CLI. The net is hybridized (static_alloc) and runs a forward
@@ -126,7 +130,7 @@ def main_fit(args):
     """Train with gluonpose.engine.trainer.fit; returns the exit status like the scripts."""
     from gluonpose.engine.trainer import NonFiniteLossError
 
-    kv, rank, num_workers = create_kvstore(args.kvstore)
+    kv, rank, num_workers = create_kvstore(args.kvstore, bigarray_bound=args.bigarray_bound)
     work_dir = args.out.replace("{index}", os.environ.get("GLUONPOSE_LAUNCH_INDEX", "0"))
     os.makedirs(work_dir, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -135,7 +139,10 @@ def main_fit(args):
     net = build_fit_net(seed=100 + rank)
     net.hybridize(static_alloc=True, static_shape=True)
     net(mx.nd.array(data[:args.batch_per_worker]))   # engine busy, weights may be oneDNN-layout
-    trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "wd": 0.05}, kv)
+    compression = (None if args.compression is None
+                   else {"type": "2bit", "threshold": args.compression})
+    trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "wd": 0.05}, kv,
+                           compression=compression)
     try:
         with exit_promptly_on_error(kv):   # as engine/runner.py's train() does
             return _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
@@ -159,6 +166,19 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
             start = load_checkpoint(work_dir, record, net, trainer)
         check_same_start_epoch(kv, start, work_dir)
     broadcast_parameters(net.collect_params(), kv)
+    if args.dump_grads:   # weights after the broadcast, and one all-reduced gradient
+        np.savez(os.path.join(work_dir, "init_rank%d.npz" % rank),
+                 **strip_prefix(param_arrays(net)))
+        sel = np.arange(rank * args.batch_per_worker, (rank + 1) * args.batch_per_worker)
+        with autograd.record():
+            loss = ToyLoss()(net(mx.nd.array(data[sel])), mx.nd.array(target[sel]),
+                             mx.nd.ones((len(sel), 1)))[0]
+        loss.backward()
+        trainer.allreduce_grads()
+        np.savez(os.path.join(work_dir, "grads_rank%d.npz" % rank),
+                 **{name.split("_", 1)[1]: p.grad().asnumpy()
+                    for name, p in net.collect_params().items()})
+        barrier(kv)
     sampler = ShardSampler(NUM_SAMPLES, num_workers, rank, shuffle=True, seed=7,
                            batch_size=args.batch_per_worker)
     fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
@@ -177,6 +197,10 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--bigarray-bound", type=int, default=None)
+    ap.add_argument("--compression", type=float, default=None, help="2bit threshold")
+    ap.add_argument("--dump-grads", action="store_true",
+                    help="fit mode: save weights after the broadcast and one all-reduced gradient")
     ap.add_argument("--fail", choices=("none", "raise", "dataset", "nan", "kill"), default="none")
     ap.add_argument("--fail-rank", type=int, default=1)
     ap.add_argument("--fail-at", default="0:1", help="EPOCH:STEP (0-based)")

@@ -196,12 +196,13 @@ def _fit_cmd(out, kvstore, batch, *extra):
             str(batch), "--out", str(out), "--epochs", str(FIT_EPOCHS)] + list(extra)
 
 
-def _run_fit_dist(out, *extra, timeout=100):
-    """2 workers + 1 server; returns (exit code, output, seconds); checks nothing is left."""
+def _run_fit_dist(out, *extra, timeout=100, servers=1):
+    """2 workers + ``servers`` servers; returns (exit code, output, seconds); checks nothing is
+    left."""
     tag = uuid.uuid4().hex
     start = time.monotonic()
     try:
-        res = subprocess.run([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--timeout",
+        res = subprocess.run([sys.executable, LAUNCHER, "-n", "2", "-s", str(servers), "--timeout",
                               str(timeout), "--"] + _fit_cmd(out, "dist_sync", GLOBAL_BATCH // 2,
                                                              *extra),
                              env=dict(ENV, GLUONPOSE_TEST_TAG=tag), cwd=ROOT, timeout=timeout + 20,
@@ -289,3 +290,78 @@ def test_resume_from_different_epochs_fails_clearly(tmp_path):
     assert "epoch 1" in out and "no checkpoint" in out
     assert not (tmp_path / "w1" / "epoch_0002.params").exists()
     assert not (tmp_path / "w0" / "epoch_0002.params").exists()
+
+
+# ---------------------------------------------------------------- communication options
+
+
+def test_overlapped_step_with_sharded_arrays_equals_one_worker(tmp_path):
+    """fit()'s step (loss read queued before the backward pass, per-parameter push/pull with
+    priorities going on during it) on 2 workers and 2 servers, with every array above 16
+    elements split over both servers: the weights equal 1 worker on the global batch."""
+    single, dist_dir = tmp_path / "single", tmp_path / "dist"
+    subprocess.run(_fit_cmd(single, "none", GLOBAL_BATCH), env=ENV, cwd=ROOT, check=True,
+                   timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rc, out, _ = _run_fit_dist(dist_dir, "--bigarray-bound", "16", servers=2)
+    assert rc == 0, out[-3000:]
+    final, ref = _params(dist_dir / "epoch_0003.params"), _params(single / "epoch_0003.params")
+    assert sorted(final) == sorted(ref)
+    assert max(float(np.abs(final[k] - v).max()) for k, v in ref.items()) < 1e-6
+
+
+def test_gradient_compression_reaches_the_kvstore_and_training_runs(tmp_path):
+    """train.gradient_compression=2bit: the all-reduced gradient of 2 workers holds only sums of
+    two values in {-t, 0, t} (t = 0.05, MXNet's 2-bit quantizer), rank 1 starts from rank 0's
+    weights (broadcast without pushes), the logged step-0 losses over both workers equal one
+    worker's on the global batch (scalar all-gather through the compressing kvstore), and 3
+    epochs train to finite losses."""
+    t = 0.05
+    single, comp = tmp_path / "single", tmp_path / "comp{index}"
+    subprocess.run(_fit_cmd(single, "none", GLOBAL_BATCH), env=ENV, cwd=ROOT, check=True,
+                   timeout=60, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rc, out, _ = _run_fit_dist(str(comp), "--compression", str(t), "--dump-grads")
+    assert rc == 0, out[-3000:]
+    dirs = [tmp_path / "comp0", tmp_path / "comp1"]
+    grads = [np.load(d / ("grads_rank%d.npz" % r)) for r in (0, 1) for d in dirs
+             if (d / ("grads_rank%d.npz" % r)).exists()]
+    assert len(grads) == 2
+    levels = np.arange(-2, 3) * np.float32(t)
+    nonzero = 0
+    for g in grads:
+        for name in g.files:
+            v = g[name].ravel()
+            assert np.abs(v[:, None] - levels[None, :]).min(axis=1).max() < 1e-7, name
+            nonzero += int(np.count_nonzero(v))
+    assert nonzero > 0
+    inits = [np.load(d / ("init_rank%d.npz" % r)) for r in (0, 1) for d in dirs
+             if (d / ("init_rank%d.npz" % r)).exists()]
+    assert all(np.array_equal(inits[0][k], inits[1][k]) for k in inits[0].files)
+    rank0 = next(d for d in dirs if (d / "metrics.csv").exists())
+    rows = _csv(rank0 / "metrics.csv")
+    assert len(rows) == FIT_EPOCHS and all(np.isfinite(float(r["loss"])) for r in rows)
+    first, ref = _csv(rank0 / "iterations.csv")[0], _csv(single / "iterations.csv")[0]
+    for key in ("loss", "heatmap", "offset"):
+        assert abs(float(first[key]) - float(ref[key])) <= 1e-5 * abs(float(ref[key])), key
+
+
+def test_kvstore_options_are_type_checked():
+    from gluonpose.config import load_config
+    from gluonpose.engine.runner import kvstore_options
+    from gluonpose.errors import ConfigError
+    assert kvstore_options(load_config().train) == (None, 1000000)
+    cfg = load_config(None, ["train.gradient_compression=2bit", "train.compression_threshold=1",
+                             "train.kvstore_bigarray_bound=5000"])
+    assert kvstore_options(cfg.train) == ({"type": "2bit", "threshold": 1.0}, 5000)
+    for bad, key in (("train.gradient_compression=1bit", "train.gradient_compression"),
+                     ("train.gradient_compression=true", "train.gradient_compression"),
+                     ("train.compression_threshold=0", "train.compression_threshold"),
+                     ("train.compression_threshold=abc", "train.compression_threshold"),
+                     ("train.kvstore_bigarray_bound=1.5", "train.kvstore_bigarray_bound"),
+                     ("train.kvstore_bigarray_bound=0", "train.kvstore_bigarray_bound"),
+                     ("train.static_alloc=1", "train.static_alloc")):
+        with pytest.raises(ConfigError, match=key):
+            kvstore_options(load_config(None, [bad]).train)
+    with pytest.raises(ValueError):
+        dist.check_compression({"type": "2bit", "threshold": -1})
+    with pytest.raises(ValueError):
+        dist.check_compression({"type": "1bit", "threshold": 0.5})

@@ -88,6 +88,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
         assert (full / name).is_file(), name
     assert not glob.glob(str(full / ".tmp-*")), "temporary files left behind"
     _assert_same_records(full, cut)
+    # the threads the user chose are kept, and the log says so
+    assert ("threads: OMP_NUM_THREADS=1, MXNET_ENGINE_TYPE=NaiveEngine set by the user"
+            in (full / "log.txt").read_text())
 
 
 def _csv_rows(path):

@@ -1,4 +1,16 @@
-"""Throughput of full training steps (forward, per-stage loss, backward, Adam) on random targets."""
+"""Throughput of full training steps (forward, per-stage loss, backward, Adam) on random targets.
+
+The step is the one :func:`gluonpose.engine.trainer.fit` runs (``split_and_load``, one read of the
+loss terms queued before the backward pass, finiteness check, ``trainer.step``). With
+``phases=True`` extra steps are run with an engine wait after each phase, which splits a step
+into forward+backward, gradient push/pull (the kvstore all-reduce; ~0 without one) and the
+optimizer update (these waits remove the overlap, so the phases add up to more than a step).
+Under ``scripts/launch_dist.py`` with a ``dist_*`` kvstore every worker runs the same steps and
+rank 0 prints. CPU time is reported beside wall time: on a shared machine it is the steadier
+figure. Peak RSS is the process's ``ru_maxrss``.
+"""
+import os
+import resource
 import time
 
 import mxnet as mx
@@ -7,16 +19,53 @@ from mxnet import autograd, gluon
 
 from ..codecs import layout as output_layout
 from ..models import get_model
+from ..models.builder import quiet_unconsumed_warning
 from .context import get_contexts
+from .distributed import broadcast_parameters, create_kvstore, make_trainer
 from .losses import PoseLoss
+from .trainer import _check_finite, _read_loss_terms, _stack_loss_terms
+
+GIB = 1024.0 ** 3
 
 
-def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", iters=5, head=None):
-    """Print training samples/s of ``model`` at ``input_size_wh`` with a per-device ``batch``."""
+def peak_rss_gib():
+    """Peak resident memory of this process so far (GiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0 / GIB
+
+
+def current_rss_gib():
+    """Resident memory of this process now (GiB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / GIB
+
+
+def gradient_bytes(params):
+    """Bytes of the gradients one worker pushes per step (one copy per parameter)."""
+    return sum(int(np.prod(p.shape)) * np.dtype(p.dtype).itemsize
+               for p in params.values() if p.grad_req != "null")
+
+
+def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", iters=5,
+                head=None, profile=None, kvstore=None, phases=False, compression=None,
+                bigarray_bound=None, memory=False, sequential=False, static_alloc=True,
+                say=print):
+    """Time training steps of ``model`` at ``input_size_wh`` with a per-device ``batch``.
+
+    Returns a dict (``samples_per_s`` over all workers, per-step seconds, CPU seconds, phases,
+    ``gradient_bytes``, ``peak_rss_gib`` ...). ``profile``: write an MXNet profiler trace of two
+    steps to this JSON file (and the aggregate table next to it, ``.txt``). ``sequential``: wait
+    for the whole backward pass before the gradient push/pull (no overlap; for comparison).
+    """
+    kv, rank, num_workers = create_kvstore(kvstore, bigarray_bound=bigarray_bound)
+    if rank != 0:
+        say = lambda *a, **k: None   # noqa: E731
     ctx_list = get_contexts(gpus)
+    rss = [("start", current_rss_gib())]
     kwargs = {"head": head} if head else {}
     net = get_model(model, ctx=ctx_list, **kwargs)
-    net.hybridize(static_alloc=True, static_shape=True)
+    quiet_unconsumed_warning()
+    net.hybridize(static_alloc=static_alloc, static_shape=static_alloc)
+    rss.append(("parameters built", current_rss_gib()))
     head = getattr(net, "head")
     w, h = input_size_wh
     k = net.num_joints
@@ -26,23 +75,172 @@ def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", i
     target = mx.nd.array((rng.rand(n, 1, output_layout.num_channels(head, k), h // 4, w // 4) > 0.95))
     weight = mx.nd.ones((n, 1, k))
     loss_fn = PoseLoss(head, k)
-    trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 1e-3})
+    net(mx.nd.zeros((1, 3, h, w), ctx=ctx_list[0]))   # shapes known before the kvstore init
+    mx.nd.waitall()
+    trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 1e-3}, kv,
+                           compression=compression)
+    broadcast_parameters(net.collect_params(), kv)
+    global_batch = n * num_workers
+    grad_bytes = gradient_bytes(net.collect_params())
 
-    def step():
+    def forward_backward():
         xs = gluon.utils.split_and_load(x, ctx_list)
         ts = gluon.utils.split_and_load(target, ctx_list)
         ws = gluon.utils.split_and_load(weight, ctx_list)
         with autograd.record():
-            losses = [loss_fn(net(a), b, c)[0] for a, b, c in zip(xs, ts, ws)]
-        autograd.backward(losses)
-        trainer.step(n)
-        mx.nd.waitall()
+            results = [loss_fn(net(a), b, c) for a, b, c in zip(xs, ts, ws)]
+        if sequential:   # no overlap: the push/pull starts after the whole backward pass
+            autograd.backward([total for total, _ in results])
+            mx.nd.waitall()
+            terms = _stack_loss_terms(results)
+        else:
+            terms = _stack_loss_terms(results)
+            autograd.backward([total for total, _ in results])
+        values = _read_loss_terms(terms, [a.shape[0] for a in xs], n)
+        _check_finite(values, 0, 0)
 
+    def step():
+        forward_backward()
+        trainer.step(global_batch)
+
+    if memory:   # the first step in pieces
+        xs, ts, ws = ([a] for a in (x, target, weight)) if len(ctx_list) == 1 else (
+            gluon.utils.split_and_load(a, ctx_list) for a in (x, target, weight))
+        with autograd.record():
+            results = [loss_fn(net(a), b, c) for a, b, c in zip(xs, ts, ws)]
+        mx.nd.waitall()
+        rss.append(("forward (recorded)", current_rss_gib()))
+        autograd.backward([total for total, _ in results])
+        mx.nd.waitall()
+        rss.append(("backward", current_rss_gib()))
+        del results
+        trainer.step(global_batch)
+        mx.nd.waitall()
+        rss.append(("update (Adam states created)", current_rss_gib()))
     step()
-    tic = time.perf_counter()
+    mx.nd.waitall()
+    rss.append(("a full step", current_rss_gib()))
+    if memory:
+        _memory_breakdown(net, trainer, forward_backward, rss, say)
+    if profile:
+        if num_workers > 1:   # one trace per worker
+            root, ext = os.path.splitext(profile)
+            profile = "%s.rank%d%s" % (root, rank, ext)
+        _profile(step, profile, say, distributed=kv is not None and not isinstance(kv, str))
+        if kv is not None and not isinstance(kv, str):
+            say(_push_overlap(profile))
+    cpu0, tic = time.process_time(), time.perf_counter()
     for _ in range(iters):
         step()
-    speed = n * iters / (time.perf_counter() - tic)
-    print("%s %dx%d batch %d training (fwd + loss + bwd + Adam): %.2f samples/s"
-          % (model, h, w, n, speed))
-    return speed
+    mx.nd.waitall()
+    wall = (time.perf_counter() - tic) / iters
+    cpu = (time.process_time() - cpu0) / iters
+    result = {"model": model, "input_hw": (h, w), "batch_per_worker": n, "workers": num_workers,
+              "rank": rank,
+              "step_s": wall, "cpu_s_per_step": cpu, "samples_per_s": global_batch / wall,
+              "gradient_bytes": grad_bytes, "peak_rss_gib": peak_rss_gib()}
+    if phases:
+        result["phases"] = _time_phases(forward_backward, trainer, global_batch, kv, iters)
+    label = "%s %dx%d batch %d/worker x %d worker(s)" % (model, h, w, n, num_workers)
+    say("%s training (fwd + loss + bwd + %sAdam): %.3f s/step (CPU %.3f s/step), %.2f samples/s"
+        % (label, "push/pull + " if num_workers > 1 else "", wall, cpu, result["samples_per_s"]))
+    say("gradients: %.1f MB per worker per step; peak RSS %.2f GiB" % (grad_bytes / 1e6,
+                                                                        result["peak_rss_gib"]))
+    if phases:
+        ph = result["phases"]
+        say("phases with waits in between (s/step, wall / this worker's CPU): forward+backward "
+            "%.3f / %.3f, push/pull %.3f / %.3f, update %.3f / %.3f"
+            % tuple(ph[p + k] for k in ("forward_backward", "push_pull", "update")
+                    for p in ("", "cpu_")))
+    return result
+
+
+def _time_phases(forward_backward, trainer, global_batch, kv, iters):
+    """Mean seconds of each phase with an engine wait (and, distributed, a barrier) between."""
+    from .distributed import barrier
+    sums = dict.fromkeys(("forward_backward", "push_pull", "update", "cpu_forward_backward",
+                          "cpu_push_pull", "cpu_update"), 0.0)
+    clock = time.perf_counter
+    for _ in range(iters):
+        barrier(kv)   # the all-reduce then measures communication, not another worker's lag
+        t0, c0 = clock(), time.process_time()
+        forward_backward()
+        mx.nd.waitall()
+        t1, c1 = clock(), time.process_time()
+        barrier(kv)
+        t1b, c1b = clock(), time.process_time()
+        trainer.allreduce_grads()
+        mx.nd.waitall()
+        t2, c2 = clock(), time.process_time()
+        trainer.update(global_batch)
+        mx.nd.waitall()
+        t3, c3 = clock(), time.process_time()
+        for key, wall, cpu in (("forward_backward", t1 - t0, c1 - c0),
+                               ("push_pull", t2 - t1b, c2 - c1b), ("update", t3 - t2, c3 - c2)):
+            sums[key] += wall
+            sums["cpu_" + key] += cpu
+    return {key: v / iters for key, v in sums.items()}
+
+
+def _memory_breakdown(net, trainer, forward_backward, rss, say):
+    """Print the RSS after each phase and the bytes of parameters, gradients, Adam states."""
+    params = net.collect_params()
+    nbytes = sum(int(np.prod(p.shape)) * 4 for p in params.values())
+    grads = sum(int(np.prod(p.shape)) * 4 for p in params.values() if p.grad_req != "null")
+    forward_backward()
+    mx.nd.waitall()
+    rss.append(("second fwd+bwd", current_rss_gib()))
+    for label, value in rss:
+        say("RSS %-34s %.2f GiB" % (label, value))
+    say("parameters %.2f GiB, gradients %.2f GiB, Adam mean+var %.2f GiB, peak RSS %.2f GiB"
+        % (nbytes / GIB, grads / GIB, 2 * grads / GIB, peak_rss_gib()))
+
+
+def _profile(step, path, say, distributed=False):
+    """MXNet profiler trace (chrome://tracing JSON) of two steps (one when distributed), plus the
+    aggregate table."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    step()   # warm
+    mx.nd.waitall()
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True, continuous_dump=False,
+                           filename=path)
+    mx.profiler.set_state("run")
+    for _ in range(1 if distributed else 2):
+        step()
+    mx.nd.waitall()
+    mx.profiler.set_state("stop")
+    mx.profiler.dump()
+    table = mx.profiler.dumps(reset=True, format="table", sort_by="total", ascending=False)
+    txt = os.path.splitext(path)[0] + ".txt"
+    with open(txt, "w") as f:
+        f.write(table)
+    say("profile of %d step(s): %s (chrome://tracing), aggregate table: %s" % (1 if distributed else 2, path, txt))
+
+
+def _push_overlap(trace_path):
+    """From a profiler trace of one step: how many gradient push(pull)s started before the
+    backward pass ended, and how much of the backward pass was left then."""
+    import json
+    with open(trace_path) as f:
+        events = json.load(f)["traceEvents"]
+    spans = {}
+    for e in events:
+        if e.get("ph") in ("B", "E") and "name" in e:
+            spans.setdefault((e["name"], e.get("tid")), []).append((e["ph"], e["ts"]))
+    backward, pushes = [], []
+    for (name, _), marks in spans.items():
+        starts = [t for ph, t in marks if ph == "B"]
+        ends = [t for ph, t in marks if ph == "E"]
+        for begin, end in zip(starts, ends):
+            if "_backward" in name:
+                backward.append((begin, end))
+            elif name.startswith("KVStoreDist") and "Push" in name:
+                pushes.append(begin)
+    if not backward or not pushes:
+        return "push overlap: no backward/push events in the trace"
+    first, last = min(b for b, _ in backward), max(e for _, e in backward)
+    early = sorted(t for t in pushes if t < last)
+    return ("push overlap: %d of %d gradient pushes started before the backward pass ended; the "
+            "first %.0f ms after the backward pass began, %.0f ms before it ended"
+            % (len(early), len(pushes), ((early[0] if early else last) - first) / 1e3,
+               (last - (early[0] if early else last)) / 1e3))

@@ -55,12 +55,14 @@ from ..errors import CheckpointError, ConfigError, LaunchError
 from .launch import parent_death_signal_available, set_parent_death_signal
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
-           "make_trainer", "global_batch_size", "allreduce_scalars", "allgather_scalars",
+           "make_trainer", "check_compression", "compression_threshold", "global_batch_size",
+           "allreduce_scalars", "allgather_scalars",
            "check_same_start_epoch", "install_fail_fast", "exit_promptly_on_error",
            "watch_parent", "ShardSampler"]
 
 KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 _BROADCAST_KEY_BASE = 100000   # + parameter index
+_COMPRESSED_BROADCAST_BASE = 110000   # + call x number of parameters + index
 _SCALAR_KEY_BASE = 150000      # + hash of the scalar names
 _SCALAR_KEY_SPAN = 50000
 
@@ -70,8 +72,13 @@ def is_distributed(kv):
     return isinstance(kv, mx.kv.KVStore) and "dist" in kv.type
 
 
-def create_kvstore(name):
+def create_kvstore(name, bigarray_bound=None):
     """Create the kvstore named by a ``--kvstore`` option.
+
+    ``bigarray_bound``: arrays with more elements are split evenly over all servers (MXNet's
+    ``MXNET_KVSTORE_BIGARRAY_BOUND``, read when a dist kvstore is created; smaller arrays go
+    whole to one server chosen by key). None keeps MXNet's default (1,000,000); a value the
+    user put in the environment wins (it is what the process was started with).
 
     Returns ``(kv, rank, num_workers)``: ``kv`` is ``None`` for ``None``/``''``/``'none'``
     (single context, no kvstore); the plain name for ``'local'``/``'device'`` (the Trainer
@@ -98,6 +105,11 @@ def create_kvstore(name):
     install_fail_fast()
     if os.environ.get("GLUONPOSE_LAUNCHED"):
         watch_parent()
+    if bigarray_bound is not None and "MXNET_KVSTORE_BIGARRAY_BOUND" not in os.environ:
+        if int(bigarray_bound) != bigarray_bound or bigarray_bound < 1:
+            raise ValueError("kvstore big-array bound must be a positive integer, got %r"
+                             % (bigarray_bound,))
+        os.environ["MXNET_KVSTORE_BIGARRAY_BOUND"] = str(int(bigarray_bound))
     kv = mx.kv.create(name)
     # Held until exit: a kvstore freed early (e.g. by the garbage collector while an error is
     # being reported) would wait in ps-lite's shutdown barrier right there.
@@ -315,6 +327,9 @@ def broadcast_parameters(params, kv):
     if keys and keys[-1] >= _SCALAR_KEY_BASE:
         raise ValueError("too many parameters (%d) for the reserved broadcast key range"
                          % len(params))
+    if compression_threshold(kv) is not None:
+        _broadcast_by_init(kv, datas)
+        return
     _ensure_keys(kv, keys, [d[0] for d in datas])
     rank0 = kv.rank == 0
     for key, data in zip(keys, datas):
@@ -326,7 +341,63 @@ def broadcast_parameters(params, kv):
     kv._barrier()
 
 
-def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
+def check_compression(compression):
+    """``None``/``'none'`` -> None; ``{'type': '2bit', 'threshold': t > 0}`` -> that dict (as
+    MXNet's ``set_gradient_compression`` takes it); anything else: ValueError."""
+    if compression is None or compression == "none":
+        return None
+    if (not isinstance(compression, dict) or compression.get("type") != "2bit"
+            or set(compression) != {"type", "threshold"}):
+        raise ValueError("gradient compression must be None or {'type': '2bit', 'threshold': t}, "
+                         "got %r" % (compression,))
+    t = compression["threshold"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
+        raise ValueError("2bit gradient compression needs a positive threshold, got %r" % (t,))
+    return {"type": "2bit", "threshold": float(t)}
+
+
+def compression_threshold(kv):
+    """The 2-bit threshold :func:`make_trainer` set on ``kv``, or None."""
+    return getattr(kv, "_gluonpose_compression", None)
+
+
+class _PushThenPullTrainer(gluon.Trainer):
+    """A Trainer whose gradient all-reduce is a push and then a pull per parameter (priority
+    ``-index``, as Gluon's), not a pushpull: MXNet 1.9's dist kvstore refuses pushpull under
+    gradient compression ("Compression not supported with PushPull"). Sync kvstores with
+    ``update_on_kvstore=False`` only (what :func:`make_trainer` builds)."""
+
+    def _allreduce_grads(self):
+        if not self._kvstore:
+            return
+        for i, param in enumerate(self._params):
+            if param.grad_req != "null":
+                grads = param.list_grad()
+                self._kvstore.push(i, grads, priority=-i)
+                self._kvstore.pull(i, grads, priority=-i, ignore_sparse=self._distributed)
+
+
+def _broadcast_by_init(kv, datas):
+    """Broadcast under gradient compression (where a push would be quantized): fresh keys are
+    initialised with rank 0's values (an init push is never compressed, and only rank 0's is
+    sent), then every worker pulls them."""
+    count = getattr(kv, "_gluonpose_broadcasts", 0)
+    base = _COMPRESSED_BROADCAST_BASE + count * len(datas)
+    if base + len(datas) > _SCALAR_KEY_BASE:
+        raise RuntimeError("broadcast_parameters called too often under gradient compression")
+    kv._gluonpose_broadcasts = count + 1
+    keys = list(range(base, base + len(datas)))
+    _init_keys(kv, keys, [_plain_copy(d[0]) for d in datas])
+    pulled = [mx.nd.zeros(d[0].shape, ctx=d[0].context, dtype=d[0].dtype) for d in datas]
+    kv.pull(keys, out=pulled)
+    for buf, data in zip(pulled, datas):
+        for arr in data:
+            buf.copyto(arr)
+    mx.nd.waitall()
+    kv._barrier()
+
+
+def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compression=None):
     """Build a ``gluon.Trainer`` that can save its states in distributed mode.
 
     ``kvstore``: ``None``, a name (``'local'``, ``'device'``) or a KVStore from
@@ -338,7 +409,19 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
     called right after :func:`create_kvstore` or a forward pass (pending engine work is fine).
     ``dist_async`` keeps ``update_on_kvstore=True`` (MXNet requires it; states cannot be saved).
     Call ``trainer.step(global_batch_size(per_worker, num_workers))``.
+
+    ``compression``: None, or ``{'type': '2bit', 'threshold': t}`` for MXNet's 2-bit gradient
+    compression of the pushes (dist kvstores only; it is set before any key is created, as MXNet
+    requires; elsewhere it is ignored with a warning). Every later push through that kvstore is
+    quantized, so :func:`broadcast_parameters` and :func:`allreduce_scalars` then use
+    transports that survive it (init + pull; values sent as bits of exactly 0 or t).
     """
+    compression = check_compression(compression)
+    if compression and not is_distributed(kvstore):
+        logging.getLogger(__name__).warning(
+            "gradient compression applies to dist kvstores only; not used with kvstore %r",
+            getattr(kvstore, "type", kvstore))
+        compression = None
     if isinstance(kvstore, str) and kvstore.startswith("dist"):
         raise ValueError("make_trainer needs the KVStore object for %r: create it once with "
                          "create_kvstore(%r) and pass that" % (kvstore, kvstore))
@@ -349,12 +432,15 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None):
         raise RuntimeError("parameters %s are not initialised yet (deferred shape); run a "
                            "forward pass before make_trainer in distributed mode" % deferred[:5])
     update_on_kvstore = "async" in kvstore.type
-    trainer = gluon.Trainer(params, optimizer, optimizer_params, kvstore=kvstore,
-                            update_on_kvstore=update_on_kvstore)
+    cls = _PushThenPullTrainer if compression else gluon.Trainer
+    trainer = cls(params, optimizer, optimizer_params, kvstore=kvstore,
+                  update_on_kvstore=update_on_kvstore, compression_params=compression)
     # Private Trainer hooks (MXNet 1.9): create the kvstore now instead of in step 1, and do the
     # work of Trainer._init_params (kv.broadcast per key = init + immediate pull, which races)
     # ourselves: init every key, wait + barrier, then pull.
-    trainer._init_kvstore()
+    trainer._init_kvstore()   # sets the compression (before any key of it is created)
+    if compression:
+        kvstore._gluonpose_compression = compression["threshold"]
     params = [p for p in trainer._params_to_init]
     sparse = [p.name for p in params if p._stype != "default"]
     if sparse:
@@ -418,6 +504,9 @@ def allgather_scalars(kv, values):
     if not is_distributed(kv) or not names:
         return [dict(zip(names, local.tolist()))]
     _require_sync(kv, "allgather_scalars")
+    threshold = compression_threshold(kv)
+    if threshold is not None:
+        return [dict(zip(names, row)) for row in _allgather_bits(kv, names, local, threshold)]
     slots = np.zeros((kv.num_workers, len(names), 3), dtype=np.float32)
     slots[kv.rank] = _split_f64(local)
     key = _scalar_key(names)
@@ -427,6 +516,29 @@ def allgather_scalars(kv, values):
     kv.pushpull(key, arr, out=out)
     gathered = out.asnumpy().astype(np.float64).sum(axis=2)   # (num_workers, n) exact values
     return [dict(zip(names, row)) for row in gathered.tolist()]
+
+
+def _allgather_bits(kv, names, local, threshold):
+    """All-gather through a 2-bit compressing kvstore: each worker sends the 96 bits of each
+    value's three float32 parts as elements of exactly 0 or ``threshold`` in its own slot (the
+    quantizer passes those unchanged and leaves no residual); the pulled sums are decoded back.
+    Returns a (num_workers, n) float64 array."""
+    parts = _split_f64(local)                                         # (n, 3) float32
+    bits = np.unpackbits(parts.view(np.uint8).reshape(-1))           # (n * 3 * 32,)
+    slots = np.zeros((kv.num_workers, bits.size), dtype=np.float32)
+    slots[kv.rank] = bits.astype(np.float32) * np.float32(threshold)
+    key = _scalar_key(names + ["__2bit__"])
+    arr = mx.nd.array(slots, dtype=np.float32)
+    _ensure_keys(kv, [key], [arr])
+    out = mx.nd.zeros_like(arr)
+    kv.push(key, arr)   # no pushpull under compression (MXNet 1.9)
+    kv.pull(key, out=out)
+    ratio = out.asnumpy() / np.float32(threshold)
+    decoded = np.rint(ratio)
+    if np.abs(ratio - decoded).max() > 0.25 or decoded.min() < 0 or decoded.max() > 1:
+        raise RuntimeError("scalar all-gather through the compressing kvstore came back garbled")
+    raw = np.packbits(decoded.astype(np.uint8), axis=1).view(np.float32)
+    return raw.reshape(kv.num_workers, len(names), 3).astype(np.float64).sum(axis=2)
 
 
 def check_same_start_epoch(kv, epoch, work_dir=None):

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field
 from ..errors import ConfigError, MissingFileError
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
-           "ssh_argv", "build_local_plan", "build_ssh_plan", "run_plan", "ps_role_command",
+           "ssh_argv", "local_thread_env", "build_local_plan", "build_ssh_plan", "run_plan",
+           "ps_role_command",
            "set_parent_death_signal", "parent_death_signal_available"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -173,17 +174,44 @@ def _roles(num_workers, num_servers):
             + [("worker%d" % i, "worker", i) for i in range(num_workers)])
 
 
+def local_thread_env(num_workers, base_env, extra_env=None, cores=None):
+    """Thread variables for the processes of a job on this host: unless the user chose threads
+    (``OMP_NUM_THREADS``/MXNet thread variables in the environment or ``--env``), every worker
+    gets ``max(1, cores // workers)`` OpenMP threads (marked as chosen, so a worker with several
+    CPU contexts divides them further) and the scheduler/servers 1. Returns
+    ``(worker_env, server_env, note)``; empty dicts when the user chose."""
+    from ..utils.threads import AUTO_MARK, available_cores, threads_for, user_thread_settings
+    merged = dict(base_env)
+    merged.update(extra_env or {})
+    user = user_thread_settings(merged)
+    if user:
+        return {}, {}, "threads: %s set by the user" % ", ".join(
+            "%s=%s" % (n, merged[n]) for n in user)
+    cores = available_cores() if cores is None else int(cores)
+    per = threads_for(cores, num_workers)
+    note = ("threads: %d cores / %d worker(s) on this host -> OMP_NUM_THREADS=%d per worker, 1 "
+            "per server (set OMP_NUM_THREADS to choose yourself)" % (cores, num_workers, per))
+    return ({"OMP_NUM_THREADS": str(per), AUTO_MARK: str(per)},
+            {"OMP_NUM_THREADS": "1", AUTO_MARK: "1"}, note)
+
+
 def build_local_plan(command, num_workers, num_servers, port=None, env=None,
-                     server_command=None, verbose=0, base_env=None):
-    """All processes on this machine over 127.0.0.1; ``port`` picked free when None."""
+                     server_command=None, verbose=0, base_env=None, notes=None):
+    """All processes on this machine over 127.0.0.1; ``port`` picked free when None. Thread
+    variables as :func:`local_thread_env` chooses them (its note appended to ``notes``)."""
     _check_counts(num_workers, num_servers)
     if not command:
         raise ConfigError("no worker command given (put it after '--')")
     port = port or find_free_port()
     server_command = list(server_command or ps_role_command())
+    base = dict(os.environ if base_env is None else base_env)
+    worker_threads, server_threads, note = local_thread_env(num_workers, base, env)
+    if notes is not None:
+        notes.append(note)
     plan = []
     for name, role, index in _roles(num_workers, num_servers):
-        full = dict(os.environ if base_env is None else base_env)
+        full = dict(base)
+        full.update(worker_threads if role == "worker" else server_threads)
         full.update(dmlc_env(role, "127.0.0.1", port, num_workers, num_servers, "127.0.0.1",
                              verbose))
         if role != "scheduler":

@@ -15,10 +15,12 @@ from ..errors import ConfigError
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
 from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
-                          create_kvstore, exit_promptly_on_error, make_trainer)
+                          create_kvstore, exit_promptly_on_error, is_distributed,
+                          make_trainer)
 from .losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
+from ..utils.threads import describe_threads
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +50,30 @@ def setup_logging(work_dir, rank):
                         handlers=handlers, force=True)
 
 
+def kvstore_options(tcfg):
+    """``train`` section -> (compression dict or None, big-array bound), type-checked (also
+    ``train.static_alloc``): ConfigError naming the key and its valid values."""
+    from ..errors import ConfigError
+    from .distributed import check_compression
+    kind = tcfg.gradient_compression
+    if kind not in ("none", "2bit"):
+        raise ConfigError("train.gradient_compression must be 'none' or '2bit', got %r" % (kind,))
+    threshold = tcfg.compression_threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+            0 < threshold < float("inf")):
+        raise ConfigError("train.compression_threshold must be a positive number, got %r"
+                          % (threshold,))
+    bound = tcfg.kvstore_bigarray_bound
+    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
+        raise ConfigError("train.kvstore_bigarray_bound must be a positive integer (elements), "
+                          "got %r" % (bound,))
+    if not isinstance(tcfg.static_alloc, bool):
+        raise ConfigError("train.static_alloc must be true or false, got %r" % (tcfg.static_alloc,))
+    compression = check_compression(None if kind == "none" else
+                                    {"type": kind, "threshold": float(threshold)})
+    return compression, bound
+
+
 def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None):
     """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. ``resume``: False, True (the
     newest checkpoint of the work dir, if any) or the path of a checkpoint (its ``epoch_N.json`` or
@@ -56,12 +82,13 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
 
     In a distributed job an error on this worker makes it exit promptly once the error is
     reported (see ``distributed.exit_promptly_on_error``), so the launcher stops the job."""
-    kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore)
+    compression, bound = kvstore_options(cfg.train)
+    kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
     with exit_promptly_on_error(kv):
-        return _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate)
+        return _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression)
 
 
-def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
+def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression=None):
     tcfg = cfg.train
     work_dir = tcfg.work_dir
     setup_logging(work_dir, rank)
@@ -82,9 +109,9 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
 
     net = build_model(ctx=ctx_list, **dict(cfg.model))
     quiet_unconsumed_warning()
-    net.hybridize(static_alloc=True, static_shape=True)
+    net.hybridize(static_alloc=tcfg.static_alloc, static_shape=tcfg.static_alloc)
     trainer = make_trainer(net.collect_params(), tcfg.optimizer,
-                           {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv)
+                           {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv, compression=compression)
     start_epoch = 0
     ckpt_dir = work_dir
     if isinstance(resume, str):  # --resume PATH: that checkpoint (a work dir: its newest that loads)
@@ -107,6 +134,12 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate):
         dump_config(cfg, os.path.join(work_dir, "config.yaml"))
     LOG.info("%d training samples, %d worker(s) x %d per worker, %d steps per epoch, contexts %s",
              len(dataset), num_workers, per_worker_batch, len(loader), ctx_list)
+    LOG.info("threads: %s", describe_threads())
+    if is_distributed(kv):
+        LOG.info("kvstore %s: arrays over %s elements split over the servers, gradient "
+                 "compression %s", kv.type, os.environ.get("MXNET_KVSTORE_BIGARRAY_BOUND",
+                                                           "1000000"),
+                 "2bit (threshold %g)" % compression["threshold"] if compression else "off")
 
     if validate is None and tcfg.val_interval and cfg.data.val and rank == 0:
         from ..evaluation.runner import make_validate_hook

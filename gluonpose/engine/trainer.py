@@ -1,7 +1,12 @@
 """The training loop, readable top to bottom.
 
 Per step: ``split_and_load`` the batch over the contexts -> forward under ``autograd.record`` ->
-per-stage loss -> backward -> finiteness check -> ``trainer.step(global batch)``. ``dist_sync`` sums
+per-stage loss -> backward -> finiteness check -> ``trainer.step(global batch)``. The loss terms of
+all devices are read with one device->host transfer queued before the backward pass, so the check
+waits for the forward pass only; ``trainer.step`` then queues the per-parameter gradient
+push/pull (Gluon gives parameter ``i`` priority ``-i``) while the backward pass still runs, so
+with a dist kvstore communication overlaps the backward pass, and the update of a step can only
+happen after its check. ``dist_sync`` sums
 gradients over workers, so the step normalises by the *global* batch (per-worker batch x workers).
 Per epoch (rank 0): metrics CSV row, atomic checkpoint, *then* the optional validation hook (a
 failure there is logged and leaves the AP cell empty unless ``val_errors='stop'``; the AP is filled
@@ -46,6 +51,30 @@ def _check_finite(values, epoch, iteration):
 
 
 LOSS_TERMS = ("loss", "heatmap", "offset")
+
+
+def _stack_loss_terms(results):
+    """Per-device ``(total per sample, {"heatmap", "offset"})`` -> one (devices, 3) NDArray on
+    the first device: [sum of totals, heatmap, offset] per device. Queued before the backward
+    pass, so reading it waits for the forward pass only (the backward pass, and with a kvstore
+    the per-parameter gradient push/pull queued by ``trainer.step``, go on meanwhile)."""
+    rows = []
+    ctx = results[0][0].context
+    for total, terms in results:
+        row = mx.nd.concat(total.sum().reshape((1,)), terms["heatmap"].reshape((1,)),
+                           terms["offset"].reshape((1,)), dim=0)
+        rows.append(row if row.context == ctx else row.as_in_context(ctx))
+    return mx.nd.stack(*rows) if len(rows) > 1 else rows[0].reshape((1, 3))
+
+
+def _read_loss_terms(stacked, device_batches, batch):
+    """One device->host transfer of :func:`_stack_loss_terms`' array -> ``{term: per-sample mean
+    over this worker's batch}`` (float64 arithmetic on the float32 device values)."""
+    rows = stacked.asnumpy().astype("float64")
+    values = {"loss": sum(float(v) for v in rows[:, 0]) / batch}
+    for col, key in ((1, "heatmap"), (2, "offset")):
+        values[key] = sum(float(v) * n for v, n in zip(rows[:, col], device_batches)) / batch
+    return values
 
 
 def _mean_over_workers(kvstore, sums, count):
@@ -125,12 +154,10 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
             ws = gluon.utils.split_and_load(weights, ctx_list, batch_axis=0)
             with autograd.record():
                 results = [loss_fn(net(x), t, w) for x, t, w in zip(xs, ts, ws)]
+            terms = _stack_loss_terms(results)   # queued before the backward pass
             autograd.backward([total for total, _ in results])
             batch = images.shape[0]
-            values = {"loss": sum(total.sum().asscalar() for total, _ in results) / batch}
-            for key in ("heatmap", "offset"):
-                values[key] = sum(terms[key].asscalar() * x.shape[0] for (_, terms), x
-                                  in zip(results, xs)) / batch
+            values = _read_loss_terms(terms, [x.shape[0] for x in xs], batch)
             _check_finite(values, epoch, i)
             trainer.step(global_batch)
             seen += batch

@@ -5,6 +5,9 @@
   python scripts/benchmark.py --model hrnet_w32 --size 192 256 --batch 8          # inference + fwd/bwd
   python scripts/benchmark.py --model mshrnet_w48_2stage --size 288 384 --batch 4 --no-backward
   python scripts/benchmark.py --loader --size 288 384                                # data pipeline
+  python scripts/benchmark.py --train --size 192 256 --batch 8 --profile step.json    # training step
+  python scripts/launch_dist.py -n 2 -s 1 -- python scripts/benchmark.py --train --kvstore dist_sync \
+      --size 96 128 --batch 2 --phases                                               # communication
 
 Set OMP_NUM_THREADS to the number of cores (MXNet's default oversubscribes small machines).
 """
@@ -35,6 +38,20 @@ def parse_args(argv=None):
     p.add_argument("--mkldnn", action="store_true", help="optimize_for(backend='MKLDNN') for inference")
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
+    p.add_argument("--profile", default=None, metavar="OUT.json",
+                   help="--train: MXNet profiler trace of 2 steps (+ OUT.txt aggregate table)")
+    p.add_argument("--phases", action="store_true", help="--train: also time forward+backward, "
+                   "gradient push/pull and update separately (waits in between)")
+    p.add_argument("--memory", action="store_true", help="--train: RSS after each phase")
+    p.add_argument("--dynamic", action="store_true", help="--train: hybridize without "
+                   "static_alloc/static_shape (memory comparison)")
+    p.add_argument("--sequential", action="store_true", help="--train: wait for the whole "
+                   "backward pass before the gradient push/pull (no overlap; for comparison)")
+    p.add_argument("--kvstore", default=None, help="--train under scripts/launch_dist.py: dist_sync")
+    p.add_argument("--compression", type=float, default=None, metavar="THRESHOLD",
+                   help="--train, dist: MXNet 2-bit gradient compression with this threshold")
+    p.add_argument("--bigarray-bound", type=int, default=None,
+                   help="--train, dist: split arrays above this many elements over the servers")
     p.add_argument("--workers", type=int, default=0, help="loader benchmark: DataLoader workers")
     p.add_argument("--coco-dir", default=os.path.join(ROOT, "tests", "data", "samples", "coco"),
                    help="loader benchmark: folder with test_coco.json and its jpgs (default: the repository's "
@@ -83,7 +100,15 @@ def run(args):
         bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)
     elif args.train:
         from gluonpose.engine.benchmark import bench_train
-        bench_train(args.model, args.size, args.batch, args.gpus, args.iters, args.head)
+        res = bench_train(args.model, args.size, args.batch, args.gpus, args.iters, args.head,
+                          profile=args.profile, kvstore=args.kvstore, phases=args.phases,
+                          memory=args.memory, bigarray_bound=args.bigarray_bound,
+                          sequential=args.sequential, static_alloc=not args.dynamic,
+                          compression=None if args.compression is None else
+                          {"type": "2bit", "threshold": args.compression})
+        if res.get("rank", 0) == 0:
+            print("RESULT train %s %dx%d samples/s: %.3f"
+                  % (args.model, args.size[1], args.size[0], res["samples_per_s"]))
     else:
         return bench_model(args)
     return 0

@@ -71,8 +71,10 @@ def main(argv=None):
         launcher = args.launcher or ("ssh" if args.hostfile else "local")
         common = dict(port=args.port, env=env, server_command=server_command,
                       verbose=args.verbose)
+        notes = []
         if launcher == "local":
-            plan = build_local_plan(command, args.num_workers, num_servers, **common)
+            plan = build_local_plan(command, args.num_workers, num_servers, notes=notes,
+                                    **common)
         else:
             if not args.hostfile:
                 raise ConfigError("the ssh launcher needs -H/--hostfile")
@@ -81,6 +83,9 @@ def main(argv=None):
                                   cwd=args.cwd, **common)
     except UserError as err:
         return report_user_error(err)
+    for note in notes:
+        sys.stdout.write("[launch] %s\n" % note)
+    sys.stdout.flush()
     return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
 
 

@@ -45,13 +45,15 @@ def parse_args(argv=None):
 
 def run(args):
     from gluonpose.config import load_config
-    from gluonpose.engine.context import get_contexts
+    from gluonpose.utils.threads import configure_threads
 
     overrides = list(args.overrides)
     if args.work_dir:
         overrides.append("train.work_dir=%s" % args.work_dir)
     cfg = load_config(args.config, overrides)
     gpus = cfg.train.gpus if args.gpus is None else args.gpus
+    configure_threads(gpus)   # OpenMP threads per context: before mxnet is loaded
+    from gluonpose.engine.context import get_contexts
     get_contexts(gpus, check_available=True)  # before any data set or network is built
     if isinstance(args.resume, str):
         from gluonpose.engine.checkpoint import resume_record
