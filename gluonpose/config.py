@@ -59,15 +59,15 @@ DEFAULTS = {
         "det_json": "",                   # person detections (COCO results format) for testing
         "on_bad": "skip",                 # skip | raise: bad records / images
     },
-    "augment": {                          # the report: rotation +-30, scale 0.8-1.2, flip, half-body
-        "rotation": 30.0,                 # max |degrees|
-        "rotation_sigma": None,           # None = uniform in [-rotation, rotation]; else normal sigma
-        "rotation_prob": 1.0,
-        "scale_range": [0.8, 1.2],
-        "scale_sigma": None,              # None = uniform in scale_range; else 1 + sigma * N, clipped
+    "augment": {                          # the report: rotation [-30, 30], scale [0.8, 1.2], flip, half-body
+        "sampling": "official",           # official (HRNet JointsDataset: clipped normals, rotation w.p. 0.6)
+                                          # | uniform (uniform in the same bounds, every sample rotated)
+        "rot_factor": 15.0,               # ROT_FACTOR: rotation clip(N * rf, -2 rf, 2 rf) degrees
+        "scale_factor": 0.2,              # SCALE_FACTOR: scale clip(1 + N * sf, 1 - sf, 1 + sf)
+        "rotation_prob": None,            # None = the sampling's (0.6 official, 1.0 uniform)
         "flip_prob": 0.5,
         "half_body_prob": 0.3,
-        "half_body_min_joints": 8,
+        "half_body_min_joints": 8,        # half-body only with MORE labelled joints than this
     },
     "loader": {
         "batch_size_per_device": 32,
@@ -122,6 +122,7 @@ CHOICES = {
     ("data", "on_bad"): ("skip", "raise"),
     ("train", "val_errors"): ("continue", "stop"),
     ("train", "gradient_compression"): ("none", "2bit"),
+    ("augment", "sampling"): ("official", "uniform"),
 }
 
 
@@ -130,6 +131,48 @@ def _check_choices(cfg):
         value = cfg[section][key]
         if value not in valid:
             raise ConfigError("%s.%s must be one of %s, got %r" % (section, key, ", ".join(valid), value))
+
+
+def _number(lo=None, hi=None, hi_open=False, none=False, integer=False):
+    """Checker for a number in [lo, hi] (or [lo, hi)); ``none`` also accepts null."""
+    kind = "an integer" if integer else "a number"
+    if hi is None:
+        rng = "" if lo is None else " >= %s" % lo
+    else:
+        rng = " in [%s, %s%s" % (lo, hi, ")" if hi_open else "]")
+    want = kind + rng + (" or null" if none else "")
+
+    def check(value):
+        if value is None:
+            return none
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            return False
+        if lo is not None and value < lo:
+            return False
+        return hi is None or (value < hi if hi_open else value <= hi)
+    check.want = want
+    return check
+
+
+#: Numbers checked at load time (section -> key -> checker with a ``want`` description).
+CHECKS = {
+    "augment": {
+        "rot_factor": _number(0, 180),
+        "scale_factor": _number(0, 1, hi_open=True),
+        "rotation_prob": _number(0, 1, none=True),
+        "flip_prob": _number(0, 1),
+        "half_body_prob": _number(0, 1),
+        "half_body_min_joints": _number(0, integer=True),
+    },
+}
+
+
+def _check_values(cfg):
+    for section, checks in CHECKS.items():
+        for key, check in checks.items():
+            value = cfg[section][key]
+            if not check(value):
+                raise ConfigError("%s.%s must be %s, got %r" % (section, key, check.want, value))
 
 
 class Config(dict):
@@ -236,6 +279,7 @@ def load_config(path=None, overrides=()):
             update = {k: update}
         _merge(cfg, update, DEFAULTS)
     _check_choices(cfg)
+    _check_values(cfg)
     return _freeze(cfg)
 
 

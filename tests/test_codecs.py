@@ -27,6 +27,7 @@ import pytest
 
 from gluonpose.codecs import (GaussianHeatmapCodec, HeatmapOffsetCodec, MultiStageTargets,
                               build_codec, build_stage_codecs, layout)
+from gluonpose.codecs.grid import grid_errors, round_trip
 from gluonpose.data import geometry as geo
 
 SIZES = [((192, 256), 2.0), ((288, 384), 3.0)]
@@ -125,6 +126,90 @@ def test_offset_round_trip_real_coco(coco_people, size, sigma, mode):
         codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
         dist, _ = round_trip_errors(codec, coco_people)
         assert dist.max() < 0.05, (udp, dist.max())
+
+
+# ---------------------------------------------------------------- dense grid over the whole crop
+#: (input size, interior step, corner-block step): every 2nd / 6th / 8th pixel of the crop, every
+#: 1st / 2nd / 3rd pixel of the four corner blocks (as wide as the decoders' reach,
+#: (blur / 2 + ceil(R) + 2) heatmap px: 52 / 76 / 96 input px) and every pixel of the four
+#: borders. ``scripts/benchmark.py --codec-grid`` runs every pixel of the three crops
+#: (docs/benchmarks.md: 0 positions above 0.05 px, max 7e-7 px).
+GRIDS = [((192, 256), 2, 1), ((288, 384), 6, 2), ((384, 512), 8, 3)]
+
+
+@pytest.mark.parametrize("size,step,band_step", GRIDS)
+@pytest.mark.parametrize("mode", ["hough", "argmax"])
+def test_offset_dense_grid_round_trip(size, step, band_step, mode):
+    """decode(encode(p)) == p within 0.05 px at every grid position, sub-pixel offsets cycled
+    (-3/8, -1/8, 1/8, 3/8 px), the borders and the four corners exact, udp on and off."""
+    for udp in (True, False):
+        codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
+        band = int(codec.stride[0] * (codec.blur_kernel // 2 + np.ceil(codec.radius) + 2))
+        points, err, scores, weight = grid_errors(codec, step=step, band=band, band_step=band_step)
+        w, h = size
+        for corner in ([0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1]):
+            assert (points == corner).all(axis=1).any()
+        assert (weight == 1).all()
+        worst = points[np.argmax(err)]
+        assert err.max() < 0.05, (udp, err.max(), worst)
+        assert scores.min() > 0.2                  # every joint decodes as a confident one
+
+
+def test_argmax_no_longer_pulled_into_the_corner():
+    """The case of the issue: a joint 13 px from the corner of a 256x192 crop. With OpenCV's mirror
+    padding the blurred maximum sits on the corner pixel, outside the disk (18.4 px off); the
+    zero-padded blur keeps it inside."""
+    from gluonpose.codecs.common import argmax_2d, blur_maps
+    codec = HeatmapOffsetCodec((192, 256), decode="argmax")
+    kp = np.full((17, 2), 96.0)
+    kp[0] = [13.0, 13.0]
+    target = codec.encode(kp, np.ones(17))["target"][None]
+    mirrored, _ = argmax_2d(blur_maps(target[:, :1], codec.blur_kernel, mode="mirror"))
+    assert tuple(mirrored[0, 0]) == (0, 0)        # the failure the zero padding removes
+    coords, _ = codec.decode(target)
+    np.testing.assert_allclose(coords[0, 0], kp[0], atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [g[0] for g in GRIDS])
+def test_offset_joints_outside_the_crop(size):
+    """Joints 1-8 px outside the crop (every side, the corners, sub-pixel steps): weight 0, an
+    empty target, and a decode score of 0, never a confident position; joints on the crop's
+    outer pixel edge (0.5 px out) are still labelled and exact."""
+    w, h = size
+    d = np.arange(1.0, 8.01, 0.5)
+    t = np.linspace(-8.0, max(w, h) + 8.0, 23)
+    pts = np.concatenate([np.stack(v, axis=1) for dd in d for v in (
+        (np.full_like(t, -dd), t), (np.full_like(t, w - 1 + dd), t),
+        (t, np.full_like(t, -dd)), (t, np.full_like(t, h - 1 + dd)))])
+    for mode in ("hough", "argmax"):
+        for udp in (True, False):
+            codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
+            coords, scores, weight = round_trip(codec, pts)
+            assert (weight == 0).all()
+            assert (scores == 0).all()
+            edge = np.array([[-0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h / 2.0], [w / 2.0, h - 0.5]])
+            coords, scores, weight = round_trip(codec, edge)
+            assert (weight == 1).all() and scores.min() > 0.2
+            np.testing.assert_allclose(coords, edge, atol=0.05)
+    kept = HeatmapOffsetCodec(size, label_outside=True)
+    coords, scores, weight = round_trip(kept, [[-4.0, h / 2.0], [w + 3.0, 10.0]])
+    assert (weight == 1).all()
+    np.testing.assert_allclose(coords, [[-4.0, h / 2.0], [w + 3.0, 10.0]], atol=0.05)
+
+
+def test_hough_decode_flags_non_finite_maps():
+    codec = HeatmapOffsetCodec((192, 256))
+    target = codec.encode(np.full((17, 2), 100.0), np.ones(17))["target"][None]
+    target[0, 3, 10, 10] = np.nan
+    target[0, 17 + 5, 0, 0] = np.inf
+    _, scores = codec.decode(target)
+    assert np.isnan(scores[0, 3]) and np.isnan(scores[0, 5])
+    assert np.isfinite(np.delete(scores[0], [3, 5])).all()
+
+
+def test_default_decoder_is_hough():
+    assert HeatmapOffsetCodec().decode_mode == "hough"
+    assert build_codec("heatmap_offset").decode_mode == "hough"
 
 
 @pytest.mark.parametrize("size,sigma", SIZES)

@@ -22,8 +22,8 @@ def coco_records(data_dir):
 
 def _dataset(records, **kw):
     codec = build_codec("heatmap_offset", input_size_wh=(64, 64), heatmap_size_wh=(16, 16))
-    return TopDownDataset(records, TopDownTrainTransform(codec, rotation=30, rotation_sigma=None,
-                                                         scale_range=(0.8, 1.2), scale_sigma=None), **kw)
+    return TopDownDataset(records, TopDownTrainTransform(codec, sampling="uniform", rot_factor=15,
+                                                         scale_factor=0.2), **kw)
 
 
 def _epoch_batches(ds, epoch, workers):

@@ -38,7 +38,7 @@ def trained(coco, tmp_path_factory):
         "codec.type=heatmap_offset", "codec.input_size=[96,128]", "codec.heatmap_size=[24,32]",
         "codec.params={radius: 2.5}",
         "data.train=[%s]" % data, "data.val=%s" % data,
-        "augment.rotation=0", "augment.scale_range=[1.0,1.0]", "augment.flip_prob=0.5",
+        "augment.rot_factor=0", "augment.scale_factor=0", "augment.flip_prob=0.5",
         "augment.half_body_prob=0",
         "loader.batch_size_per_device=12", "loader.num_workers=0",
         "train.lr=1.0e-4", "train.epochs=%d" % EPOCHS, "train.lr_steps=[200]", "train.seed=0",

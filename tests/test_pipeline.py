@@ -41,8 +41,7 @@ def _denormalize(chw):
 
 
 def _strong(codec, **kw):
-    args = dict(rotation=40.0, rotation_sigma=None, rotation_prob=1.0, scale_range=(0.8, 1.2),
-                scale_sigma=None, half_body_prob=0.0)
+    args = dict(sampling="uniform", rot_factor=20.0, scale_factor=0.2, half_body_prob=0.0)
     args.update(kw)
     return TopDownTrainTransform(codec, **args)
 
@@ -150,7 +149,7 @@ def test_multistage_and_half_body(coco):
     codec = build_codec("heatmap_offset", stage_radii=(5.0, 3.5))
     image, rec = coco[0]
     transform = TopDownTrainTransform(codec, half_body_prob=1.0, half_body_upper_prob=1.0,
-                                      rotation_prob=0.0, scale_range=(1.0, 1.0), flip_prob=0.0)
+                                      rotation_prob=0.0, scale_factor=0.0, flip_prob=0.0)
     s = transform(image, rec, sample_rng(0, 0, 0))
     assert s["target"].shape == (2, 51, 64, 48) and s["target_weight"].shape == (2, 17)
     upper = rec.keypoints[:11]

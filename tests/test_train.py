@@ -28,7 +28,7 @@ model: {name: mshrnet_w8_2stage, head: heatmap_offset}
 codec: {type: heatmap_offset, input_size: [64, 64], heatmap_size: [16, 16]}
 data:
   train: [{type: coco, ann_file: %s/test_coco.json, img_prefix: %s}]
-augment: {rotation: 30, scale_range: [0.8, 1.2], flip_prob: 0.5, half_body_prob: 0.3}
+augment: {sampling: uniform, rot_factor: 15, scale_factor: 0.2, flip_prob: 0.5, half_body_prob: 0.3}
 loader: {batch_size_per_device: 2, num_workers: 0}
 train: {lr: 1.0e-3, lr_steps: [1], epochs: 2, warmup_epochs: 0.5, log_interval: 1, seed: 3}
 """ % (coco, coco)

@@ -32,7 +32,7 @@ def person(data_dir):
 def test_offset_arrows_end_on_the_keypoints(person, tmp_path):
     image, rec = person
     codec = HeatmapOffsetCodec((192, 256))
-    sample = TopDownTrainTransform(codec, rotation=30.0, half_body_prob=0.0)(image, rec,
+    sample = TopDownTrainTransform(codec, rot_factor=15.0, half_body_prob=0.0)(image, rec,
                                                                             sample_rng(0, 0, 0))
     joints, starts, ends = offset_vectors(sample["target"], codec)
     assert len(joints) >= 17 * 9                         # every joint's disk has arrows

@@ -5,21 +5,31 @@ Target for keypoint k at heatmap position ``u = x / stride`` (UDP stride ``(in-1
 * heatmap ``h_k(p) = 1`` if ``|p - u| <= R`` else 0  (the disk, R in heatmap pixels);
 * offsets ``o_k(p) = (u - p) / R`` inside the disk, 0 outside (values in [-1, 1]). Offsets are
   only meaningful inside the disk: a loss must mask them with the heatmap target (G-RMI, UDP);
-* ``target_weight`` = input weight, 0 when no disk pixel lies inside the map.
+* ``target_weight`` = input weight, 0 for a joint outside the crop's pixel area
+  ``[-0.5, w - 0.5] x [-0.5, h - 0.5]`` (it cannot be seen in the crop; ``label_outside=True``
+  keeps it while any disk pixel lies in the map) and 0 when no disk pixel lies in the map.
 
 Channels are blocked: ``[heatmaps K | x-offsets K | y-offsets K]`` (``codecs/layout.py``).
 
 Decoders (both return input-crop pixels):
 
-* ``'argmax'`` (UDP-Pose): Gaussian-blur the heatmap (``blur_kernel``, 0 = off), take its argmax
-  ``p`` and return ``p + R * o(p)`` (offsets optionally blurred with ``offset_blur_kernel``; UDP
-  uses 15 and 7). Score: the blurred maximum divided by the blurred maximum of an ideal disk, so a
-  perfect prediction scores 1, comparable to Gaussian maxima (the OKS rescoring threshold 0.2).
-* ``'hough'`` (G-RMI): every pixel votes at ``p + R * o(p)`` with weight ``max(h(p), 0)``,
-  splatted bilinearly into a vote map (padded by ``ceil(R) + 2`` pixels so keypoints just outside
-  the map can win); the argmax cell is refined to the centroid of the vote mass in the
-  ``(2 r + 1)^2`` window around it (``hough_refine_radius`` r), which is exact for consistent
-  votes because a bilinear splat preserves the first moment. Score: that window's mass / (pi R^2).
+* ``'hough'`` (default; G-RMI, the report's "following [15]"): every pixel votes at
+  ``p + R * o(p)`` with weight ``max(h(p), 0)``, splatted with a bilinear kernel into a vote map
+  (padded by ``ceil(R) + 2`` pixels so keypoints just outside the map can win); the keypoint is
+  the argmax cell of the vote map, refined to the centroid of the vote mass in the
+  ``(2 r + 1)^2`` window around it (``hough_refine_radius`` r): exact for consistent votes, as a
+  bilinear splat preserves the first moment, and the mean of many voters' offsets rather than
+  one pixel's. (G-RMI votes on maps upsampled to the crop resolution and takes the argmax
+  there; on the heatmap lattice the centroid gives the sub-pixel part.) Score: that window's
+  mass / (pi R^2).
+* ``'argmax'`` (UDP-Pose style): Gaussian-blur the heatmap (``blur_kernel``, 0 = off) with zero
+  padding, take its argmax ``p`` and return ``p + R * o(p)`` (offsets optionally blurred with
+  ``offset_blur_kernel``; UDP uses 15 and 7). UDP-Pose blurs with OpenCV's default mirror
+  padding, which near a crop corner makes the mirrored disks outweigh the real one: the argmax
+  lands on the corner pixel, outside the disk, and the joint comes out 16-35 px off (0.3% of
+  crop positions); zero padding keeps the maximum inside the disk everywhere. Score: the blurred
+  maximum divided by the blurred maximum of an ideal disk, so a perfect prediction scores 1,
+  comparable to Gaussian maxima (the OKS rescoring threshold 0.2).
 
 Cost (2 CPU cores, batch 32, 96x72 maps): argmax 1.4 ms / sample, Hough 20 ms / sample.
 
@@ -58,7 +68,7 @@ class HeatmapOffsetCodec:
         num_joints: K.
         udp: UDP stride (default). With ``udp=False`` the official stride ``in/out`` is used and
             ``flip_back`` corrects the resulting 0.75-px flip bias exactly inside the offsets.
-        decode: ``'argmax'`` or ``'hough'``.
+        decode: ``'hough'`` (G-RMI, default) or ``'argmax'`` (UDP-Pose style).
         blur_kernel: odd Gaussian kernel for the heatmap before the argmax (0 = none; default
             scaled with the heatmap size, see :func:`default_blur_kernel`).
         offset_blur_kernel: odd Gaussian kernel for the offset maps (0 = none).
@@ -67,13 +77,16 @@ class HeatmapOffsetCodec:
         heatmap_activation: ``None`` (the heatmap channels are the disk probabilities, trained
             with MSE) or ``'sigmoid'`` (they are logits, trained with the logistic loss of G-RMI;
             decoding applies the sigmoid first).
+        label_outside: keep the target of a joint outside the crop's pixel area while any of its
+            disk pixels lies in the map (default False: such a joint gets weight 0).
     """
 
     layout = _layout.HEATMAP_OFFSET
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, radius=None, num_joints=17,
-                 udp=True, decode="argmax", blur_kernel=None, offset_blur_kernel=0,
-                 hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS, heatmap_activation=None):
+                 udp=True, decode="hough", blur_kernel=None, offset_blur_kernel=0,
+                 hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS, heatmap_activation=None,
+                 label_outside=False):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.heatmap_size_wh = default_heatmap_size(self.input_size_wh, heatmap_size_wh)
         if radius is None:
@@ -96,6 +109,7 @@ class HeatmapOffsetCodec:
         if heatmap_activation not in (None, "sigmoid"):
             raise ConfigError("heatmap_activation must be None or 'sigmoid', got %r" % (heatmap_activation,))
         self.heatmap_activation = heatmap_activation
+        self.label_outside = bool(label_outside)
         self.stride = feature_stride(self.input_size_wh, self.heatmap_size_wh, self.udp)
         self._ideal_peak = self._ideal_blurred_peak()
 
@@ -112,6 +126,10 @@ class HeatmapOffsetCodec:
         """(K, 2) input-crop keypoints, (K,) weights -> dict(target (3K,H,W), target_weight (K,))."""
         kp, w = check_keypoints(keypoints, weights, self.num_joints, "HeatmapOffsetCodec")
         wid, hei = self.heatmap_size_wh
+        if not self.label_outside:         # a joint the crop does not show gets no target
+            size = np.asarray(self.input_size_wh, dtype=np.float64)
+            inside = ((kp >= -0.5) & (kp <= size - 0.5)).all(axis=1)
+            w = np.where(inside, w, 0.0)
         u = kp / self.stride
         dx = u[:, 0:1] - np.arange(wid, dtype=np.float64)[None]            # (K, W)
         dy = u[:, 1:2] - np.arange(hei, dtype=np.float64)[None]            # (K, H)
@@ -149,11 +167,12 @@ class HeatmapOffsetCodec:
         sub = np.arange(4) / 4.0
         dx2 = (g[None, :] - sub[:, None]) ** 2                               # (4, n)
         disks = (dx2[:, None, None, :] + dx2[None, :, :, None]) <= self.radius ** 2
-        peaks = blur_maps(disks.astype(np.float32), self.blur_kernel).max(axis=(-2, -1))
+        peaks = blur_maps(disks.astype(np.float32), self.blur_kernel, mode="constant")
+        peaks = peaks.max(axis=(-2, -1))
         return float(peaks.mean())
 
     def _decode_argmax(self, hm, ox, oy):
-        smooth = blur_maps(hm, self.blur_kernel)
+        smooth = blur_maps(hm, self.blur_kernel, mode="constant")   # zero padding: no corner pull
         xy, peak = argmax_2d(smooth)
         if self.offset_blur_kernel > 1:
             ox = blur_maps(ox, self.offset_blur_kernel)
@@ -161,49 +180,58 @@ class HeatmapOffsetCodec:
         off = np.stack([gather_2d(ox, xy), gather_2d(oy, xy)], axis=-1).astype(np.float64)
         return xy + self.radius * off, peak / self._ideal_peak
 
-    def _decode_hough(self, hm, ox, oy, chunk=8):
+    def _decode_hough(self, hm, ox, oy, chunk=256):
+        n, k, hei, wid = hm.shape
+        hm, ox, oy = (a.reshape(n * k, hei, wid) for a in (hm, ox, oy))
         coords, scores = [], []
-        for s in range(0, hm.shape[0], chunk):             # bounded memory; vectorised inside
-            c, v = self._hough_chunk(hm[s:s + chunk], ox[s:s + chunk], oy[s:s + chunk])
+        for s in range(0, n * k, chunk):                # bounded memory; vectorised inside
+            c, v = self._hough_maps(hm[s:s + chunk], ox[s:s + chunk], oy[s:s + chunk])
             coords.append(c)
             scores.append(v)
-        return np.concatenate(coords), np.concatenate(scores)
+        return (np.concatenate(coords).reshape(n, k, 2),
+                np.concatenate(scores).reshape(n, k))
 
-    def _hough_chunk(self, hm, ox, oy):
-        n, k, hei, wid = hm.shape
+    def _hough_maps(self, hm, ox, oy):
+        """G-RMI voting for (M, H, W) maps -> (M, 2) heatmap coordinates and (M,) scores."""
+        num, hei, wid = hm.shape
         m = int(math.ceil(self.radius)) + 2
         pw, ph = wid + 2 * m, hei + 2 * m
-        vx = np.arange(wid)[None, None, None, :] + self.radius * ox.astype(np.float64) + m
-        vy = np.arange(hei)[None, None, :, None] + self.radius * oy.astype(np.float64) + m
-        weight = np.maximum(hm.astype(np.float64), 0.0)
+        # only pixels with a positive heatmap vote (the others add exactly 0)
+        i, py, px = np.nonzero(hm > 0)
+        weight = hm[i, py, px].astype(np.float64)
+        vx = px + self.radius * ox[i, py, px].astype(np.float64) + m
+        vy = py + self.radius * oy[i, py, px].astype(np.float64) + m
         x0, y0 = np.floor(vx), np.floor(vy)
         fx, fy = vx - x0, vy - y0
-        base = (np.arange(n * k) * (ph * pw)).reshape(n, k, 1, 1)
+        base = i.astype(np.int64) * (ph * pw)
         idx, val = [], []
         for cx, cy, cw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
                            (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):       # 4 bilinear corners
             xi, yi = x0 + cx, y0 + cy
             inside = (xi >= 0) & (xi < pw) & (yi >= 0) & (yi < ph) & np.isfinite(cw)
-            idx.append((base + np.where(inside, yi * pw + xi, 0).astype(np.int64)).ravel())
-            val.append((np.where(inside, cw, 0.0) * weight).ravel())
-        votes = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=n * k * ph * pw)
-        votes = votes.reshape(n, k, ph, pw)
+            idx.append(base + np.where(inside, yi * pw + xi, 0).astype(np.int64))
+            val.append(np.where(inside, cw, 0.0) * weight)
+        votes = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=num * ph * pw)
+        votes = votes.reshape(num, ph, pw)
         xy, _ = argmax_2d(votes)
         r = self.hough_refine_radius
         d = np.arange(-r, r + 1)
-        wx = xy[..., 0][..., None, None] + d[None, :]                      # (n, k, 1, 2r+1)
-        wy = xy[..., 1][..., None, None] + d[:, None]                      # (n, k, 2r+1, 1)
+        wx = xy[:, 0][:, None, None] + d[None, :]                          # (M, 1, 2r+1)
+        wy = xy[:, 1][:, None, None] + d[:, None]                          # (M, 2r+1, 1)
         ok = (wx >= 0) & (wx < pw) & (wy >= 0) & (wy < ph)
         flat_idx = np.clip(wy, 0, ph - 1) * pw + np.clip(wx, 0, pw - 1)
-        mass = np.take_along_axis(votes.reshape(n, k, -1), flat_idx.reshape(n, k, -1), axis=-1)
+        mass = np.take_along_axis(votes.reshape(num, -1), flat_idx.reshape(num, -1), axis=-1)
         mass = mass.reshape(flat_idx.shape) * ok
         total = mass.sum(axis=(-2, -1))
         safe = np.where(total > 0, total, 1.0)
         cx = (mass * wx).sum(axis=(-2, -1)) / safe
         cy = (mass * wy).sum(axis=(-2, -1)) / safe
         centroid = np.stack([cx, cy], axis=-1)
-        coords = np.where((total > 0)[..., None], centroid, xy) - m
-        return coords, total / disk_area(self.radius)
+        coords = np.where((total > 0)[:, None], centroid, xy) - m
+        score = total / disk_area(self.radius)
+        finite = np.isfinite(hm).all(axis=(1, 2)) & np.isfinite(ox).all(axis=(1, 2)) \
+            & np.isfinite(oy).all(axis=(1, 2))
+        return coords, np.where(finite, score, np.nan)      # a non-finite map never looks valid
 
     # ------------------------------------------------------------------ flip
     def flip_back(self, outputs):

@@ -24,8 +24,7 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_d
 
     w, h = input_size_wh
     codec = build_codec("heatmap_offset", input_size_wh=(w, h), heatmap_size_wh=(w // 4, h // 4))
-    transform = TopDownTrainTransform(codec, rotation=30, rotation_sigma=None, scale_range=(0.8, 1.2),
-                                      scale_sigma=None)
+    transform = TopDownTrainTransform(codec, sampling="uniform", rot_factor=15, scale_factor=0.2)
     with tempfile.TemporaryDirectory() as tmp:
         records, source = _records(tmp, coco_dir)
         dataset = TopDownDataset(records, transform, seed=0)

@@ -76,18 +76,21 @@ def _meta(record, center, scale, rotation, flipped, trans):
 class TopDownTrainTransform:
     """Training transform: augmentation, crop and targets for one :class:`PersonRecord`.
 
-    Defaults are the official HRNet (and UDP-Pose) COCO recipe: scale ``clip(1 + 0.35 N, 0.65,
-    1.35)``, rotation ``clip(45 N, -90, 90)`` with probability 0.6, flip 0.5, half-body 0.3 when
-    more than 8 joints are labelled (upper body with the official effective probability 0.69),
-    box padding 1.25, ImageNet RGB normalisation. Set ``rotation_sigma`` / ``scale_sigma`` to None
-    for uniform draws in ``[-rotation, rotation]`` / ``scale_range``.
+    Augmentation defaults are the report's reading (:mod:`gluonpose.data.augment`): official
+    HRNet draws with ``rot_factor`` 15 and ``scale_factor`` 0.2 (rotation ``clip(15 N, -30, 30)``
+    with probability 0.6, scale ``clip(1 + 0.2 N, 0.8, 1.2)``), flip 0.5, half-body 0.3 when more
+    than 8 joints are labelled (upper body with the official effective probability 0.69); box
+    padding 1.25, ImageNet RGB normalisation. The official HRNet COCO recipe is
+    ``rot_factor=45, scale_factor=0.35``; ``sampling='uniform'`` draws uniformly in the same
+    bounds and rotates every sample.
 
     Args:
         codec: a codec or :class:`MultiStageTargets` (its ``input_size_wh`` must match).
         input_size_wh: network input (w, h); default the codec's.
-        rotation: maximum absolute rotation (degrees); rotation_sigma: normal sigma or None.
-        rotation_prob: probability of rotating at all.
-        scale_range: (min, max) factor on the box scale; scale_sigma: normal sigma or None.
+        sampling: ``'official'`` or ``'uniform'``.
+        rot_factor: rotation factor (degrees); rotations stay within ``+-2 rot_factor``.
+        scale_factor: scale factor; scales stay within ``[1 - scale_factor, 1 + scale_factor]``.
+        rotation_prob: probability of rotating at all (None: 0.6 official, 1.0 uniform).
         flip_prob, half_body_prob: probabilities.
         half_body_min_joints: half-body only if the number of labelled joints is **greater** than
             this (official ``> NUM_JOINTS_HALF_BODY``).
@@ -98,8 +101,8 @@ class TopDownTrainTransform:
         flip_pairs, upper_body_ids: joint definitions (COCO-17 by default).
     """
 
-    def __init__(self, codec, input_size_wh=None, rotation=90.0, rotation_sigma=45.0,
-                 rotation_prob=0.6, scale_range=(0.65, 1.35), scale_sigma=0.35, flip_prob=0.5,
+    def __init__(self, codec, input_size_wh=None, sampling="official", rot_factor=15.0,
+                 scale_factor=0.2, rotation_prob=None, flip_prob=0.5,
                  half_body_prob=0.3, half_body_min_joints=8,
                  half_body_upper_prob=geo.OFFICIAL_HALF_BODY_UPPER_PROB, half_body_padding=1.5,
                  box_padding=1.25, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, udp=None,
@@ -109,9 +112,9 @@ class TopDownTrainTransform:
         if self.input_size_wh != tuple(codec.input_size_wh):
             raise ValueError("input_size_wh %s differs from the codec's %s"
                              % (self.input_size_wh, tuple(codec.input_size_wh)))
-        self.aug = AugmentParams(rotation=rotation, rotation_sigma=rotation_sigma,
-                                 rotation_prob=rotation_prob, scale_range=tuple(scale_range),
-                                 scale_sigma=scale_sigma, flip_prob=flip_prob,
+        self.aug = AugmentParams(sampling=sampling, rot_factor=float(rot_factor),
+                                 scale_factor=float(scale_factor), rotation_prob=rotation_prob,
+                                 flip_prob=flip_prob,
                                  half_body_prob=half_body_prob,
                                  half_body_min_joints=half_body_min_joints,
                                  half_body_upper_prob=half_body_upper_prob,

@@ -8,6 +8,7 @@
   python scripts/benchmark.py --train --size 192 256 --batch 8 --profile step.json    # training step
   python scripts/launch_dist.py -n 2 -s 1 -- python scripts/benchmark.py --train --kvstore dist_sync \
       --size 96 128 --batch 2 --phases                                               # communication
+  python scripts/benchmark.py --codec-grid                     # heatmap+offset round trip, every crop pixel
 
 Set OMP_NUM_THREADS to the number of cores (MXNet's default oversubscribes small machines).
 """
@@ -56,6 +57,9 @@ def parse_args(argv=None):
     p.add_argument("--coco-dir", default=os.path.join(ROOT, "tests", "data", "samples", "coco"),
                    help="loader benchmark: folder with test_coco.json and its jpgs (default: the repository's "
                         "real COCO samples; synthetic images when absent)")
+    p.add_argument("--codec-grid", action="store_true",
+                   help="decode(encode(p)) of the heatmap+offset codec at every pixel of the 256x192, "
+                        "384x288 and 512x384 crops, both decoders, udp on/off (no network)")
     p.add_argument("--summary", action="store_true",
                    help="print parameters and multiply-adds at 256x192, 384x288, 512x384 (nothing runs)")
     return parse_cli_args(p, argv)
@@ -88,7 +92,10 @@ def bench_model(args):
 def run(args):
     get_contexts(args.gpus, check_available=True)  # before any work
     print("machine: %s" % machine_description())
-    if args.summary:
+    if args.codec_grid:
+        from gluonpose.codecs.grid import grid_table
+        grid_table()
+    elif args.summary:
         from gluonpose.models.summary import describe
         kwargs = {"head": args.head} if args.head else {}
         net = get_model(args.model, initialize=False, **kwargs)
