@@ -1,8 +1,10 @@
-"""Codecs: official reference arrays, encode -> decode round trips on real COCO labels, flip-back.
+"""Codecs: official reference arrays, encode -> decode round trips on real COCO labels and on a
+dense grid over the whole crop (corners, edges, joints outside the crop), flip-back.
 
 Measured round-trip errors (Euclidean, input-crop pixels) on the 12 labelled people of
-``samples/coco/test_coco.json`` cropped with the geometry (GT box x 1.25), 181 joints whose target
-weight is > 0 (some lie outside the crop):
+``samples/coco/test_coco.json`` cropped with the geometry (GT box x 1.25), the joints whose target
+weight is > 0 (181 for the Gaussian codecs, some outside the crop; heatmap+offset gives joints
+outside the crop weight 0):
 
 =============================================  ==========================  ==========================
 codec                                           256x192 (sigma 2) mean/max  384x288 (sigma 3) mean/max

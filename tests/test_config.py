@@ -71,3 +71,41 @@ def test_choice_keys_are_checked_at_load_time(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.") + " must be one of"):
         load_config(None, [override])
     assert load_config(None, ["train.val_errors=stop"]).train.val_errors == "stop"
+
+
+def test_augment_values_are_checked_at_load_time(tmp_path):
+    cfg = load_config(None)
+    assert (cfg.augment.sampling, cfg.augment.rot_factor, cfg.augment.scale_factor) == (
+        "official", 15.0, 0.2)
+    for override, message in [
+            ("augment.sampling=offical", "augment.sampling must be one of official, uniform"),
+            ("augment.rot_factor=-5", "augment.rot_factor must be a number in \\[0, 180\\]"),
+            ("augment.rot_factor='15'", "augment.rot_factor must be a number"),
+            ("augment.scale_factor=1.0", "augment.scale_factor must be a number in \\[0, 1\\)"),
+            ("augment.rotation_prob=1.5", "augment.rotation_prob must be .* or null"),
+            ("augment.flip_prob=true", "augment.flip_prob must be a number"),
+            ("augment.half_body_min_joints=8.5", "half_body_min_joints must be an integer >= 0")]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, [override])
+    path = _write(tmp_path / "a.yaml", "augment:\n  sampling: uniform\n  rot_factor: 45\n"
+                                       "  scale_factor: 0.35\n  rotation_prob: null\n")
+    cfg = load_config(path)
+    assert (cfg.augment.sampling, cfg.augment.rot_factor, cfg.augment.rotation_prob) == (
+        "uniform", 45, None)
+    path = _write(tmp_path / "b.yaml", "augment:\n  sampling: gaussian\n")
+    with pytest.raises(ConfigError, match="augment.sampling"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="valid keys of augment:.*rot_factor"):
+        load_config(None, ["augment.rotation=30"])       # the old key names the new ones
+
+
+def test_report_rows_decode_with_hough_and_draw_as_official(repo_root):
+    folder = os.path.join(repo_root, "configs")
+    paths = [os.path.join(folder, d, f) for d in ("mshrnet", "synthetic")
+             for f in os.listdir(os.path.join(folder, d)) if f.endswith(".yaml")]
+    assert len(paths) >= 7
+    for path in paths:
+        cfg = load_config(path)
+        assert cfg.codec.type == "heatmap_offset" and cfg.codec.params["decode"] == "hough", path
+        assert (cfg.augment.sampling, cfg.augment.rot_factor, cfg.augment.scale_factor) == (
+            "official", 15.0, 0.2), path
