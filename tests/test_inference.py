@@ -162,10 +162,18 @@ def test_evaluate_model_perturbed_net_loses_ap(data_dir):
 
 
 def test_evaluate_model_crowdpose_shared_joints(data_dir, tmp_path):
-    """CrowdPose GT (14 joints): COCO-17 predictions scored on the 12 shared joints."""
+    """CrowdPose GT (14 joints): COCO-17 predictions scored on the 12 shared joints. Some of its
+    joints lie outside their GT-box crops: the oracle renders them (``label_outside=True``, a
+    network that places joints just outside the crop); with the default targets they get weight 0
+    and no position, so the same oracle scores lower."""
     gt, folder = _sample(data_dir, "crowdpose")
-    codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
-    oracle = _oracle(codec, CrowdPoseKeypoints(gt, folder).records)
+    records = CrowdPoseKeypoints(gt, folder).records
+    default = HeatmapOffsetCodec(input_size_wh=(192, 256))
+    stats = evaluate_model(_oracle(default, records), default, gt, folder, flip=False,
+                           layout="crowdpose")
+    assert stats["AP"] < 0.95
+    codec = HeatmapOffsetCodec(input_size_wh=(192, 256), label_outside=True)
+    oracle = _oracle(codec, records)
     out = str(tmp_path / "cp.json")
     stats = evaluate_model(oracle, codec, gt, folder, flip=True, layout="crowdpose", out_json=out)
     assert stats["AP"] == pytest.approx(1.0)

@@ -240,7 +240,10 @@ class HeatmapOffsetCodec:
         Each block is mirrored along W with left/right joints swapped, and the x-offsets are
         negated. No pixel shift (UDP: the flip is unbiased). With ``udp=False`` the official
         stride leaves a ``1 - 1/stride`` heatmap-pixel bias, which is added back to the x-offsets
-        (exact for the offsets; the disk itself stays 0.75 px off, well inside R).
+        (exact for the offsets; the disk itself stays 0.75 px off, well inside R). Averaged with
+        the unflipped output (the flip test), the disks' non-overlapping rings vote with half
+        weight: on perfect outputs Hough voting is then up to 0.5 input px off (argmax, reading one
+        pixel inside both disks, stays exact); with UDP both are exact.
         """
         k = self.num_joints
         out = np.asarray(outputs)
