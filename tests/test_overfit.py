@@ -2,12 +2,14 @@
 the real COCO sample (14 annotations, 2 without keypoints) reaches AP >= 0.9 on those same people with
 ground-truth boxes and the flip test, scored by pycocotools on the results json that
 scripts/test_mshrnet.py writes. It can only get there if the targets, the training flips, the flip
-test and the decoding all line up. The same trained net shows that the flip test does not lower AP.
+test and the decoding all line up. The same trained net shows that the flip test does not lower the
+argmax decoder's AP.
 
 One training run (module fixture, ~6 minutes on 2 CPU cores): 128x96 input, batch 12 (every person
 once per step), 250 steps, Adam lr 1e-4 (x0.1 after 200), official init, horizontal flips only, disk
 radius 2.5 heatmap px (measured here: AP 0.93-0.94 with radius 2.5, 0.92-0.94 with the default 1.75 of a
-32x24 map, 0.84 with 3.5).
+32x24 map, 0.84 with 3.5; with the issue-9 defaults, Hough voting 0.960 with the flip test and
+0.978 without, argmax 0.956 / 0.930).
 """
 import json
 import os
@@ -53,12 +55,12 @@ def trained(coco, tmp_path_factory):
             "weights": str(work / ("epoch_%04d.params" % EPOCHS)), "dir": work}
 
 
-def _evaluate(trained, coco, flip):
-    out = str(trained["dir"] / ("results_flip%d.json" % flip))
+def _evaluate(trained, coco, flip, decode="hough"):
+    out = str(trained["dir"] / ("results_flip%d_%s.json" % (flip, decode)))
     code, text = run_main(load_script("test_mshrnet").main,
                           ["--config", trained["config"], "--weights", trained["weights"],
                            "--use-gt-boxes", "--flip" if flip else "--no-flip", "--out", out,
-                           "--no-progress"])
+                           "--no-progress", "codec.params={radius: 2.5, decode: %s}" % decode])
     assert code == 0, text
     assert "ground-truth boxes" in text.lower()
     return _pycocotools_ap(coco["gt"], out), text
@@ -92,6 +94,11 @@ def test_overfit_reaches_ap_09_with_gt_boxes_and_flip(trained, coco):
 
 
 def test_flip_test_does_not_lower_ap(trained, coco):
-    ap_flip, _ = _evaluate(trained, coco, flip=True)
-    ap_plain, _ = _evaluate(trained, coco, flip=False)
+    """With the UDP-style argmax decoder the flip test helps (measured: 0.930 -> 0.956). Hough
+    voting (the default) on the flip-averaged maps does not gain here (measured: 0.978 without,
+    0.960 with the flip test, the best and second-best of the four): both must stay >= 0.9."""
+    ap_flip, _ = _evaluate(trained, coco, flip=True, decode="argmax")
+    ap_plain, _ = _evaluate(trained, coco, flip=False, decode="argmax")
     assert ap_flip >= ap_plain, (ap_flip, ap_plain)
+    ap_hough_plain, _ = _evaluate(trained, coco, flip=False)
+    assert ap_hough_plain >= 0.9
