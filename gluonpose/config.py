@@ -112,6 +112,11 @@ DEFAULTS = {
         "oks_thr": 0.9,
         "batch_size": 32,
     },
+    "reference": {                        # a published result this config reproduces (informational;
+        "checkpoint": "",                 # printed by scripts/test_mshrnet.py): the official weights,
+        "val_ap": None,                   # their COCO val2017 AP with the config's boxes,
+        "source": "",                     # and where that number is published
+    },
 }
 
 

@@ -15,7 +15,31 @@ def test_official_affine_matrices_match_reference(data_dir):
         cx, cy, sx, sy, rot, w, h, inv = spec
         got = geo.get_affine_transform([cx, cy], geo.scale_from_pixel_std([sx, sy]), rot, (w, h),
                                        inv=bool(inv))
-        assert np.abs(got - want).max() < 1e-6, spec
+        # bit-identical: float32 points and cv2.getAffineTransform, as the official code (a
+        # matrix 1e-14 off can already move a warpAffine pixel, which rounds to 1/32 px)
+        np.testing.assert_array_equal(got, want, err_msg=str(spec))
+
+
+def test_official_box_to_center_scale_rounds_as_official_xywh2cs():
+    """The official ``_xywh2cs`` keeps the centre in float32 and the scale in float32 units of
+    200 px (padded by 1.25 in float32); the crop then uses float32 ``scale * 200``. Written out
+    here on detector-like boxes with many decimals; UDP keeps the exact float64 values."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        x, y = rng.uniform(-20, 600, 2)
+        w, h = rng.uniform(1, 500, 2)
+        size = [(192, 256), (288, 384), (384, 512)][rng.integers(3)]
+        c, s = geo.box_to_center_scale([x, y, w, h], size)
+        aspect = size[0] / size[1]
+        ww, hh = (w, w / aspect) if w > aspect * h else (h * aspect, h)
+        want_c = np.array([x + w * 0.5, y + h * 0.5], np.float32)
+        want_std = np.array([ww / 200.0, hh / 200.0], np.float32) * np.float32(1.25)
+        np.testing.assert_array_equal(c, want_c)
+        np.testing.assert_array_equal(s, want_std * np.float32(200.0))
+        c64, s64 = geo.box_to_center_scale([x, y, w, h], size, udp=True)
+        np.testing.assert_allclose(c64, [x + w / 2, y + h / 2], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(s64, [ww * 1.25, hh * 1.25], rtol=1e-15)
+        assert np.abs(c - c64).max() < 1e-4 and np.abs(s - s64).max() < 1e-3
 
 
 def test_box_to_center_scale_hand_computed():

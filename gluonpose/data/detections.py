@@ -114,7 +114,7 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
                            det["image_id"], reason.replace("_", " "), det["bbox"])
             continue
         file_name, size_wh = images[det["image_id"]]
-        box = np.asarray(det["bbox"], dtype=np.float32)
+        box = np.asarray(det["bbox"], dtype=np.float64)     # the detector's values, unrounded
         records.append(PersonRecord(
             image_path=os.path.join(img_prefix, file_name), bbox=box,
             keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),

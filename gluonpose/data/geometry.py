@@ -1,4 +1,4 @@
-"""Top-down crop geometry (numpy only): box -> (center, scale), crop matrices, flips, half-body boxes.
+"""Top-down crop geometry: box -> (center, scale), crop matrices, flips, half-body boxes.
 
 Conventions used everywhere in gluonpose:
 
@@ -15,14 +15,17 @@ Conventions used everywhere in gluonpose:
 Two crop conventions:
 
 * ``udp=False`` (official HRNet ``get_affine_transform``): the box centre maps to ``(w/2, h/2)``
-  and the isotropic zoom is ``out_w / scale_w``.
+  and the isotropic zoom is ``out_w / scale_w``. The arithmetic is the official one too: centre
+  and scale rounded to float32 as ``_xywh2cs`` stores them, the matrix from float32 points by
+  ``cv2.getAffineTransform``, so crops are pixel-identical to the official test crops.
 * ``udp=True`` (Huang et al., "The Devil is in the Details", CVPR 2020): sizes are measured as
   ``size - 1`` (unit length between the first and last pixel centre), so the box centre maps to
   ``((w-1)/2, (h-1)/2)`` and the zoom is ``(out - 1) / scale`` per axis. This is what makes
-  flipping and heatmap down-sampling unbiased.
+  flipping and heatmap down-sampling unbiased. Exact float64 arithmetic throughout.
 """
 import math
 
+import cv2
 import numpy as np
 
 PIXEL_STD = 200.0
@@ -56,22 +59,32 @@ def _fix_aspect(w, h, aspect):
     return w, h
 
 
-def box_to_center_scale(bbox_xywh, input_size_wh, padding=1.25):
+def box_to_center_scale(bbox_xywh, input_size_wh, padding=1.25, udp=False):
     """Official HRNet ``_xywh2cs`` with the scale in pixels.
 
     Args:
-        bbox_xywh: (4,) ``[x, y, w, h]`` in image pixels.
+        bbox_xywh: (4,) ``[x, y, w, h]`` in image pixels (the file's values: float64 keeps them).
         input_size_wh: network input ``(w, h)``; the box is enlarged to this aspect ratio.
         padding: extra enlargement factor (1.25 in HRNet for both GT and detected boxes).
+        udp: ``False`` (official convention) rounds as the official code does: the centre is
+            stored in float32, the scale in float32 units of 200 px, padded in float32 and turned
+            back into float32 pixels (``scale * 200`` of the official ``get_affine_transform``).
+            A box whose centre or scale lies within float32 rounding of a pixel-grid boundary
+            then gives the official crop, not a neighbouring one. ``True`` keeps float64 throughout.
 
     Returns:
-        center (2,) float64 ``(x + w/2, y + h/2)`` and scale (2,) float64 ``[w, h]`` in pixels.
+        center (2,) ``(x + w/2, y + h/2)`` and scale (2,) ``[w, h] * padding`` in pixels, float64
+        arrays (holding float32-representable values when ``udp=False``).
     """
     x, y, w, h = [float(v) for v in np.asarray(bbox_xywh).reshape(4)]
     aspect = float(input_size_wh[0]) / float(input_size_wh[1])
     center = np.array([x + 0.5 * w, y + 0.5 * h], dtype=np.float64)
     w, h = _fix_aspect(w, h, aspect)
-    return center, np.array([w, h], dtype=np.float64) * padding
+    if udp:
+        return center, np.array([w, h], dtype=np.float64) * padding
+    scale_std = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * np.float32(padding)
+    scale_px = scale_std * np.float32(PIXEL_STD)
+    return center.astype(np.float32).astype(np.float64), scale_px.astype(np.float64)
 
 
 def _rotation_linear(rot_deg):
@@ -81,14 +94,19 @@ def _rotation_linear(rot_deg):
 
 
 def _official_matrix(center, scale_px, rot_deg, output_size_wh, shift, inv):
-    """The official three-point construction, float32 points, solved in float64 like cv2."""
+    """The official three-point construction (float32 points) solved by ``cv2.getAffineTransform``.
+
+    Both steps are the official ones on purpose: ``cv2.warpAffine`` inverts the matrix and rounds
+    source coordinates to 1/32 px, so even a 1e-14 difference in the matrix (from solving the
+    same points another way) can move a pixel at a rounding boundary and change the crop.
+    """
     center = np.asarray(center, dtype=np.float32)
     scale_tmp = np.asarray(scale_px, dtype=np.float32)
     shift = np.asarray(shift, dtype=np.float32)
     src_w = scale_tmp[0]
     dst_w, dst_h = float(output_size_wh[0]), float(output_size_wh[1])
-    r = math.radians(float(rot_deg))
-    sn, cs = math.sin(r), math.cos(r)
+    r = np.pi * float(rot_deg) / 180.0                                 # official rot_rad
+    sn, cs = np.sin(r), np.cos(r)
     src_dir = np.array([0.5 * src_w * sn, -0.5 * src_w * cs])        # R(r) @ [0, -src_w / 2]
     src = np.zeros((3, 2), dtype=np.float32)
     dst = np.zeros((3, 2), dtype=np.float32)
@@ -100,10 +118,7 @@ def _official_matrix(center, scale_px, rot_deg, output_size_wh, shift, inv):
         d = pts[0] - pts[1]
         pts[2] = pts[1] + np.array([-d[1], d[0]], dtype=np.float32)
     a, b = (dst, src) if inv else (src, dst)
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    lhs = np.concatenate([a, np.ones((3, 1))], axis=1)                 # (3, 3): [x y 1]
-    return np.linalg.solve(lhs, b).T                                   # (2, 3)
+    return cv2.getAffineTransform(a, b).astype(np.float64)            # (2, 3)
 
 
 def _udp_matrix(center, scale_px, rot_deg, output_size_wh, inv):
@@ -121,9 +136,9 @@ def get_affine_transform(center, scale_px, rot_deg, output_size_wh, shift=(0.0, 
                          udp=False):
     """(2, 3) crop matrix image -> crop (or crop -> image with ``inv=True``).
 
-    ``udp=False`` reproduces the official HRNet ``get_affine_transform`` (float32 point
-    construction included, so it matches the official matrices to ~1e-9); only the scale
-    width sets the (isotropic) zoom. ``udp=True`` gives the unbiased ``size - 1`` variant;
+    ``udp=False`` reproduces the official HRNet ``get_affine_transform`` bit for bit (float32
+    point construction, ``cv2.getAffineTransform``); only the scale width sets the (isotropic)
+    zoom. ``udp=True`` gives the unbiased ``size - 1`` variant;
     ``shift`` (a fraction of the scale, official semantics) is only supported without UDP.
 
     Args:

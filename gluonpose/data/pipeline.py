@@ -40,14 +40,18 @@ def sample_rng(seed, epoch, index):
 
 
 def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
-    """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``."""
+    """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``.
+
+    Float32 operations in the official order (torchvision ``ToTensor`` divides by 255, then
+    ``Normalize`` subtracts and divides), so the network input is bit-identical to the official one.
+    """
     h, w = crop.shape[:2]
     out = np.empty((3, h, w), np.float32)
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     for c in range(3):  # channel planes: contiguous passes, the same float32 arithmetic as (x/255-m)/s
         plane = out[c]
         plane[...] = crop[:, :, c]
-        plane *= np.float32(1.0 / 255.0)
+        plane /= np.float32(255.0)
         plane -= mean[c]
         plane /= std[c]
     return out
@@ -134,7 +138,8 @@ class TopDownTrainTransform:
                              % (record.image_id, record.ann_id, record.image_path, joints.shape,
                                 self.codec.num_joints))
         visible = (joints[:, 2] > 0).astype(np.float64)
-        center, scale = geo.box_to_center_scale(record.bbox, self.input_size_wh, self.box_padding)
+        center, scale = geo.box_to_center_scale(record.bbox, self.input_size_wh, self.box_padding,
+                                                udp=self.udp)
         aug = sample_augmentation(self.aug, joints[:, :2], visible, center, scale,
                                   self.input_size_wh, rng)
         width = image.shape[1]
@@ -196,7 +201,8 @@ class TopDownTestTransform:
     def __call__(self, image, record, rng=None):
         """(H, W, 3) uint8 RGB image, PersonRecord[, unused rng] -> sample dict."""
         _check_image(image, record)
-        center, scale = geo.box_to_center_scale(record.bbox, self.input_size_wh, self.box_padding)
+        center, scale = geo.box_to_center_scale(record.bbox, self.input_size_wh, self.box_padding,
+                                                udp=self.udp)
         scale = scale * self.scale_factor
         trans = geo.get_affine_transform(center, scale, self.rotation, self.input_size_wh,
                                          udp=self.udp)

@@ -10,7 +10,8 @@ class PersonRecord:
 
     Attributes:
         image_path: absolute or root-relative path of the image file.
-        bbox: (4,) float32 ``[x, y, w, h]`` box in image pixels (0-based, x right, y down).
+        bbox: (4,) ``[x, y, w, h]`` box in image pixels (0-based, x right, y down); the COCO readers
+            and detection files keep float64 (the official box -> centre arithmetic starts there).
         keypoints: (17, 3) float32 ``[x, y, v]`` in image pixels; ``v`` follows COCO:
             0 = not labelled (or not provided by the source dataset), 1 = labelled but occluded,
             2 = visible. Unmapped COCO joints of other datasets have ``v = 0`` and must get

@@ -234,8 +234,9 @@ def predict_records(predictors, records, views=(IDENTITY_VIEW,), progress=True, 
         for row in rows:
             rec = records[row]
             _, base_scale = box_to_center_scale(rec.bbox, preds[0].input_size_wh,
-                                                preds[0].box_padding)
-            areas[row] = float(np.prod(base_scale))
+                                                preds[0].box_padding, udp=preds[0].udp)
+            # official all_boxes area: np.prod(s * 200) of the float32 scale (float32 product)
+            areas[row] = float(np.prod(base_scale if preds[0].udp else base_scale.astype(np.float32)))
             valid[row] = True
             for m in range(len(preds)):
                 for v in range(len(views)):

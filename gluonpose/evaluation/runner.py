@@ -142,6 +142,7 @@ class EvalReport(NamedTuple):
     num_boxes: int
     num_results: int
     results_json: str
+    predictions: object = None    # the TopDownResult of every box (before rescoring and NMS)
 
 
 def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_thr=0.0,
@@ -164,7 +165,7 @@ def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_t
         stats, count = score_keypoints(res.keypoints(0, 0), res.box_scores, res.areas,
                                        res.image_ids, target, path, in_vis_thr, oks_thr, verbose)
     return EvalReport(stats, boxes.description, target.note, len(res.box_scores), count,
-                      out_json or "")
+                      out_json or "", res)
 
 
 def evaluate_model(net, codec, gt_json, img_prefix="", det_json=None, flip=True, ctx=None,

@@ -91,6 +91,10 @@ def run(args):
     print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
           % (test.in_vis_thr, test.oks_thr, report.num_boxes, report.num_results, args.out))
     print(format_stats_table(report.stats, name=cfg.model.name))
+    ref = cfg.reference
+    if ref.val_ap is not None:
+        print("reference: %s gives AP %.3f (%s)" % (ref.checkpoint or "the official checkpoint",
+                                                    float(ref.val_ap), ref.source or "published"))
     return report
 
 

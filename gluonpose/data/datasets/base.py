@@ -139,7 +139,7 @@ def check_keypoints(kpts, num_joints, size_wh=None, margin=0.5, ref_box=None):
 
 
 def clean_box_xywh(box, size_wh):
-    """Official HRNet box cleaning: clip to the image; returns (4,) float32 or None when empty.
+    """Official HRNet box cleaning: clip to the image; returns (4,) float64 or None when empty.
 
     ``x2 = min(W - 1, x1 + max(0, w - 1))`` (same for y); kept when ``x2 >= x1`` and ``y2 >= y1``.
     """
@@ -150,7 +150,7 @@ def clean_box_xywh(box, size_wh):
     y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
     if x2 < x1 or y2 < y1:
         return None
-    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float32)
+    return np.array([x1, y1, x2 - x1, y2 - y1], dtype=np.float64)  # float64, as the official code
 
 
 def format_skipped(skipped):
