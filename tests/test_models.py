@@ -9,6 +9,7 @@ heatmap argmax of every joint to agree exactly.
 """
 import json
 import os
+import re
 
 import mxnet as mx
 import numpy as np
@@ -70,25 +71,49 @@ def test_official_imagenet_backbone_stage4(data_dir):
         assert _scaled_err(y.asnumpy(), ref["stage4_out%d" % i]) < 1e-5
 
 
-def test_imagenet_fills_every_stage(data_dir):
+def test_imagenet_fills_every_stage(data_dir, tmp_path, num_stages=2):
+    """The report: "the multiple stage weight is initialized using single stage weight from
+    classification task". After scripts/convert_official.py --kind imagenet, EACH stage's backbone
+    reproduces the official classification net's stage-4 outputs when fed the same input: stage 1 the
+    image through its stem, later stages the official stem output through their own layer1 path (they
+    have no stem: in the full net cross_conv feeds that path). Non-final stages end with the
+    multi-scale module (all four branch outputs); the final stage's last module fuses to the
+    high-resolution branch only, whose output sums all four branches."""
+    from _helpers import load_script, run_main
+
     path = os.path.join(data_dir, "reference", "official_hrnet_cls_w8.npz")
     ref = np.load(path)
     keys = json.loads(str(ref["all_checkpoint_keys_json"]))
-    net = gluonpose.get_model("mshrnet_w8_2stage")
-    report = load_official(net, path, kind="imagenet")
+    arch = "mshrnet_w8_%dstage" % num_stages
+    dst = str(tmp_path / "imagenet.params")
+    code, text = run_main(load_script("convert_official").main,
+                          ["--src", path, "--dst", dst, "--arch", arch, "--kind", "imagenet"])
+    assert code == 0, text
+    # the converter's report: no stage left at its random init, per stage
+    lines = re.findall(r"^stage (\d+): \d+ of \d+ arrays loaded, (\d+) backbone arrays missing",
+                       text, flags=re.M)
+    assert [(int(s), int(m)) for s, m in lines] == [(s, 0) for s in range(num_stages)], text
+    net = gluonpose.get_model(arch)
+    net.load_parameters(dst)
     params = net._collect_params_with_prefix()
-    # stage 0 (non-final) has the multi-scale last module: the classification fuse layers fill it
-    w = params["stages.0.stage4.2.fuse_layers.3.0.1.0.weight"].data().asnumpy()
-    np.testing.assert_array_equal(w, ref["param:stage4.2.fuse_layers.3.0.1.0.weight"])
-    np.testing.assert_array_equal(params["stages.1.layer1.0.conv1.weight"].data().asnumpy(),
-                                  ref["param:layer1.0.conv1.weight"])
-    # nothing of the backbone is left unfilled: only heads and the cross-stage adapter
-    assert all(n.split(".")[2] in ("final_layer", "cross_conv") for n in report["missing"])
-    # stage 0 reproduces the classification net's stage-4 outputs
+    # only heads and cross-stage adapters keep initial values (all listed: fewer than 10)
+    missing = re.findall(r"^  (stages\.\d+\.[\w.]+)$", text, flags=re.M)
+    assert missing and all(n.split(".")[2] in ("final_layer", "cross_conv") for n in missing)
+    np.testing.assert_array_equal(params["stages.0.stage4.2.fuse_layers.3.0.1.0.weight"].data().asnumpy(),
+                                  ref["param:stage4.2.fuse_layers.3.0.1.0.weight"])
     x = mx.nd.array(ref["input"])
-    ys, _ = net.stages[0].run(mx.nd, net.stages[0].stem(mx.nd, x))
-    for i, y in enumerate(ys):
-        assert _scaled_err(y.asnumpy(), ref["stage4_out%d" % i]) < 1e-5
+    stem = net.stages[0].stem(mx.nd, x)
+    for s, stage in enumerate(net.stages):
+        ys, _ = stage.run(mx.nd, stem)                   # layer1 .. stage4, no cross-stage skips
+        final = s == num_stages - 1
+        assert len(ys) == (1 if final else 4)
+        for i, y in enumerate(ys):
+            assert _scaled_err(y.asnumpy(), ref["stage4_out%d" % i]) < 1e-5, (s, i)
+    # a random stage would not: perturb one stage-2 weight of the last stage and it fails
+    p = params["stages.%d.stage2.0.branches.0.0.conv1.weight" % (num_stages - 1)]
+    p.set_data(p.data() * 1.5)
+    ys, _ = net.stages[-1].run(mx.nd, stem)
+    assert _scaled_err(ys[0].asnumpy(), ref["stage4_out0"]) > 1e-3
     # a full checkpoint's classification-only keys would be skipped by name
     assert any(k.startswith("incre_modules") for k in keys)
 

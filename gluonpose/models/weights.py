@@ -25,6 +25,9 @@ LOG = logging.getLogger(__name__)
 
 IMAGENET_ONLY_PREFIXES = ("incre_modules.", "downsamp_modules.", "final_layer.", "classifier.")
 KINDS = ("pose", "imagenet")
+#: Per-stage parameters that are not HRNet backbone (no ImageNet checkpoint holds them): the pose head
+#: and the Multi-Stage HRNet cross-stage adapters.
+NON_BACKBONE_PREFIXES = ("final_layer.", "cross_conv.", "skip_adapters.")
 
 
 from ..errors import CheckpointError, MissingDependencyError, MissingFileError  # noqa: F401  (re-exported)
@@ -173,7 +176,9 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
 
     Returns:
         dict with sorted lists ``loaded`` (gluonpose names), ``skipped`` (official keys not used, with
-        the reason), ``missing`` (gluonpose names not filled).
+        the reason), ``missing`` (gluonpose names not filled), and ``stages``: per HRNet stage of the
+        net, ``{stage, loaded, params, missing_backbone, missing_other}`` (``missing_other``: head
+        and cross-stage adapters, which no ImageNet checkpoint holds).
 
     Raises:
         CheckpointError: shape mismatches (naming every offending key), a checkpoint that matches
@@ -187,6 +192,8 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
     chosen = range(len(prefixes)) if stages is None else stages
     patterns = [re.compile(p) for p in exclude]
     loaded, skipped, mismatched = {}, [], []
+    stage_names = {s: {n[len(prefixes[s]):] for n in params if n.startswith(prefixes[s])}
+                   for s in chosen}
     for key, value in state.items():
         bare = key[len("module."):] if key.startswith("module.") else key
         if bare.endswith("num_batches_tracked"):
@@ -199,8 +206,7 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
             continue
         hit = False
         for s in chosen:
-            name = official_to_gluon(bare, {n[len(prefixes[s]):] for n in params
-                                            if n.startswith(prefixes[s])})
+            name = official_to_gluon(bare, stage_names[s])
             full = prefixes[s] + name if name else None
             if full not in params:
                 continue
@@ -225,10 +231,25 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
     if missing and not allow_missing:
         raise CheckpointError("%d network parameter(s) not in the checkpoint: %s"
                               % (len(missing), ", ".join(missing[:20])))
-    report = {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": missing}
+    report = {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": missing,
+              "stages": _per_stage(params, prefixes, loaded, missing)}
     LOG.info("loaded %d arrays, skipped %d checkpoint keys, %d network arrays not in the checkpoint",
              len(loaded), len(skipped), len(missing))
     return report
+
+
+def _per_stage(params, prefixes, loaded, missing):
+    """Per stage: arrays loaded, backbone arrays missing (left at their initial values: a stage the
+    checkpoint did not fill) and other arrays missing (head, cross-stage adapters)."""
+    rows = []
+    for s, prefix in enumerate(prefixes):
+        mine = lambda names: [n for n in names if n.startswith(prefix)]  # noqa: E731
+        miss = mine(missing)
+        other = [n for n in miss if n[len(prefix):].startswith(NON_BACKBONE_PREFIXES)]
+        rows.append({"stage": s, "loaded": len(mine(loaded)), "params": len(mine(params)),
+                     "missing_backbone": sorted(set(miss) - set(other)),
+                     "missing_other": sorted(other)})
+    return rows
 
 
 def format_report(report, max_list=10):
@@ -245,4 +266,8 @@ def format_report(report, max_list=10):
         lines.append("  " + name)
     if len(report["missing"]) > max_list:
         lines.append("  ... (%d more)" % (len(report["missing"]) - max_list))
+    for row in report.get("stages", ()):
+        lines.append("stage %d: %d of %d arrays loaded, %d backbone arrays missing, %d head/adapter "
+                     "arrays missing" % (row["stage"], row["loaded"], row["params"],
+                                         len(row["missing_backbone"]), len(row["missing_other"])))
     return "\n".join(lines)
