@@ -94,6 +94,47 @@ def _run(kind, repo_root, coco, tmp_path_factory):
             "eps": NOISE * max(abs(v) for v in meta["heatmap_range"])}
 
 
+#: the official experiments/coco/hrnet/w{W}_{H}x{w}_adam_lr1e-3.yaml values and README APs
+OFFICIAL_ROWS = {
+    "hrnet_w32_256x192_coco": (32, (192, 256), (48, 64), 2, 32, 0.744),
+    "hrnet_w32_384x288_coco": (32, (288, 384), (72, 96), 3, 32, 0.758),
+    "hrnet_w48_256x192_coco": (48, (192, 256), (48, 64), 2, 32, 0.751),
+    "hrnet_w48_384x288_coco": (48, (288, 384), (72, 96), 3, 24, 0.763),
+}
+
+
+@pytest.mark.parametrize("row", sorted(OFFICIAL_ROWS))
+def test_official_rows_build_for_training_and_testing(repo_root, row):
+    """Each configs/hrnet row is the official yaml: model, Gaussian target (sigma 2 / 3), schedule,
+    augmentation factors, test settings; its codec, train transform and loss build."""
+    from gluonpose.config import load_config
+    from gluonpose.data.pipeline import TopDownTrainTransform
+    from gluonpose.engine.losses import PoseLoss
+    from gluonpose.engine.runner import build_codec_from_config
+
+    width, size, hm_size, sigma, batch, ap = OFFICIAL_ROWS[row]
+    cfg = load_config(os.path.join(repo_root, "configs", "hrnet", row + ".yaml"))
+    assert (cfg.model.name, cfg.model.head) == ("hrnet_w%d" % width, "heatmap")
+    assert cfg.model.pretrained.endswith(("hrnet_w32-36af842e.pth", "hrnet_w48-8ef0771d.pth")[width == 48])
+    codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
+    assert (codec.input_size_wh, codec.heatmap_size_wh, codec.sigma) == (size, hm_size, sigma)
+    assert not codec.udp and not codec.unbiased and codec.decode_mode == "quarter" and codec.shift_flip
+    t = cfg.train
+    assert (t.optimizer, t.lr, t.wd, tuple(t.lr_steps), t.lr_factor, t.epochs) == \
+        ("adam", 1e-3, 0.0, (170, 200), 0.1, 210)
+    a = cfg.augment
+    assert (a.sampling, a.rot_factor, a.scale_factor, a.flip_prob, a.half_body_prob,
+            a.half_body_min_joints) == ("official", 45, 0.35, 0.5, 0.3, 8)
+    assert cfg.loader.batch_size_per_device == batch
+    assert (cfg.test.flip, cfg.test.use_gt_boxes, cfg.test.image_thr, cfg.test.in_vis_thr,
+            cfg.test.oks_thr) == (True, False, 0.0, 0.2, 0.9)
+    assert cfg.data.det_json.endswith("COCO_val2017_detections_AP_H_56_person.json")
+    assert cfg.reference.checkpoint == "pose_hrnet_w%d_%dx%d.pth" % (width, size[1], size[0])
+    assert cfg.reference.val_ap == ap
+    TopDownTrainTransform(codec, **dict(cfg.augment))
+    PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
+
+
 def _samples(case, rows=None):
     """The test crops of ``rows`` (all by default), made as test_mshrnet.py makes them."""
     from gluonpose.data.pipeline import read_image
