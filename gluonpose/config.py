@@ -169,6 +169,9 @@ CHECKS = {
         "half_body_prob": _number(0, 1),
         "half_body_min_joints": _number(0, integer=True),
     },
+    "reference": {
+        "val_ap": _number(0, 1, none=True),
+    },
 }
 
 

@@ -107,7 +107,7 @@ OFFICIAL_ROWS = {
 def test_official_rows_build_for_training_and_testing(repo_root, row):
     """Each configs/hrnet row is the official yaml: model, Gaussian target (sigma 2 / 3), schedule,
     augmentation factors, test settings; its codec, train transform and loss build."""
-    from gluonpose.config import load_config
+    from gluonpose.config import ConfigError, load_config
     from gluonpose.data.pipeline import TopDownTrainTransform
     from gluonpose.engine.losses import PoseLoss
     from gluonpose.engine.runner import build_codec_from_config
@@ -131,6 +131,9 @@ def test_official_rows_build_for_training_and_testing(repo_root, row):
     assert cfg.data.det_json.endswith("COCO_val2017_detections_AP_H_56_person.json")
     assert cfg.reference.checkpoint == "pose_hrnet_w%d_%dx%d.pth" % (width, size[1], size[0])
     assert cfg.reference.val_ap == ap
+    with pytest.raises(ConfigError, match="reference.val_ap must be a number in"):
+        load_config(os.path.join(repo_root, "configs", "hrnet", row + ".yaml"),
+                    ["reference.val_ap=%g" % (100 * ap)])              # a percentage, not an AP
     TopDownTrainTransform(codec, **dict(cfg.augment))
     PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
 
