@@ -44,6 +44,7 @@ def test_demo_draws_joints_where_the_predictions_are(data_dir, tiny_model, tmp_p
     dets = [d for d in json.load(open(det)) if d["image_id"] == 196141 and d["score"] >= 0.5]
     results = json.load(open(poses))
     assert len(results) == len(dets) > 0
+    assert "%d people: %d with at least one joint drawn" % (len(dets), len(dets)) in text, text
     assert all(r["image_id"] == 196141 for r in results)
 
     h, w = original.shape[:2]
@@ -64,6 +65,37 @@ def test_demo_draws_joints_where_the_predictions_are(data_dir, tiny_model, tmp_p
     # every joint-coloured pixel belongs to a disk around a predicted joint
     assert not (is_magenta & ~near_joint).any()
     assert not np.all(original == MAGENTA_BGR, axis=-1).any()
+
+
+def test_demo_counts_people_with_a_joint_drawn_and_labels_each_person_once(data_dir, tiny_model,
+                                                                           tmp_path):
+    folder = os.path.join(data_dir, "samples", "coco")
+    image_path = os.path.join(folder, IMAGE)
+    det = os.path.join(folder, "test_coco_det_AP_H_56.json")
+    dets = [d for d in json.load(open(det)) if d["image_id"] == 196141 and d["score"] >= 0.5]
+    cfg, weights = tiny_model
+    common = ["--config", cfg, "--weights", weights, "--image", image_path, "--boxes", det,
+              "--nms-thr", "0", "--box-thr", "0.5"]
+    # no joint reaches the threshold: every person is predicted, none is drawn, and the line says so
+    code, text = _demo(common + ["--out", str(tmp_path / "none.png"), "--score-thr", "1e9"])
+    assert code == 0, text
+    assert "%d people: 0 with at least one joint drawn" % len(dets) in text, text
+
+    def drawing(scores):
+        out = str(tmp_path / ("%s.png" % scores))
+        code, text = _demo(common + ["--out", out, "--score-thr=-1e9", "--scores", scores])
+        assert code == 0, text
+        return cv2.imread(out).astype(int)
+
+    bare, person, joint = drawing("none"), drawing("person"), drawing("joint")
+    h, w = bare.shape[:2]
+    labels = np.zeros((h, w), bool)        # where a person's label may go: inside its box's top-left
+    for d in dets:
+        x, y = int(d["bbox"][0]), int(d["bbox"][1])
+        labels[max(y, 0):y + 18, max(x, 0):x + 56] = True
+    changed = (person != bare).any(axis=-1)
+    assert changed.any() and not (changed & ~labels).any()     # one label per person, nothing else
+    assert ((joint != bare).any(axis=-1) & ~labels).sum() > 10 * len(dets)   # joint labels on request
 
 
 def test_demo_missing_detector_weights_says_how_to_get_them(data_dir, tiny_model, tmp_path):

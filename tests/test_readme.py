@@ -38,3 +38,29 @@ def test_two_fresh_machine_commands():
     assert re.search(r"^demo:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     ci = open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8").read()
     assert re.search(r"^make test$", ci, re.M)
+
+
+def test_benchmark_summary_prints_the_readme_table():
+    """`benchmark.py --summary` alone prints the README's whole table (every model, three input
+    sizes), counted from the symbols: the README's numbers cannot drift from the code."""
+    from _helpers import load_script, run_main
+
+    table = [line for line in README.splitlines()
+             if line.startswith("| model | params | 256x192")]
+    assert len(table) == 1
+    start = README.splitlines().index(table[0])
+    readme_rows = []
+    for line in README.splitlines()[start:]:
+        if not line.startswith("|"):
+            break
+        if not line.startswith("| report"):  # the report's own figures are not ours to print
+            readme_rows.append(line)
+    code, out = run_main(load_script("benchmark").main, ["--summary"])
+    assert code == 0
+    printed = [line for line in out.splitlines() if line.startswith("|")]
+    assert printed == readme_rows
+    assert len(printed) == 2 + 6
+    # --model restricts it to one row
+    code, out = run_main(load_script("benchmark").main, ["--summary", "--model", "hrnet_w8"])
+    rows = [line for line in out.splitlines() if line.startswith("| hrnet_w8")]
+    assert code == 0 and len(rows) == 1 and rows[0].count("/") == 3

@@ -3,17 +3,22 @@
 All runs use a width-8 2-stage net at 64x64 on the real COCO sample people (12 labelled), CPU, fixed seed.
 """
 import glob
+import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import cv2
 import mxnet as mx
 import numpy as np
 
 import gluonpose
+from _helpers import load_script, run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "scripts", "train_mshrnet.py")
@@ -176,19 +181,60 @@ def test_non_finite_loss_stops_without_overwriting(tmp_path, data_dir):
     assert not (work / "epoch_0001.params").exists() or (work / "epoch_0001.json").exists()
 
 
-def test_embedded_synthetic_default_lowers_the_loss(tmp_path):
-    """The README's main command (train_mshrnet.py without --config), shortened: the loss goes down."""
+def test_embedded_synthetic_demo_path_shortened(tmp_path):
+    """`make demo` (train_mshrnet.py without --config), shortened to 3 tiny epochs: the loss goes
+    down, validation AP is recorded and plotted, the predictions of validation images are drawn,
+    and the closing summary names every output and the next commands. Its output goes to a pipe:
+    progress comes as short log lines, never a carriage-return bar."""
     work = tmp_path / "syn"
     over = ["data.train=[{type: synthetic, out_dir: %s, num_images: 24, seed: 0}]" % (tmp_path / "data"),
+            "data.val={type: synthetic, out_dir: %s, num_images: 3, seed: 1}" % (tmp_path / "val"),
             "codec.input_size=[64,64]", "codec.heatmap_size=[16,16]", "loader.batch_size_per_device=8",
-            "loader.num_workers=0", "train.epochs=3", "train.val_interval=0", "train.log_interval=1"]
-    subprocess.run(_train_cmd(None, work, *over), env=ENV,
-                   check=True, timeout=300, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "loader.num_workers=0", "train.epochs=3", "train.val_interval=3", "train.log_interval=1"]
+    res = subprocess.run([sys.executable, TRAIN, "--work-dir", str(work), "--preview", "2"] + over,
+                         env=ENV, timeout=300, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = res.stdout.decode()
+    assert res.returncode == 0, out[-3000:]
     from gluonpose.utils.curves import MetricsCSV
     rows = MetricsCSV(str(work / "iterations.csv"), []).read()
     first, last = rows[0]["loss"], rows[-1]["loss"]
     assert len(rows) >= 12 and last < 0.8 * first, (first, last)
     assert (work / "epoch_0003.params").is_file()
+
+    # readable when redirected: no bar redraws, one progress line per few steps, an end-of-epoch line
+    log = out[:out.index("training finished")]
+    assert "\r" not in out and max(len(line) for line in log.splitlines()) < 300, \
+        max(log.splitlines(), key=len)
+    assert re.search(r"epoch 2/3 \[\d+/\d+\] loss \S+ hm \S+ off \S+ lr \S+ sps", out), out[-3000:]
+    assert len(re.findall(r"epoch \d/3: loss", out)) == 3
+    # the two kinds of workers are named
+    assert re.search(r"global batch 8 = 1 distributed worker x 1 device x 8 per device; images are "
+                     r"read in the training process \(loader.num_workers: 0\)", out), out[-3000:]
+    # validation AP at epoch 3 in metrics.csv, and in curves.png's second panel
+    epochs = MetricsCSV(str(work / "metrics.csv"), []).read()
+    assert [r["AP"] is not None for r in epochs] == [False, False, True]
+    from gluonpose.utils.curves import curves_figure
+    fig = curves_figure(rows, val_rows=epochs)
+    assert any(ax.get_ylabel() == "validation AP" for ax in fig.axes)
+    # predictions of 2 validation images side by side (each tile at least the 320 px of its image)
+    preview = cv2.imread(str(work / "predictions.png"))
+    assert preview is not None and preview.shape[1] >= 2 * 320
+    boxes = json.load(open(str(work / "val_boxes.json")))
+    (val_json,) = glob.glob(str(tmp_path / "val" / "**" / "person_keypoints_synthetic.json"),
+                            recursive=True)
+    val_gt = json.load(open(val_json))
+    assert len(boxes) == len(val_gt["annotations"])
+    # the summary: every output by path, then the next commands, which use files that exist
+    summary = out[out.index("training finished"):]
+    for name in ("epoch_0003.params", "curves.png", "metrics.csv", "predictions.png",
+                 "config.yaml", "log.txt"):
+        assert str(work / name) in summary, name
+    assert re.search(r"validation AP \d\.\d{3} after epoch 3", summary)
+    assert "scripts/test_mshrnet.py --config %s" % (work / "config.yaml") in summary
+    assert "scripts/demo.py" in summary and str(work / "val_boxes.json") in summary
+    code, text = run_main(load_script("demo").main, shlex.split(
+        summary.split("scripts/demo.py", 1)[1].splitlines()[0]))
+    assert code == 0 and "3 images" in text, text
 
 
 def test_failing_validation_keeps_the_epoch(tmp_path, data_dir):

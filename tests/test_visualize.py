@@ -102,3 +102,35 @@ def test_metrics_csv_rows_are_replaced_dropped_and_migrated(tmp_path):
         f.write("3")  # a line torn by a kill (no newline): dropped even though epoch "3" <= 3
     assert MetricsCSV(path, ["epoch", "loss", "AP"]).drop_after_epoch(3) == 1
     assert [r["epoch"] for r in MetricsCSV(path, []).read()] == [1, 2, 3]
+
+
+def test_training_curves_plot_validation_ap_when_there_is_one(tmp_path):
+    from gluonpose.utils.curves import curves_figure
+
+    iters = MetricsCSV(str(tmp_path / "iterations.csv"), ["progress", "loss", "heatmap", "offset", "lr"])
+    for i in range(16):
+        iters.append({"progress": (i + 1) / 4.0, "loss": 1.0 / (i + 1), "heatmap": 0.6 / (i + 1),
+                      "offset": 0.4 / (i + 1), "lr": 1e-3})
+    epochs = MetricsCSV(str(tmp_path / "metrics.csv"), ["epoch", "loss", "AP"])
+    for e, ap in ((1, None), (2, 0.25), (3, None), (4, 0.61)):  # validation every 2 epochs
+        epochs.append({"epoch": e, "loss": 1.0 / e, "AP": ap})
+
+    fig = curves_figure(iters.read(), val_rows=epochs.read())
+    ap_axes = [ax for ax in fig.axes if ax.get_ylabel() == "validation AP"]
+    assert len(ap_axes) == 1
+    (line,) = ap_axes[0].get_lines()
+    assert list(line.get_xdata()) == [2.0, 4.0] and list(line.get_ydata()) == [0.25, 0.61]
+    # the same x axis as the loss panel, whose curves are still all there
+    loss_ax = [ax for ax in fig.axes if ax.get_ylabel() == "loss"][0]
+    assert loss_ax.get_shared_x_axes().joined(loss_ax, ap_axes[0])
+    assert sorted(ln.get_label() for ln in loss_ax.get_lines()) == ["heatmap", "loss", "offset"]
+
+    # no validation values -> the loss panel alone
+    no_val = [dict(r, AP=None) for r in epochs.read()]
+    assert not any(ax.get_ylabel() == "validation AP"
+                   for ax in curves_figure(iters.read(), val_rows=no_val).axes)
+    # the work-dir helper reads metrics.csv for it: the PNG has the taller two-panel layout
+    two = cv2.imread(plot_training_curves(str(tmp_path), str(tmp_path / "two.png")))
+    os.remove(str(tmp_path / "metrics.csv"))
+    one = cv2.imread(plot_training_curves(str(tmp_path), str(tmp_path / "one.png")))
+    assert two.shape[0] > one.shape[0] * 1.3

@@ -40,6 +40,23 @@ def check_loss_matches_codec(heatmap_loss, codec):
                           % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
 
 
+def describe_parallelism(num_workers, num_contexts, per_device, loader_processes, ctx_list=None):
+    """One sentence naming both kinds of "workers": distributed training processes (kvstore
+    workers, ``launch_dist.py -n``) and the data-loading processes of each (``loader.num_workers``).
+    """
+    def plural(n, word, words=None):
+        return "%d %s" % (n, word if n == 1 else (words or word + "s"))
+
+    loading = ("each worker reads images with %s (loader.num_workers)"
+               % plural(loader_processes, "loader process", "loader processes")
+               if loader_processes else
+               "images are read in the training process (loader.num_workers: 0)")
+    return "global batch %d = %s x %s x %d per device; %s%s" % (
+        num_workers * num_contexts * per_device, plural(num_workers, "distributed worker"),
+        plural(num_contexts, "device"), per_device, loading,
+        "; devices %s" % (list(ctx_list),) if ctx_list else "")
+
+
 def setup_logging(work_dir, rank):
     """Log to the console and (rank 0) to ``work_dir/log.txt``."""
     handlers = [logging.StreamHandler()]
@@ -74,18 +91,23 @@ def kvstore_options(tcfg):
     return compression, bound
 
 
-def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None):
+def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None, on_finish=None):
     """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. ``resume``: False, True (the
     newest checkpoint of the work dir, if any) or the path of a checkpoint (its ``epoch_N.json`` or
     ``.params``, or a work dir) to continue from; the run writes into ``cfg.train.work_dir``.
     Returns the history.
 
+    ``on_finish(history)`` is called on rank 0 only, after the last checkpoint is saved (the
+    train script draws validation predictions and prints its summary there).
     In a distributed job an error on this worker makes it exit promptly once the error is
     reported (see ``distributed.exit_promptly_on_error``), so the launcher stops the job."""
     compression, bound = kvstore_options(cfg.train)
     kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
     with exit_promptly_on_error(kv):
-        return _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression)
+        history = _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression)
+        if on_finish is not None and rank == 0:
+            on_finish(history)
+        return history
 
 
 def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression=None):
@@ -132,8 +154,9 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compres
     broadcast_parameters(net.collect_params(), kv)
     if rank == 0:
         dump_config(cfg, os.path.join(work_dir, "config.yaml"))
-    LOG.info("%d training samples, %d worker(s) x %d per worker, %d steps per epoch, contexts %s",
-             len(dataset), num_workers, per_worker_batch, len(loader), ctx_list)
+    LOG.info("%d training samples, %d steps per epoch; %s", len(dataset), len(loader),
+             describe_parallelism(num_workers, len(ctx_list), int(cfg.loader.batch_size_per_device),
+                                  int(cfg.loader.num_workers), ctx_list))
     LOG.info("threads: %s", describe_threads())
     if is_distributed(kv):
         LOG.info("kvstore %s: arrays over %s elements split over the servers, gradient "

@@ -10,12 +10,14 @@ happen after its check. ``dist_sync`` sums
 gradients over workers, so the step normalises by the *global* batch (per-worker batch x workers).
 Per epoch (rank 0): metrics CSV row, atomic checkpoint, *then* the optional validation hook (a
 failure there is logged and leaves the AP cell empty unless ``val_errors='stop'``; the AP is filled
-into the row afterwards), loss/lr plot. On (re)start, CSV rows past ``start_epoch`` (left by a killed
+into the row afterwards), loss/lr/validation-AP plot. On (re)start, CSV rows past ``start_epoch`` (left by a killed
 run) are dropped, so a resumed run's records equal an uninterrupted run's. Bad training samples the
 loader passed over are counted per epoch over all workers (``skipped`` column).
 With a dist kvstore the logged losses (iterations.csv every ``log_interval`` steps, metrics.csv and
 the log every epoch) are means over the samples of *all* workers (one small kvstore all-reduce per
 log line), not of rank 0's shard; ``samples_per_s`` stays per worker.
+Progress within an epoch (:class:`~gluonpose.utils.progress.EpochProgress`): a tqdm bar on a
+terminal, a short log line every few steps otherwise.
 """
 import logging
 import math
@@ -26,6 +28,7 @@ from mxnet import autograd, gluon
 
 from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
+from ..utils.progress import EpochProgress
 from .checkpoint import save_checkpoint, update_checkpoint_metrics
 from .distributed import allreduce_scalars
 
@@ -101,7 +104,8 @@ def _run_validation(validate, net, epoch, val_errors):
 
 def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
-        validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue"):
+        validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue",
+        progress_interval=None):
     """Train ``net`` from ``start_epoch`` (0-based, = epochs already done) to ``epochs``.
 
     Args:
@@ -117,11 +121,13 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
             averaged; None/a local kvstore: this worker's values.
         val_errors: ``'continue'`` (log a validation failure, leave AP empty, train on) or
             ``'stop'`` (re-raise it; the checkpoint is already saved).
+        progress: show progress on rank 0: a tqdm bar per epoch on a terminal, else a log line
+            every ``progress_interval`` steps (default: about 5 per epoch, at least every 50 steps);
+            the end-of-epoch line is logged either way.
     Returns:
         list of per-epoch metric dicts.
     """
     import os
-    from tqdm import tqdm
 
     if val_errors not in VAL_ERROR_CHOICES:
         raise ConfigError("train.val_errors must be one of %s, got %r" % (VAL_ERROR_CHOICES, val_errors))
@@ -136,14 +142,16 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
     total_skipped = 0
     history = []
     iters_per_epoch = len(loader)
+    if progress_interval is None:
+        progress_interval = min(max(iters_per_epoch // 5, 1), 50)
     for epoch in range(start_epoch, epochs):
         sampler.set_epoch(epoch)
         sums = {k: 0.0 for k in LOSS_TERMS}
         seen, tic = 0, time.perf_counter()
-        bar = tqdm(loader, total=iters_per_epoch, desc="epoch %d/%d" % (epoch + 1, epochs),
-                   disable=not progress or rank != 0, leave=False, dynamic_ncols=True)
+        bar = EpochProgress(iters_per_epoch, "epoch %d/%d" % (epoch + 1, epochs),
+                            enabled=progress and rank == 0, log_every=progress_interval)
         skipped = 0
-        for i, data in enumerate(bar):
+        for i, data in enumerate(loader):
             images, targets, weights = data[:3]
             if len(data) > 3:  # bad records the loader passed over (see TopDownDataset)
                 skipped += int(data[3].asnumpy().sum())
@@ -164,8 +172,8 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
             for k in sums:
                 sums[k] += values[k] * batch
             speed = seen / max(time.perf_counter() - tic, 1e-9)
-            bar.set_postfix(loss="%.3g" % values["loss"], hm="%.3g" % values["heatmap"],
-                            off="%.3g" % values["offset"], lr="%.1e" % lr, sps="%.1f" % speed)
+            bar.update(loss="%.4g" % values["loss"], hm="%.3g" % values["heatmap"],
+                       off="%.3g" % values["offset"], lr="%.2g" % lr, sps="%.1f" % speed)
             if i % log_interval == 0 or i == iters_per_epoch - 1:   # same steps on every worker
                 logged = _mean_over_workers(kvstore, {k: values[k] * batch for k in LOSS_TERMS},
                                             batch)
@@ -201,5 +209,6 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch,
                      "per worker%s", epoch + 1, epochs, row["loss"], row["heatmap"], row["offset"], lr,
                      row["samples_per_s"], ", AP %.4f" % row["AP"] if "AP" in row else "")
             if saved:
-                plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"))
+                plot_curves(iters_csv.read(), os.path.join(work_dir, "curves.png"),
+                            val_rows=epochs_csv.read())
     return history

@@ -52,3 +52,32 @@ def describe(net, sizes_wh=((192, 256), (288, 384), (384, 512))):
         macs = count_macs(net, size)
         rows.append((tuple(size), params, macs, macs / 2.0 ** 30))
     return rows
+
+
+#: The rows of the README's model table: (label, get_model name, get_model keyword arguments).
+README_MODELS = (
+    ("hrnet_w32 (official pose, 17-ch heatmap)", "hrnet_w32", {}),
+    ("hrnet_w48 (official pose)", "hrnet_w48", {}),
+    ("mshrnet_w48_1stage (heatmap + offset)", "mshrnet_w48_1stage", {}),
+    ("**mshrnet_w48_2stage** (default)", "mshrnet_w48_2stage", {}),
+    ("mshrnet_w48_2stage, `stage_input=image`", "mshrnet_w48_2stage", {"stage_input": "image"}),
+    ("mshrnet_w48_2stage, `cross_stage=conv1x1`", "mshrnet_w48_2stage", {"cross_stage": "conv1x1"}),
+)
+SUMMARY_SIZES_WH = ((192, 256), (288, 384), (384, 512))
+
+
+def summary_table(models=README_MODELS, sizes_wh=SUMMARY_SIZES_WH):
+    """Markdown table of parameters and cost, one row per ``(label, name, kwargs)`` of ``models``
+    (default: the README's table), columns ``GMAC / GFLOPs`` at each input size (h x w).
+    Returns the lines."""
+    from .zoo import get_model
+
+    head = "| model | params | " + " | ".join(
+        ("%dx%d GMAC / GFLOPs" if i == 0 else "%dx%d") % (h, w) for i, (w, h) in enumerate(sizes_wh)) + " |"
+    lines = [head, "|" + "---|" * (2 + len(sizes_wh))]
+    for label, name, kwargs in models:
+        net = get_model(name, initialize=False, **kwargs)
+        rows = describe(net, sizes_wh)
+        lines.append("| %s | %s | %s |" % (label, format(rows[0][1], ","), " | ".join(
+            "%.2f / %.2f" % (macs / 1e9, gflops) for _, _, macs, gflops in rows)))
+    return lines

@@ -29,7 +29,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="hrnet_w32")
+    p.add_argument("--model", default=None,
+                   help="model name (default: hrnet_w32; for --summary: every model of the README table)")
     p.add_argument("--head", default=None, help="heatmap | heatmap_offset (default: the model's)")
     p.add_argument("--size", nargs=2, type=int, default=(192, 256), metavar=("W", "H"))
     p.add_argument("--batch", type=int, default=8)
@@ -61,7 +62,8 @@ def parse_args(argv=None):
                    help="decode(encode(p)) of the heatmap+offset codec at every pixel of the 256x192, "
                         "384x288 and 512x384 crops, both decoders, udp on/off (no network)")
     p.add_argument("--summary", action="store_true",
-                   help="print parameters and multiply-adds at 256x192, 384x288, 512x384 (nothing runs)")
+                   help="print the README's table of parameters and multiply-adds at 256x192, 384x288 "
+                        "and 512x384 (all its models, or only --model; nothing runs)")
     return parse_cli_args(p, argv)
 
 
@@ -91,17 +93,22 @@ def bench_model(args):
 
 def run(args):
     get_contexts(args.gpus, check_available=True)  # before any work
+    if not args.summary:
+        args.model = args.model or "hrnet_w32"
     print("machine: %s" % machine_description())
     if args.codec_grid:
         from gluonpose.codecs.grid import grid_table
         grid_table()
     elif args.summary:
-        from gluonpose.models.summary import describe
-        kwargs = {"head": args.head} if args.head else {}
-        net = get_model(args.model, initialize=False, **kwargs)
-        for size, params, macs, gflops in describe(net):
-            print("%s %dx%d: %s params, %.2f GMAC, %.2f GFLOPs (MACs / 2^30, HRNet convention)"
-                  % (args.model, size[1], size[0], format(params, ","), macs / 1e9, gflops))
+        from gluonpose.models.summary import README_MODELS, summary_table
+        models = README_MODELS
+        if args.model:
+            kwargs = {"head": args.head} if args.head else {}
+            label = args.model + (" (%s head)" % args.head if args.head else "")
+            models = ((label, args.model, kwargs),)
+        print("\n".join(summary_table(models)))
+        print("GMAC = multiply-adds / 1e9; GFLOPs = multiply-adds / 2^30 (the HRNet convention); "
+              "params without BatchNorm running statistics")
     elif args.loader:
         from gluonpose.data.benchmark import bench_loader
         bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)

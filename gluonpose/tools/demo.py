@@ -56,7 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--box-thr", type=float, default=0.5, help="minimum person box score")
     p.add_argument("--nms-thr", type=float, default=0.9,
                    help="OKS-NMS threshold between poses of one image (<= 0 turns it off)")
-    p.add_argument("--no-scores", action="store_true", help="do not write joint scores")
+    p.add_argument("--scores", choices=("person", "joint", "none"), default="person",
+                   help="score labels: one per person at its box (box score x mean joint score, "
+                        "as in --out-json; default), also every drawn joint's, or none")
+    p.add_argument("--no-scores", dest="scores", action="store_const", const="none",
+                   help="same as --scores none")
     p.add_argument("--joint-color", type=_color, default=None, metavar="B,G,R",
                    help="one colour for all joints (default: by body side)")
     p.add_argument("--max-frames", type=int, default=0, help="video: stop after N frames (0 = all)")
@@ -90,6 +94,7 @@ class Demo:
         self.predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
                                           batch_size=cfg.test.batch_size, name=cfg.model.name)
         self.results = []
+        self.people_drawn = 0  # people with at least one joint at or above --score-thr
 
     def person_boxes(self, image_rgb, file_name=None, image_id=None):
         if self.detector is not None:
@@ -108,12 +113,15 @@ class Demo:
             kpts, boxes, scores = kpts[keep], boxes[keep], scores[keep]
         if image_id is None and self.boxes is not None and file_name:
             image_id = self.boxes.image_id(file_name)
-        for person, score in zip(kpts, scores):
-            self.results.append(coco_result(person, image_id, score * person[:, 2].mean(),
-                                            file_name))
+        person_scores = [score * person[:, 2].mean() for person, score in zip(kpts, scores)]
+        for person, score in zip(kpts, person_scores):
+            self.results.append(coco_result(person, image_id, score, file_name))
+        if len(kpts):
+            self.people_drawn += int((kpts[..., 2] >= self.args.score_thr).any(axis=1).sum())
+        mode = self.args.scores
         return draw_poses(image_rgb[..., ::-1], kpts, self.args.score_thr, boxes=boxes,
-                          box_scores=scores, draw_scores=not self.args.no_scores,
-                          joint_color=self.args.joint_color)
+                          box_scores=person_scores if mode != "none" else None,
+                          draw_scores=mode == "joint", joint_color=self.args.joint_color)
 
 
 def _image_out(out, image_path):
@@ -181,9 +189,10 @@ def run(args):
     else:
         paths = list_images(args.image) if kind == "folder" else [args.image]
         count = run_images(demo, paths, args.out, single=kind == "image")
-    print("%d %s, %d people drawn in %.1f s (flip %s, joints drawn with score >= %g)"
-          % (count, "frames" if kind == "video" else "images", len(demo.results),
-             time.time() - start, "on" if demo.predictor.flip else "off", args.score_thr))
+    print("%d %s, %d people: %d with at least one joint drawn (joint score >= %g), in %.1f s "
+          "(flip %s)" % (count, "frames" if kind == "video" else "images", len(demo.results),
+                         demo.people_drawn, args.score_thr, time.time() - start,
+                         "on" if demo.predictor.flip else "off"))
     if args.out_json:
         from gluonpose.utils.io import atomic_write_json
         atomic_write_json(demo.results, args.out_json)

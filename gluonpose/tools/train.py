@@ -10,9 +10,11 @@
 Any config key can be overridden, anywhere on the line: ``train.lr=5e-4 loader.batch_size_per_device=24``.
 """
 import argparse
+import logging
 import os
 import re
 import sys
+import time
 
 from gluonpose.utils.cli import parse_cli_args, report_user_error, run_cli
 
@@ -34,7 +36,12 @@ def parse_args(argv=None):
                         "(work_dir/latest.json); with a path, from that checkpoint (an epoch_N.json "
                         "or epoch_N.params of a work dir, or a work dir)")
     p.add_argument("--work-dir", default=None, help="override train.work_dir")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bar (logs only)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress within epochs (the end-of-epoch lines stay); without a "
+                        "terminal the progress bar is a log line every few steps anyway")
+    p.add_argument("--preview", type=int, default=4, metavar="N",
+                   help="after training, draw the predictions of the first N validation images "
+                        "into work_dir/predictions.png (0 = off; needs data.val)")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides")
     args = parse_cli_args(p, argv)
     if isinstance(args.resume, str) and _OVERRIDE.match(args.resume) and not os.path.exists(args.resume):
@@ -60,9 +67,31 @@ def run(args):
         resume_record(args.resume)  # a path that is no checkpoint fails here, not after the data set
     from gluonpose.engine.runner import train
     from gluonpose.engine.trainer import NonFiniteLossError
+    start, cpu_start = time.time(), time.process_time()
+
+    def finish(history):
+        """Rank 0, after the last checkpoint: draw validation predictions, print the summary."""
+        from gluonpose.engine.checkpoint import find_latest
+        from gluonpose.engine.report import run_summary
+
+        work_dir = cfg.train.work_dir
+        preview = box_file = None
+        record = find_latest(work_dir)
+        if args.preview > 0 and cfg.data.val and record:
+            from gluonpose.deploy.preview import draw_val_predictions, write_box_file
+            try:
+                preview = draw_val_predictions(cfg, os.path.join(work_dir, record["params"]),
+                                               os.path.join(work_dir, "predictions.png"),
+                                               num_images=args.preview)
+                box_file = write_box_file(preview, os.path.join(work_dir, "val_boxes.json"))
+            except (ValueError, OSError) as err:  # the training itself is saved: report, go on
+                logging.getLogger("train").warning("predictions.png not drawn: %s", err)
+        print(run_summary(work_dir, history, time.time() - start, preview, box_file,
+                          cpu_seconds=time.process_time() - cpu_start), flush=True)
+
     try:
         train(cfg, resume=args.resume, gpus=gpus, kvstore=args.kvstore,
-              progress=not args.no_progress)
+              progress=not args.no_progress, on_finish=finish)
     except NonFiniteLossError as err:
         report_user_error(err)
         return 3

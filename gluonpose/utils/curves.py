@@ -1,4 +1,5 @@
-"""Training records: a CSV of metrics and a matplotlib plot of the loss and learning-rate curves."""
+"""Training records: a CSV of metrics and a matplotlib plot of the loss, learning-rate and
+validation-AP curves."""
 import csv
 import os
 
@@ -76,22 +77,34 @@ def _after(value, epoch):
         return True  # a torn last line of a killed run
 
 
-def plot_curves(rows, path, x_key="progress", keys=("loss", "heatmap", "offset"), lr_key="lr"):
-    """Plot loss terms (log scale, left) and the learning rate (right) against epochs; write PNG."""
+def curves_figure(rows, x_key="progress", keys=("loss", "heatmap", "offset"), lr_key="lr",
+                  val_rows=None, val_key="AP"):
+    """The matplotlib figure of :func:`plot_curves` (caller closes it); None without rows.
+
+    Top panel: loss terms (log scale, left axis) and the learning rate (dashed, right axis)
+    against (fractional) epochs. When ``val_rows`` (per-epoch rows with ``epoch`` and
+    ``val_key``, e.g. ``metrics.csv``) hold any value, a second panel below plots it against the
+    epoch, on the same x axis, with each point labelled.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if not rows:
         return None
+    val = [(r["epoch"], r[val_key]) for r in (val_rows or ())
+           if r.get("epoch") is not None and r.get(val_key) is not None]
+    if val:
+        fig, (ax, ax_val) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True,
+                                         gridspec_kw={"height_ratios": [3, 2]})
+    else:
+        fig, ax = plt.subplots(figsize=(8, 4.5))
     xs = [r[x_key] for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
     for k in keys:
         ys = [r.get(k) for r in rows]
         if any(y is not None and y > 0 for y in ys):
             ax.plot(xs, ys, label=k)
     ax.set_yscale("log")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.grid(True, alpha=0.3)
     ax2 = ax.twinx()
@@ -100,7 +113,32 @@ def plot_curves(rows, path, x_key="progress", keys=("loss", "heatmap", "offset")
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right")
+    if val:
+        ex, ey = zip(*val)
+        ax_val.plot(ex, ey, "o-", color="tab:green", label="validation " + val_key)
+        for x, y in val:
+            ax_val.annotate("%.3f" % y, (x, y), textcoords="offset points", xytext=(0, 6),
+                            ha="center", fontsize=8)
+        ax_val.set_ylabel("validation " + val_key)
+        ax_val.set_ylim(0, max(1.0, max(ey) * 1.1))
+        ax_val.grid(True, alpha=0.3)
+        ax_val.legend(loc="lower right")
+        ax_val.set_xlabel("epoch")
+    else:
+        ax.set_xlabel("epoch")
     fig.tight_layout()
+    return fig
+
+
+def plot_curves(rows, path, x_key="progress", keys=("loss", "heatmap", "offset"), lr_key="lr",
+                val_rows=None, val_key="AP"):
+    """Write :func:`curves_figure` as a PNG to ``path`` (atomically); returns the path, or None
+    when there are no rows."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(rows, x_key, keys, lr_key, val_rows, val_key)
+    if fig is None:
+        return None
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
     return path

@@ -235,7 +235,8 @@ def draw_sample(sample, codec, stage=-1, joint=None, alpha=0.5, mean=IMAGENET_ME
 
 
 def plot_training_curves(work_dir, out_path=None):
-    """Plot a work dir's loss / learning-rate curves with :func:`gluonpose.utils.curves.plot_curves`.
+    """Plot a work dir's loss / learning-rate curves (and validation AP, when ``metrics.csv`` has
+    any) with :func:`gluonpose.utils.curves.plot_curves`.
 
     Reads ``iterations.csv`` (x axis: fractional epoch ``progress``) or, without it,
     ``metrics.csv`` (x axis: epoch). Writes ``out_path`` (default ``work_dir/curves.png``).
@@ -247,13 +248,15 @@ def plot_training_curves(work_dir, out_path=None):
     from .curves import MetricsCSV, plot_curves
 
     out_path = out_path or os.path.join(work_dir, "curves.png")
+    epochs_path = os.path.join(work_dir, "metrics.csv")
+    val_rows = MetricsCSV(epochs_path, []).read() if os.path.isfile(epochs_path) else None
     for name, x_key in (("iterations.csv", "progress"), ("metrics.csv", "epoch")):
         path = os.path.join(work_dir, name)
         if os.path.isfile(path):
             rows = MetricsCSV(path, []).read()
             if not rows:
                 raise ValueError("%s has no rows to plot" % path)
-            return plot_curves(rows, out_path, x_key=x_key)
+            return plot_curves(rows, out_path, x_key=x_key, val_rows=val_rows)
     raise FileNotFoundError("no iterations.csv or metrics.csv in work dir %s (written by "
                             "scripts/train_mshrnet.py)" % work_dir)
 

@@ -1,0 +1,112 @@
+"""What a finished training run shows its user: predictions drawn on a few validation images.
+
+:func:`draw_val_predictions` runs a trained model on the first images of the config's ``data.val``
+(ground-truth person boxes, the config's flip test) and tiles the drawn skeletons into one PNG;
+:func:`write_box_file` saves those boxes as a COCO-results json that ``scripts/demo.py --boxes``
+reads, so the next command a user tries works on the same images.
+"""
+import logging
+import os
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+
+LOG = logging.getLogger(__name__)
+
+
+class Preview(NamedTuple):
+    """What :func:`draw_val_predictions` drew."""
+
+    path: str              # the PNG
+    images: int            # validation images drawn
+    people: int            # people (ground-truth boxes) in them
+    people_drawn: int      # people with at least one joint at or above the score threshold
+    image_dir: str         # folder of the validation images
+    boxes: list            # COCO-results entries of the boxes of every validation image
+
+
+def _tile(image, caption, scale):
+    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    bar = np.full((22, out.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, caption, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, out], axis=0)
+
+
+def _grid(tiles, columns):
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    canvas = np.full((rows * h, min(columns, len(tiles)) * w, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * h:r * h + t.shape[0], c * w:c * w + t.shape[1]] = t
+    return canvas
+
+
+def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ctx=None,
+                         columns=2, scale=2.0):
+    """Draw the predictions of ``weights`` (a model of ``cfg``) on the first ``num_images``
+    validation images that hold people; write one PNG grid to ``out_path``.
+
+    Boxes: the ground-truth boxes of ``cfg.data.val`` (drawn in grey); joints scoring at least
+    ``score_thr`` are drawn (the demo's default), limbs between two drawn joints, no score labels.
+    Returns a :class:`Preview`.
+    """
+    from ..data.pipeline import read_image
+    from ..evaluation.inference import TopDownPredictor, group_by_image, predict_records
+    from ..evaluation.runner import build_net_from_config, gt_boxes, resolve_val_set
+    from ..utils.io import atomic_write
+    from ..utils.visualize import draw_poses
+
+    if int(num_images) < 1:
+        raise ValueError("num_images must be >= 1, got %r" % (num_images,))
+    gt_json, img_prefix, layout = resolve_val_set(cfg.data.val)
+    records = gt_boxes(gt_json, img_prefix, layout).records
+    by_image = group_by_image(records)
+    chosen = list(by_image)[:int(num_images)]
+    if not chosen:
+        raise ValueError("the validation set %s has no labelled people to draw" % gt_json)
+    rows = [i for path in chosen for i in by_image[path]]
+    import mxnet as mx
+
+    ctx = list(ctx) if ctx else [mx.cpu()]
+    net, codec = build_net_from_config(cfg, weights, ctx)
+    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=cfg.test.flip,
+                                 batch_size=cfg.test.batch_size, name=cfg.model.name)
+    result = predict_records(predictor, [records[i] for i in rows], progress=False)
+    kpts = result.keypoints()
+    tiles, people_drawn = [], 0
+    for path in chosen:
+        mine = [n for n, i in enumerate(rows) if records[i].image_path == path]
+        person_kpts = kpts[mine]
+        drawn = int(((person_kpts[..., 2] >= score_thr).any(axis=1)).sum())
+        people_drawn += drawn
+        boxes = np.stack([records[rows[n]].bbox for n in mine]).astype(np.float64)
+        image = draw_poses(read_image(path)[..., ::-1], person_kpts, score_thr, boxes=boxes,
+                           draw_scores=False)
+        tiles.append(_tile(image, "%s: %d of %d people drawn"
+                           % (os.path.basename(path), drawn, len(mine)), scale))
+    grid = _grid(tiles, columns)
+    ok, png = cv2.imencode(".png", grid)
+    if not ok:
+        raise IOError("could not encode the predictions image %s" % out_path)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(png.tobytes())
+
+    atomic_write(out_path, write)
+    boxes = [{"image_id": int(r.image_id), "file_name": os.path.basename(r.image_path),
+              "category_id": 1, "bbox": [round(float(v), 2) for v in r.bbox], "score": 1.0}
+             for r in records]
+    return Preview(out_path, len(chosen), len(rows), people_drawn,
+                   os.path.dirname(chosen[0]), boxes)
+
+
+def write_box_file(preview, path):
+    """Save the validation boxes of ``preview`` as a COCO-results json (``demo.py --boxes``)."""
+    from ..utils.io import atomic_write_json
+
+    atomic_write_json(preview.boxes, path)
+    return path
