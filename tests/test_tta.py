@@ -1,4 +1,6 @@
 """TTA geometry against known keypoints, fusion by hand, the TTA grid and the ensemble config."""
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -136,3 +138,31 @@ def test_summary_table_layout():
     lines = format_summary_table([("member a", stats), ("ensemble", stats)]).splitlines()
     assert len(lines) == 4 and len({len(line) for line in lines}) == 1
     assert lines[3].split("|")[2].strip() == "0.500"
+
+
+def test_members_that_share_a_config_get_distinct_names():
+    from gluonpose.evaluation.tta import distinct_member_names
+
+    def member(config, weights, name=None):
+        return {"config": config, "weights": weights, "weight": 1.0,
+                "name": name or os.path.splitext(os.path.basename(config))[0]}
+
+    names = [m["name"] for m in distinct_member_names([
+        member("c/w32.yaml", "runs/a/epoch_0140.params"),
+        member("c/w32.yaml", "runs/b/epoch_0150.params"),
+        member("c/w48.yaml", "w48.params"),                      # unique: kept
+        member("c/w48x.yaml", "x/final.params", name="big"),
+        member("c/w48y.yaml", "y/final.params", name="big"),     # same name and weights stem
+    ])]
+    assert names == ["w32 [epoch_0140]", "w32 [epoch_0150]", "w48", "big [final] #4",
+                     "big [final] #5"]
+    assert len(set(names)) == len(names)
+
+
+def test_ensemble_script_names_members_of_one_config_apart():
+    from _helpers import load_script
+    ens = load_script("ensemble_eval")
+    conf = ens._settings(ens.parse_args(["--models", "c.yaml:run1/epoch_0002.params",
+                                         "c.yaml:run2/epoch_0002.params", "--use-gt-boxes",
+                                         "--out", "r.json"]))
+    assert [m["name"] for m in conf["members"]] == ["c [epoch_0002] #1", "c [epoch_0002] #2"]

@@ -62,6 +62,27 @@ def parse_member_spec(text):
             "name": os.path.splitext(os.path.basename(config))[0]}
 
 
+def distinct_member_names(members):
+    """Give members that share a name (by default the config's file stem) distinct ones for the
+    tables: ``name [weights stem]`` when their weights files differ, else ``name #i`` (1-based
+    member index). Unique names are kept. Returns new member dicts."""
+    from collections import Counter
+
+    def stem(path):
+        return os.path.splitext(os.path.basename(path))[0]
+
+    count = Counter(m["name"] for m in members)
+    out = [dict(m) for m in members]
+    for m in out:
+        if count[m["name"]] > 1:
+            m["name"] = "%s [%s]" % (m["name"], stem(m["weights"]))
+    count = Counter(m["name"] for m in out)
+    for i, m in enumerate(out):
+        if count[m["name"]] > 1:
+            m["name"] = "%s #%d" % (m["name"], i + 1)
+    return out
+
+
 def _check_member(i, m, path):
     if not isinstance(m, dict) or "config" not in m or "weights" not in m:
         raise ConfigError("%s: members[%d] needs config and weights, got %r" % (path, i, m))

@@ -63,6 +63,8 @@ def _settings(args):
         conf["members"] = [parse_member_spec(m) for m in args.models]
     if not conf["members"]:
         raise ConfigError("no ensemble members: pass --models CONFIG:WEIGHTS ... or --config")
+    from gluonpose.evaluation.tta import distinct_member_names
+    conf["members"] = distinct_member_names(conf["members"])
     tta, boxes, test = conf["tta"], conf["boxes"], conf["test"]
     for key, val in (("rotations", args.rotations), ("scales", args.scales), ("flip", args.flip),
                      ("average", args.average)):
