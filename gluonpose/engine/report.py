@@ -17,14 +17,14 @@ def _cmd(*parts):
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
-def run_summary(work_dir, history, seconds=None, preview=None, box_file=None):
+def run_summary(work_dir, history, seconds=None, preview=None, box_file=None, cpu_seconds=None):
     """Text of the end-of-training summary.
 
     Args:
         work_dir: the run's work dir (``latest.json``, ``config.yaml``, CSVs, ``curves.png``).
         history: per-epoch rows of this run (``fit``'s return value; may be empty when resuming
             a finished run).
-        seconds: wall time of the run.
+        seconds: wall time of the run; cpu_seconds: CPU time of the training process.
         preview: the :class:`~gluonpose.deploy.preview.Preview` drawn, if any.
         box_file: the validation boxes json written for ``scripts/demo.py``, if any.
     """
@@ -37,6 +37,8 @@ def run_summary(work_dir, history, seconds=None, preview=None, box_file=None):
         head += ": %d epoch(s) this run, up to epoch %d" % (len(history), history[-1]["epoch"])
     if seconds is not None:
         head += ", in %s" % _duration(seconds)
+        if cpu_seconds is not None:
+            head += " (CPU time of the training process %s)" % _duration(cpu_seconds)
     lines.append(head)
     last = history[-1] if history else (record.get("metrics") or {})
     if last.get("loss") is not None:
@@ -47,7 +49,7 @@ def run_summary(work_dir, history, seconds=None, preview=None, box_file=None):
         lines.append("  validation AP %.3f after epoch %d (best %.3f after epoch %d)"
                      % (aps[-1][1], aps[-1][0], best[1], best[0]))
     lines.append("outputs in %s:" % work_dir)
-    outputs = [("checkpoint", weights, "weights of the last epoch (+ .states, .json; latest.json)"),
+    outputs = [("checkpoint", weights, "the last epoch's weights; latest.json names it"),
                ("curves", os.path.join(work_dir, "curves.png"),
                 "loss and learning rate" + (", validation AP" if aps else "")),
                ("metrics", os.path.join(work_dir, "metrics.csv"),
@@ -75,7 +77,7 @@ def run_summary(work_dir, history, seconds=None, preview=None, box_file=None):
         lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config", config,
                                    "--resume", "train.epochs=%d" % (2 * int(last.get("epoch") or
                                                                           record.get("epoch") or 1))))
-        lines.append("  train on COCO (see README, Data): ")
+        lines.append("  train on COCO (see the README's Data section):")
         lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config",
                                    "configs/mshrnet/mshrnet_w32_1stage_256x192_coco.yaml",
                                    "--gpus", "0"))
