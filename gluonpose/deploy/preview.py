@@ -51,7 +51,7 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
 
     Boxes: the ground-truth boxes of ``cfg.data.val`` (drawn in grey); joints scoring at least
     ``score_thr`` are drawn (the demo's default), limbs between two drawn joints, no score labels.
-    Returns a :class:`Preview`.
+    An image that cannot be read is left out (ValueError when none can). Returns a :class:`Preview`.
     """
     from ..data.pipeline import read_image
     from ..evaluation.inference import TopDownPredictor, group_by_image, predict_records
@@ -74,12 +74,16 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     net, codec = build_net_from_config(cfg, weights, ctx)
     predictor = TopDownPredictor(net, codec, ctx=ctx, flip=cfg.test.flip,
                                  batch_size=cfg.test.batch_size, name=cfg.model.name)
-    result = predict_records(predictor, [records[i] for i in rows], progress=False)
-    kpts = result.keypoints()
-    tiles, people_drawn = [], 0
+    result = predict_records(predictor, [records[i] for i in rows], progress=False,
+                             on_bad_image="skip")
+    kpts = dict(zip(result.record_index.tolist(), result.keypoints()))  # unreadable images: absent
+    tiles, people_drawn, drawn_images = [], 0, []
     for path in chosen:
         mine = [n for n, i in enumerate(rows) if records[i].image_path == path]
-        person_kpts = kpts[mine]
+        if not all(n in kpts for n in mine):
+            continue
+        drawn_images.append(path)
+        person_kpts = np.stack([kpts[n] for n in mine])
         drawn = int(((person_kpts[..., 2] >= score_thr).any(axis=1)).sum())
         people_drawn += drawn
         boxes = np.stack([records[rows[n]].bbox for n in mine]).astype(np.float64)
@@ -87,6 +91,9 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
                            draw_scores=False)
         tiles.append(_tile(image, "%s: %d of %d people drawn"
                            % (os.path.basename(path), drawn, len(mine)), scale))
+    if not tiles:
+        raise ValueError("none of the first %d validation images of %s could be read"
+                         % (len(chosen), gt_json))
     grid = _grid(tiles, columns)
     ok, png = cv2.imencode(".png", grid)
     if not ok:
@@ -100,8 +107,9 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     boxes = [{"image_id": int(r.image_id), "file_name": os.path.basename(r.image_path),
               "category_id": 1, "bbox": [round(float(v), 2) for v in r.bbox], "score": 1.0}
              for r in records]
-    return Preview(out_path, len(chosen), len(rows), people_drawn,
-                   os.path.dirname(chosen[0]), boxes)
+    people = sum(len(by_image[p]) for p in drawn_images)
+    return Preview(out_path, len(drawn_images), people, people_drawn,
+                   os.path.dirname(drawn_images[0]), boxes)
 
 
 def write_box_file(preview, path):
