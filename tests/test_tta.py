@@ -160,8 +160,7 @@ def test_members_that_share_a_config_get_distinct_names():
 
 
 def test_ensemble_script_names_members_of_one_config_apart():
-    from _helpers import load_script
-    ens = load_script("ensemble_eval")
+    from gluonpose.tools import ensemble as ens    # scripts/ensemble_eval.py, gluonpose-ensemble
     conf = ens._settings(ens.parse_args(["--models", "c.yaml:run1/epoch_0002.params",
                                          "c.yaml:run2/epoch_0002.params", "--use-gt-boxes",
                                          "--out", "r.json"]))
