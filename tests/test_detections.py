@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from gluonpose.data.datasets import DatasetError
-from gluonpose.data.detections import gt_box_records, load_detections
+from gluonpose.data.datasets import CocoKeypoints
+from gluonpose.data.detections import load_detections
+from gluonpose.evaluation.runner import gt_boxes
 
 
 @pytest.fixture()
@@ -112,10 +114,10 @@ def test_bad_detection_files(tmp_path, image_list, content, match):
         load_detections(str(path), image_list)
 
 
-def test_gt_box_records(coco_sample):
+def test_gt_boxes(coco_sample):
     _, gt_file, folder = coco_sample
-    recs = gt_box_records(gt_file, folder)
-    assert len(recs) == 12 and len(gt_box_records(gt_file, folder, skip_empty=False)) == 14
+    recs = gt_boxes(gt_file, folder).records
+    assert len(recs) == 12 and len(CocoKeypoints(gt_file, folder, skip_empty=False).records) == 14
     assert all(r.score == 1.0 and not r.keypoints.any() for r in recs)
     rec = next(r for r in recs if r.ann_id == 442619)
     np.testing.assert_allclose(rec.bbox, [280.79, 44.73, 217.7, 345.68], atol=1e-4)

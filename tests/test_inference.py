@@ -141,7 +141,7 @@ def test_evaluate_model_perfect_net_scores_ap_one(data_dir, flip):
     gt, folder = _sample(data_dir, "coco")
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256))
     oracle = _oracle(codec, CocoKeypoints(gt, folder).records)
-    stats = evaluate_model(oracle, codec, gt, folder, flip=flip)
+    stats = evaluate_model(oracle, codec, gt, img_prefix=folder, flip=flip)
     assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
 
 
@@ -157,7 +157,7 @@ def test_evaluate_model_perturbed_net_loses_ap(data_dir):
         shifted[:, 0] += 12.0
         oracle.add_records([PersonRecord(rec.image_path, rec.bbox, shifted, rec.image_id)],
                            [transform])
-    stats = evaluate_model(oracle, codec, gt, folder, flip=False)
+    stats = evaluate_model(oracle, codec, gt, img_prefix=folder, flip=False)
     assert stats["AP"] < 0.9
 
 
@@ -175,7 +175,7 @@ def test_evaluate_model_crowdpose_shared_joints(data_dir, tmp_path):
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256), label_outside=True)
     oracle = _oracle(codec, records)
     out = str(tmp_path / "cp.json")
-    stats = evaluate_model(oracle, codec, gt, folder, flip=True, layout="crowdpose", out_json=out)
+    stats = evaluate_model(oracle, codec, gt, img_prefix=folder, flip=True, layout="crowdpose", out_json=out)
     assert stats["AP"] == pytest.approx(1.0)
     import json
     results = json.load(open(out))

@@ -11,7 +11,7 @@ from gluonpose.codecs import build_codec
 from gluonpose.data.datasets import build_dataset
 from gluonpose.data.loader import BadSampleError, EpochSampler, TopDownDataset, make_train_loader
 from gluonpose.data.pipeline import TopDownTrainTransform
-from gluonpose.engine.distributed import ShardSampler
+from gluonpose.data.sampler import ShardSampler
 
 
 @pytest.fixture(scope="module")

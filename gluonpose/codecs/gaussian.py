@@ -10,13 +10,14 @@ import numpy as np
 from ..data.geometry import COCO_FLIP_PAIRS
 from ..errors import ConfigError
 from . import layout as _layout
+from .base import Codec
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      feature_stride, gather_2d, mirror_maps)
 
 DECODERS = ("quarter", "dark", "argmax")
 
 
-class GaussianHeatmapCodec:
+class GaussianHeatmapCodec(Codec):
     """K Gaussian heatmaps, peak 1 (official HRNet ``generate_target`` / ``get_final_preds``).
 
     Encoding (official, ``unbiased=False``): the Gaussian is centred at the integer pixel

@@ -8,8 +8,10 @@ targets stack into one array, and the **last** codec decodes and flips.
 import numpy as np
 from ..errors import ConfigError
 
+from .base import Codec
 
-class MultiStageTargets:
+
+class MultiStageTargets(Codec):
     """A list of same-shape codecs presented through the single-codec interface.
 
     ``encode`` returns ``target`` (S, C, H, W) and ``target_weight`` (S, K) float32 (the weights
@@ -23,21 +25,22 @@ class MultiStageTargets:
             raise ConfigError("MultiStageTargets needs at least one codec")
         ref = codecs[-1]
         for i, c in enumerate(codecs):
-            got = (c.layout, c.num_joints, tuple(c.input_size_wh), tuple(c.heatmap_size_wh))
-            want = (ref.layout, ref.num_joints, tuple(ref.input_size_wh), tuple(ref.heatmap_size_wh))
+            if not isinstance(c, Codec):
+                raise TypeError("stage %d: %r is not a gluonpose.codecs.base.Codec" % (i, c))
+            got = (c.layout, c.num_joints, tuple(c.input_size_wh), tuple(c.heatmap_size_wh), c.udp,
+                   c.heatmap_activation)
+            want = (ref.layout, ref.num_joints, tuple(ref.input_size_wh), tuple(ref.heatmap_size_wh),
+                    ref.udp, ref.heatmap_activation)
             if got != want:
                 raise ConfigError("stage %d codec %r differs from the last stage %r in "
-                                  "(layout, joints, input size, heatmap size): %s vs %s"
+                                  "(layout, joints, input size, heatmap size, udp, heatmap "
+                                  "activation): %s vs %s"
                                   % (i, c, ref, got, want))
         self.codecs = tuple(codecs)
 
     @property
-    def last(self):
-        return self.codecs[-1]
-
-    @property
-    def num_stages(self):
-        return len(self.codecs)
+    def stages(self):
+        return self.codecs
 
     layout = property(lambda self: self.last.layout)
     num_joints = property(lambda self: self.last.num_joints)
@@ -45,6 +48,8 @@ class MultiStageTargets:
     heatmap_size_wh = property(lambda self: self.last.heatmap_size_wh)
     num_channels = property(lambda self: self.last.num_channels)
     udp = property(lambda self: self.last.udp)
+    flip_pairs = property(lambda self: self.last.flip_pairs)
+    heatmap_activation = property(lambda self: self.last.heatmap_activation)
 
     def __repr__(self):
         return "MultiStageTargets(%s)" % ", ".join(repr(c) for c in self.codecs)

@@ -43,6 +43,7 @@ import numpy as np
 from ..data.geometry import COCO_FLIP_PAIRS
 from ..errors import ConfigError
 from . import layout as _layout
+from .base import Codec
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      disk_area, feature_stride, gather_2d, mirror_maps)
 
@@ -58,7 +59,7 @@ def default_blur_kernel(heatmap_size_wh):
     return max(k + (k + 1) % 2, 1)
 
 
-class HeatmapOffsetCodec:
+class HeatmapOffsetCodec(Codec):
     """Disk heatmap + offset codec; see the module docstring.
 
     Args:

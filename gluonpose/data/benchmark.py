@@ -7,6 +7,7 @@ from ..codecs import build_codec
 from .datasets import build_dataset
 from .loader import EpochSampler, TopDownDataset, make_train_loader
 from .pipeline import TopDownTrainTransform
+from .sampler import ShardSampler
 
 def _records(tmp, coco_dir):
     """Real COCO people from ``coco_dir`` (a folder with ``test_coco.json`` and its jpgs) when given and
@@ -20,8 +21,6 @@ def _records(tmp, coco_dir):
 
 def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_dir=None):
     """Print samples/s of the training pipeline in one process and through a DataLoader."""
-    from ..engine.distributed import ShardSampler
-
     w, h = input_size_wh
     codec = build_codec("heatmap_offset", input_size_wh=(w, h), heatmap_size_wh=(w // 4, h // 4))
     transform = TopDownTrainTransform(codec, sampling="uniform", rot_factor=15, scale_factor=0.2)

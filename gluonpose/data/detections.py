@@ -1,4 +1,5 @@
-"""Test-time person boxes: detection files (COCO results format) and ground-truth boxes.
+"""Test-time person boxes from detection files (COCO results format); ground-truth boxes are
+:func:`gluonpose.evaluation.runner.gt_boxes`.
 
 Both give PersonRecords whose keypoints are all zero with ``v = 0`` (nothing to train on); the
 top-down pipeline crops the box and predicts. As in the official HRNet test, only category 1 is
@@ -13,7 +14,6 @@ from collections import Counter
 import numpy as np
 
 from .datasets.base import DatasetError, check_box_xywh, load_json
-from .datasets.coco import CocoKeypoints
 from .keypoints import NUM_COCO_KEYPOINTS
 from .records import PersonRecord
 
@@ -130,20 +130,3 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
         logger.warning(msg)
     return (records, skipped) if return_skipped else records
 
-
-def gt_box_records(gt_file, img_prefix="", *, skip_empty=True, on_bad="raise"):
-    """Test records from the ground-truth boxes of a COCO keypoint json (score 1.0).
-
-    Boxes get the official HRNet cleaning (clipped to the image, crowd and area-0 instances
-    dropped, and with ``skip_empty`` instances without keypoints too, as the official
-    ``USE_GT_BBOX`` test does). Keypoints are zeroed (v = 0); ``ann_id`` is kept.
-    """
-    reader = CocoKeypoints(gt_file, img_prefix, skip_empty=skip_empty, on_bad=on_bad)
-    out = []
-    for rec in reader.records:
-        out.append(PersonRecord(
-            image_path=rec.image_path, bbox=rec.bbox.copy(),
-            keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),
-            image_id=rec.image_id, score=1.0, area=rec.area, dataset="gt_boxes",
-            ann_id=rec.ann_id, extra=dict(rec.extra)))
-    return out

@@ -105,7 +105,7 @@ class TopDownTrainTransform:
         flip_pairs, upper_body_ids: joint definitions (COCO-17 by default).
     """
 
-    def __init__(self, codec, input_size_wh=None, sampling="official", rot_factor=15.0,
+    def __init__(self, codec, *, input_size_wh=None, sampling="official", rot_factor=15.0,
                  scale_factor=0.2, rotation_prob=None, flip_prob=0.5,
                  half_body_prob=0.3, half_body_min_joints=8,
                  half_body_upper_prob=geo.OFFICIAL_HALF_BODY_UPPER_PROB, half_body_padding=1.5,
@@ -126,7 +126,7 @@ class TopDownTrainTransform:
                                  upper_body_ids=tuple(upper_body_ids))
         self.box_padding = float(box_padding)
         self.mean, self.std = tuple(mean), tuple(std)
-        self.udp = bool(getattr(codec, "udp", False)) if udp is None else bool(udp)
+        self.udp = bool(codec.udp) if udp is None else bool(udp)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
 
     def __call__(self, image, record, rng):
@@ -179,7 +179,7 @@ class TopDownTestTransform:
         rotation: crop rotation in degrees; scale_factor: multiplies the padded box scale.
     """
 
-    def __init__(self, input_size_wh=None, box_padding=1.25, mean=IMAGENET_MEAN_RGB,
+    def __init__(self, input_size_wh=None, *, box_padding=1.25, mean=IMAGENET_MEAN_RGB,
                  std=IMAGENET_STD_RGB, udp=None, codec=None, rotation=0.0, scale_factor=1.0):
         if input_size_wh is None:
             if codec is None:
@@ -192,7 +192,7 @@ class TopDownTestTransform:
         self.box_padding = float(box_padding)
         self.mean, self.std = tuple(mean), tuple(std)
         if udp is None:
-            udp = bool(getattr(codec, "udp", False))
+            udp = codec is not None and codec.udp
         self.udp = bool(udp)
         self.codec = codec
         self.rotation = float(rotation)

@@ -42,7 +42,7 @@ class PoseLoss:
     NDArrays ``heatmap`` and ``offset`` (batch means over stages) for logging.
     """
 
-    def __init__(self, layout, num_joints=17, heatmap_weight=1.0, offset_weight=1.0, stage_weights=(),
+    def __init__(self, layout, num_joints=17, *, heatmap_weight=1.0, offset_weight=1.0, stage_weights=(),
                  ohkm_topk=0, offset_loss="l2", heatmap_loss="mse"):
         output_layout.num_channels(layout, num_joints)  # validates the layout
         if offset_loss not in OFFSET_LOSSES:

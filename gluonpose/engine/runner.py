@@ -5,18 +5,19 @@ import os
 import mxnet as mx
 import numpy as np
 
-from ..codecs import build_codec
+from ..codecs import build_codec_from_config  # (defined in codecs.builder; still importable here)
 from ..config import dump_config
 from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
+from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
+from ..utils.log import setup_logging
 from ..errors import ConfigError
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
-from .distributed import (ShardSampler, broadcast_parameters, check_same_start_epoch,
-                          create_kvstore, exit_promptly_on_error, is_distributed,
-                          make_trainer)
+from .distributed import (broadcast_parameters, check_same_start_epoch, create_kvstore,
+                          exit_promptly_on_error, is_distributed, make_trainer)
 from .losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
@@ -25,16 +26,9 @@ from ..utils.threads import describe_threads
 LOG = logging.getLogger(__name__)
 
 
-def build_codec_from_config(codec_cfg, num_joints):
-    """``codec`` config section -> codec (or MultiStageTargets)."""
-    return build_codec(codec_cfg["type"], input_size_wh=tuple(codec_cfg["input_size"]),
-                       heatmap_size_wh=tuple(codec_cfg["heatmap_size"]), num_joints=num_joints,
-                       **dict(codec_cfg["params"]))
-
-
 def check_loss_matches_codec(heatmap_loss, codec):
     """A logistic heatmap loss trains logits: the decoder must apply the sigmoid, and vice versa."""
-    activation = getattr(getattr(codec, "last", codec), "heatmap_activation", None)
+    activation = codec.heatmap_activation
     if (heatmap_loss == "bce") != (activation == "sigmoid"):
         raise ConfigError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
                           % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
@@ -55,16 +49,6 @@ def describe_parallelism(num_workers, num_contexts, per_device, loader_processes
         num_workers * num_contexts * per_device, plural(num_workers, "distributed worker"),
         plural(num_contexts, "device"), per_device, loading,
         "; devices %s" % (list(ctx_list),) if ctx_list else "")
-
-
-def setup_logging(work_dir, rank):
-    """Log to the console and (rank 0) to ``work_dir/log.txt``."""
-    handlers = [logging.StreamHandler()]
-    if rank == 0:
-        os.makedirs(work_dir, exist_ok=True)
-        handlers.append(logging.FileHandler(os.path.join(work_dir, "log.txt")))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
 
 
 def kvstore_options(tcfg):
@@ -113,7 +97,7 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
 def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression=None):
     tcfg = cfg.train
     work_dir = tcfg.work_dir
-    setup_logging(work_dir, rank)
+    setup_logging(os.path.join(work_dir, "log.txt") if rank == 0 else None)
     ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus, check_available=True)
     seed = int(tcfg.seed)
     mx.random.seed(seed)
@@ -172,8 +156,9 @@ def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compres
     schedule = MultiStepSchedule(tcfg.lr, tcfg.lr_steps, tcfg.lr_factor, tcfg.warmup_epochs,
                                  tcfg.warmup_factor)
     meta = {"config": cfg.to_dict(), "seed": seed, "num_workers": num_workers}
-    return fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, tcfg.epochs,
-               per_worker_batch * num_workers, work_dir, rank=rank, meta=meta,
+    return fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list=ctx_list,
+               start_epoch=start_epoch, epochs=tcfg.epochs,
+               global_batch=per_worker_batch * num_workers, work_dir=work_dir, rank=rank, meta=meta,
                log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
                validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv,
                val_errors=tcfg.val_errors)

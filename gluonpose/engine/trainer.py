@@ -102,7 +102,7 @@ def _run_validation(validate, net, epoch, val_errors):
         return {}
 
 
-def fit(net, loss_fn, loader, sampler, trainer, schedule, ctx_list, start_epoch, epochs,
+def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
         validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue",
         progress_interval=None):

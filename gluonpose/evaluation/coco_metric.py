@@ -11,12 +11,11 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 from collections import OrderedDict
 
 import numpy as np
 
+from ..utils.io import atomic_write_json
 from .nms import oks_nms_arrays, soft_oks_nms_arrays
 
 LOG = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ def rescore(keypoint_scores, box_scores, in_vis_thr=0.2):
     return bs * mean
 
 
-def nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr=0.2, oks_thr=0.9,
+def nms_per_image(keypoints, box_scores, areas, image_ids, *, in_vis_thr=0.2, oks_thr=0.9,
                   sigmas=None, soft=False):
     """Rescore every pose, then run OKS-NMS within each image.
 
@@ -128,29 +127,19 @@ def write_coco_results(predictions, path, category_id=1):
         the number of results written.
     """
     results = to_coco_results(predictions, category_id)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_results_", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(results, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write_json(results, path)
     return len(results)
 
 
-def write_keypoint_results(path, keypoints, box_scores, areas, image_ids, in_vis_thr=0.2,
+def write_keypoint_results(path, keypoints, box_scores, areas, image_ids, *, in_vis_thr=0.2,
                            oks_thr=0.9, sigmas=None, soft=False):
     """Rescore + per-image OKS-NMS (:func:`nms_per_image`) then write the results json.
 
     Returns:
         the number of poses written.
     """
-    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr, oks_thr,
-                          sigmas, soft)
+    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr=in_vis_thr,
+                          oks_thr=oks_thr, sigmas=sigmas, soft=soft)
     return write_coco_results(preds, path)
 
 

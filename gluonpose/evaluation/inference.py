@@ -71,7 +71,7 @@ class TopDownPredictor:
         name: label used in tables and logs.
     """
 
-    def __init__(self, net, codec, ctx=None, flip=True, batch_size=32, box_padding=1.25,
+    def __init__(self, net, codec, *, ctx=None, flip=True, batch_size=32, box_padding=1.25,
                  mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, name="model"):
         if ctx is None:
             ctx = [mx.cpu()]

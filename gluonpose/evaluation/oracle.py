@@ -31,7 +31,7 @@ class OracleNet:
     """
 
     def __init__(self, codec):
-        self.codec = getattr(codec, "last", codec)
+        self.codec = codec.last
         self.table = {}
 
     def __len__(self):

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..codecs.builder import build_codec_from_config
 from ..data.datasets.base import format_skipped
 from ..data.datasets.coco import CocoStyleReader
 from ..data.detections import load_detections
@@ -84,7 +85,7 @@ def detection_boxes(det_json, gt_json, img_prefix="", image_thr=0.0):
     return Boxes(records, desc)
 
 
-def load_test_boxes(gt_json, img_prefix="", det_json=None, image_thr=0.0, layout="coco"):
+def load_test_boxes(gt_json, img_prefix="", *, det_json=None, image_thr=0.0, layout="coco"):
     """Detections when ``det_json`` is given, else ground-truth boxes."""
     if det_json:
         return detection_boxes(det_json, gt_json, img_prefix, image_thr)
@@ -94,7 +95,6 @@ def load_test_boxes(gt_json, img_prefix="", det_json=None, image_thr=0.0, layout
 def build_net_from_config(cfg, weights, ctx_list):
     """(net, codec) of a config, with gluonpose ``.params`` weights loaded (``model.pretrained``
     is ignored: the weights replace it)."""
-    from ..engine.runner import build_codec_from_config
     from ..models.builder import build_model, quiet_unconsumed_warning
 
     from ..models.weights import load_params_checked
@@ -110,7 +110,7 @@ def build_net_from_config(cfg, weights, ctx_list):
     return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)
 
 
-def score_keypoints(keypoints, box_scores, areas, image_ids, target, out_json, in_vis_thr=0.2,
+def score_keypoints(keypoints, box_scores, areas, image_ids, target, out_json, *, in_vis_thr=0.2,
                     oks_thr=0.9, verbose=False):
     """Rescore, OKS-NMS per image, write the results json, run pycocotools.
 
@@ -123,7 +123,8 @@ def score_keypoints(keypoints, box_scores, areas, image_ids, target, out_json, i
     Returns:
         (OrderedDict of the 10 COCO stats, number of poses written).
     """
-    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr, oks_thr) \
+    preds = nms_per_image(keypoints, box_scores, areas, image_ids, in_vis_thr=in_vis_thr,
+                          oks_thr=oks_thr) \
         if len(keypoints) else []
     for p in preds:
         p["keypoints"] = np.asarray(p["keypoints"])[target.joints]
@@ -145,7 +146,7 @@ class EvalReport(NamedTuple):
     predictions: object = None    # the TopDownResult of every box (before rescoring and NMS)
 
 
-def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_thr=0.0,
+def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, image_thr=0.0,
                        in_vis_thr=0.2, oks_thr=0.9, layout="coco", out_json=None, progress=False,
                        verbose=False, on_bad_image="raise", boxes=None):
     """Boxes -> inference -> AP for one :class:`TopDownPredictor`. Returns :class:`EvalReport`.
@@ -155,7 +156,8 @@ def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_t
     that is removed afterwards (``results_json`` is then empty).
     """
     if boxes is None:
-        boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
+        boxes = load_test_boxes(gt_json, img_prefix, det_json=det_json, image_thr=image_thr,
+                                layout=layout)
     with tempfile.TemporaryDirectory(prefix="gluonpose_eval_") as tmp:
         path = out_json or os.path.join(tmp, "results.json")
         work = os.path.dirname(os.path.abspath(path)) if out_json else tmp
@@ -163,12 +165,13 @@ def evaluate_predictor(predictor, gt_json, img_prefix="", det_json=None, image_t
         res = predict_records(predictor, boxes.records, progress=progress,
                               on_bad_image=on_bad_image)
         stats, count = score_keypoints(res.keypoints(0, 0), res.box_scores, res.areas,
-                                       res.image_ids, target, path, in_vis_thr, oks_thr, verbose)
+                                       res.image_ids, target, path, in_vis_thr=in_vis_thr,
+                                       oks_thr=oks_thr, verbose=verbose)
     return EvalReport(stats, boxes.description, target.note, len(res.box_scores), count,
                       out_json or "", res)
 
 
-def evaluate_model(net, codec, gt_json, img_prefix="", det_json=None, flip=True, ctx=None,
+def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=True, ctx=None,
                    batch_size=32, image_thr=0.0, in_vis_thr=0.2, oks_thr=0.9, layout="coco",
                    out_json=None, progress=False, verbose=False):
     """COCO keypoint AP of ``net`` on ``gt_json`` (GT boxes unless ``det_json`` is given).
@@ -184,16 +187,16 @@ def evaluate_model(net, codec, gt_json, img_prefix="", det_json=None, flip=True,
         OrderedDict of the 10 COCO stats (``'AP'``, ``'AP .5'``, ... ``'AR (L)'``).
     """
     predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip, batch_size=batch_size)
-    return evaluate_predictor(predictor, gt_json, img_prefix, det_json, image_thr, in_vis_thr,
-                              oks_thr, layout, out_json, progress, verbose).stats
+    return evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
+                              image_thr=image_thr, in_vis_thr=in_vis_thr, oks_thr=oks_thr,
+                              layout=layout, out_json=out_json, progress=progress,
+                              verbose=verbose).stats
 
 
 def make_validate_hook(cfg, ctx=None, out_dir=None, progress=False):
     """``validate(net, epoch) -> {'AP': ..., 'AP .5': ...}`` for :func:`gluonpose.engine.trainer.fit`,
     evaluating on ``cfg.data.val`` with the ``test`` settings (detections when ``test.use_gt_boxes``
     is false and ``data.det_json`` is set). Results go to ``out_dir/val_epoch{N}.json`` if given."""
-    from ..engine.runner import build_codec_from_config
-
     gt_json, img_prefix, layout = resolve_val_set(cfg.data.val)
     codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
     test = cfg.test
@@ -201,9 +204,11 @@ def make_validate_hook(cfg, ctx=None, out_dir=None, progress=False):
 
     def validate(net, epoch):
         out = os.path.join(out_dir, "val_epoch%d.json" % epoch) if out_dir else None
-        return dict(evaluate_model(net, codec, gt_json, img_prefix, det_json, test.flip, ctx,
-                                   test.batch_size, test.image_thr, test.in_vis_thr, test.oks_thr,
-                                   layout, out, progress))
+        return dict(evaluate_model(net, codec, gt_json, img_prefix=img_prefix, det_json=det_json,
+                                   flip=test.flip, ctx=ctx, batch_size=test.batch_size,
+                                   image_thr=test.image_thr, in_vis_thr=test.in_vis_thr,
+                                   oks_thr=test.oks_thr, layout=layout, out_json=out,
+                                   progress=progress))
 
     return validate
 

@@ -13,7 +13,7 @@ LOG = logging.getLogger(__name__)
 MULTI_STAGE_ONLY = ("stage_input", "cross_stage")
 
 
-def build_model(name, num_joints=17, head="heatmap_offset", stage_input="features",
+def build_model(name, *, num_joints=17, head="heatmap_offset", stage_input="features",
                 cross_stage="identity", final_conv_kernel=1, pretrained="", pretrained_kind="imagenet",
                 ctx=None):
     """``get_model(name, ...)`` plus optional official (ImageNet) initialisation of every stage.

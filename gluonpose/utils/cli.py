@@ -9,6 +9,7 @@ import logging
 import sys
 
 from ..errors import UserError
+from .log import setup_logging
 
 #: exit status of every command for a user error (argparse uses the same for bad flags)
 USER_ERROR_EXIT = 2
@@ -32,7 +33,7 @@ def report_user_error(err, prog=None):
 def run_cli(run, args, log_level=logging.INFO):
     """Call ``run(args)`` with logging set up. Returns 0 (or ``run``'s integer result), or 2 after
     printing ``error: ...`` for a :class:`~gluonpose.errors.UserError`. Everything else propagates."""
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(level=log_level)
     try:
         result = run(args)
     except UserError as err:

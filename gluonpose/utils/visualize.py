@@ -14,6 +14,7 @@ import os
 import cv2
 import numpy as np
 
+from ..codecs import layout
 from ..data.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from ..errors import OutputError
@@ -71,7 +72,7 @@ def _pt(xy):
     return int(round(float(xy[0]))), int(round(float(xy[1])))
 
 
-def draw_poses(image, keypoints, score_thr=0.3, skeleton=COCO_SKELETON, names=COCO_KEYPOINT_NAMES,
+def draw_poses(image, keypoints, *, score_thr=0.3, skeleton=COCO_SKELETON, names=COCO_KEYPOINT_NAMES,
                boxes=None, box_scores=None, draw_scores=True, joint_color=None, limb_color=None,
                radius=None, thickness=None):
     """Draw people's skeletons and joint scores.
@@ -120,7 +121,7 @@ def draw_poses(image, keypoints, score_thr=0.3, skeleton=COCO_SKELETON, names=CO
     return out
 
 
-def draw_predictions_vs_gt(image, predictions, ground_truth, score_thr=0.3, skeleton=COCO_SKELETON,
+def draw_predictions_vs_gt(image, predictions, ground_truth, *, score_thr=0.3, skeleton=COCO_SKELETON,
                            names=COCO_KEYPOINT_NAMES, pred_color=PRED_COLOR_BGR,
                            gt_color=GT_COLOR_BGR, error_lines=True):
     """Predictions (red) over ground truth (green).
@@ -144,10 +145,10 @@ def draw_predictions_vs_gt(image, predictions, ground_truth, score_thr=0.3, skel
         for g, p in zip(gt, pred):
             for j in np.flatnonzero((g[:, 2] > 0) & (p[:, 2] >= score_thr)):
                 cv2.line(out, _pt(g[j]), _pt(p[j]), (255, 255, 255), 1, cv2.LINE_AA)
-    out = draw_poses(out, gt_scored, 0.5, skeleton, names, draw_scores=False,
-                     joint_color=gt_color, limb_color=gt_color)
-    out = draw_poses(out, pred, score_thr, skeleton, names, draw_scores=False,
-                     joint_color=pred_color, limb_color=pred_color)
+    out = draw_poses(out, gt_scored, score_thr=0.5, skeleton=skeleton, names=names,
+                     draw_scores=False, joint_color=gt_color, limb_color=gt_color)
+    out = draw_poses(out, pred, score_thr=score_thr, skeleton=skeleton, names=names,
+                     draw_scores=False, joint_color=pred_color, limb_color=pred_color)
     for row, (text, color) in enumerate((("ground truth", gt_color), ("prediction", pred_color))):
         cv2.putText(out, text, (6, 16 + 16 * row), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1,
                     cv2.LINE_AA)
@@ -162,7 +163,7 @@ def denormalize_crop(image_chw, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
 
 
 def _stage_codec(codec, stage):
-    return codec.codecs[stage] if hasattr(codec, "codecs") else codec
+    return codec.stages[stage]
 
 
 def _stage_target(sample, stage):
@@ -182,7 +183,6 @@ def offset_vectors(target, codec, min_heat=0.5):
         (joint (M,) int, starts (M, 2), ends (M, 2)) with starts at the heatmap pixels and ends at
         ``pixel + radius * offset``, both mapped to crop pixels (ends land on the keypoint).
     """
-    from ..codecs import layout
     parts = layout.split(layout.HEATMAP_OFFSET, np.asarray(target)[None], codec.num_joints)
     k, ys, xs = np.nonzero(parts["heatmap"][0] > min_heat)
     starts = np.stack([xs, ys], axis=1).astype(np.float64)
@@ -218,7 +218,7 @@ def draw_sample(sample, codec, stage=-1, joint=None, alpha=0.5, mean=IMAGENET_ME
     colored = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
     left = cv2.addWeighted(crop, 1.0 - alpha, colored, alpha, 0.0)
     right = crop.copy()
-    if target.shape[0] == 3 * k and hasattr(c, "radius"):
+    if c.layout == layout.HEATMAP_OFFSET:
         ks, starts, ends = offset_vectors(target, c)
         keep = np.arange(len(ks)) % max(1, int(arrow_every)) == 0
         if joint is not None:
