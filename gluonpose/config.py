@@ -3,7 +3,11 @@
 * A YAML file may name one or more ``_base_`` files (paths relative to itself); they are merged in
   order, then the file itself on top (dicts merge recursively, everything else replaces).
 * Everything is merged onto :data:`DEFAULTS`, which is also the schema: a key that is not in it is an
-  error naming the valid keys of that section.
+  error naming the valid keys of that section, and a value must have the type of its default
+  (:data:`TYPES` names the type where the default does not say it, e.g. ``None``); an int is
+  accepted where a float is expected. ``codec.params`` is checked against the codec's arguments.
+* Other YAML files (ensembles: :mod:`gluonpose.evaluation.tta`) are read by the same code with
+  their own defaults: :func:`load_yaml_config`.
 * CLI overrides ``section.key=value`` (value parsed as YAML: ``train.lr=5e-4``,
   ``codec.input_size=[288,384]``).
 * The result is a frozen :class:`Config`; sections are passed on as plain keyword arguments
@@ -119,8 +123,99 @@ DEFAULTS = {
     },
 }
 
+#: Types of the keys whose default does not say it (``None``, an empty list or an int that may be
+#: fractional); every other key takes the type of its default. Grammar: ``bool``, ``int``,
+#: ``float``, ``str``, ``dict``, ``list``, ``list[T]``, ``pair[T]`` (exactly two), ``any``,
+#: alternatives joined by ``|`` (``float|None``).
+TYPES = {
+    "codec.input_size": "pair[int]",
+    "codec.heatmap_size": "pair[int]",
+    "codec.params": "dict",
+    "data.train": "list[dict]",
+    "data.val": "dict",
+    "augment.rotation_prob": "float|None",
+    "loss.stage_weights": "list[float]",
+    "train.warmup_epochs": "float",
+    "train.gpus": "str|int",
+    "train.kvstore": "str|None",
+}
 
-from .errors import ConfigError  # noqa: F401  (re-exported: gluonpose.config.ConfigError)
+from .errors import ConfigError  # noqa: E402,F401  (re-exported: gluonpose.config.ConfigError)
+from .utils.io import atomic_write  # noqa: E402
+
+_SCALARS = {"bool": "a boolean (true/false)", "int": "an integer", "float": "a number",
+            "str": "a string", "dict": "a mapping", "list": "a list", "any": "anything",
+            "None": "null"}
+
+
+def _spec_of(default):
+    """Type spec of a default value (see :data:`TYPES`)."""
+    if default is None:
+        return "any"
+    for name, cls in (("bool", bool), ("int", int), ("float", float), ("str", str), ("dict", dict)):
+        if isinstance(default, cls):
+            return name
+    if isinstance(default, (list, tuple)):
+        kinds = {_spec_of(v) for v in default}
+        return "list[%s]" % kinds.pop() if len(kinds) == 1 and not kinds & {"dict", "any"} else "list"
+    return "any"
+
+
+def _describe(spec):
+    """``'float|None'`` -> ``'a number or null'``; ``'pair[int]'`` -> ``'a pair [a, b] of integers'``."""
+    def one(alt):
+        if not alt.startswith(("list[", "pair[")):
+            return _SCALARS[alt]
+        words = one(alt[5:-1]).split(" (")[0].split(" ")[1:]     # drop the article and the hint
+        return "%s of %s" % ("a list" if alt[0] == "l" else "a pair [a, b]",
+                             " ".join([words[0] + "s"] + words[1:]))
+    return " or ".join(one(alt) for alt in spec.split("|"))
+
+
+def _convert(value, alt):
+    """``value`` as type ``alt``, or raise TypeError."""
+    if alt == "any":
+        return value
+    if alt == "None":
+        if value is None:
+            return None
+    elif alt == "bool":
+        if isinstance(value, bool):
+            return value
+    elif alt == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif alt == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif alt == "str":
+        if isinstance(value, str):
+            return value
+    elif alt == "dict":
+        if isinstance(value, dict):
+            return value
+    elif alt == "list":
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif alt.startswith(("list[", "pair[")):
+        if isinstance(value, (list, tuple)) and (alt[0] == "l" or len(value) == 2):
+            return [_convert(v, alt[5:-1]) for v in value]
+    else:
+        raise ValueError("bad type spec %r" % alt)
+    raise TypeError(alt)
+
+
+def check_value(where, value, spec):
+    """``value`` checked (and ints widened to float) against a type ``spec`` (see :data:`TYPES`);
+    raises :class:`ConfigError` naming the key ``where``, the expected type and the value."""
+    for alt in spec.split("|"):
+        try:
+            return _convert(value, alt)
+        except TypeError:
+            continue
+    raise ConfigError("config key %r must be %s, got %r (%s)"
+                      % (where, _describe(spec), value, type(value).__name__))
+
 
 #: Keys whose value must be one of a few words, checked at load time.
 CHOICES = {
@@ -131,8 +226,8 @@ CHOICES = {
 }
 
 
-def _check_choices(cfg):
-    for (section, key), valid in CHOICES.items():
+def _check_choices(cfg, choices=CHOICES):
+    for (section, key), valid in choices.items():
         value = cfg[section][key]
         if value not in valid:
             raise ConfigError("%s.%s must be one of %s, got %r" % (section, key, ", ".join(valid), value))
@@ -220,8 +315,12 @@ def _thaw(obj):
     return obj
 
 
-def _merge(base, update, schema, path=""):
-    """Merge ``update`` into ``base`` (in place), checking keys against ``schema``."""
+def _merge(base, update, schema, path="", types=None):
+    """Merge ``update`` into ``base`` (in place), checking keys against ``schema`` and values
+    against the types of the schema's defaults (or ``types[dotted key]``)."""
+    if schema is not None and not isinstance(update, dict):
+        raise ConfigError("config key %r must be a mapping, got %r (%s)"
+                          % (path.rstrip("."), update, type(update).__name__))
     for key, value in update.items():
         where = path + key
         if schema is not None:
@@ -230,14 +329,26 @@ def _merge(base, update, schema, path=""):
                                   % (where, " of " + path.rstrip(".") if path else "",
                                      ", ".join(sorted(schema))))
             sub_schema = schema[key]
+            if isinstance(sub_schema, dict) and sub_schema and value is None:
+                continue                  # an empty section ("test:" alone) keeps the defaults
+            value = check_value(where, value, (types or {}).get(where) or _spec_of(sub_schema))
         else:
             sub_schema = None
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             # free-form dicts (empty in the schema) are not checked below this level
-            _merge(base[key], value, sub_schema if sub_schema else None, where + ".")
+            _merge(base[key], value, sub_schema if sub_schema else None, where + ".", types)
         else:
             base[key] = copy.deepcopy(value)
     return base
+
+
+def check_section(value, defaults, where, types=None):
+    """A mapping ``value`` merged onto a copy of ``defaults`` with the same key and type checks as
+    a config file (for list entries with their own schema, e.g. ensemble members)."""
+    if not isinstance(value, dict):
+        raise ConfigError("config key %r must be a mapping, got %r (%s)"
+                          % (where, value, type(value).__name__))
+    return _merge(copy.deepcopy(defaults), value, defaults, where + ".", types)
 
 
 def read_yaml(path, _seen=()):
@@ -275,26 +386,47 @@ def parse_override(text):
     return key.strip().split("."), value
 
 
-def load_config(path=None, overrides=()):
-    """Defaults <- YAML file (with its bases) <- ``overrides``; returns a frozen :class:`Config`."""
-    cfg = copy.deepcopy(DEFAULTS)
+def _check_codec(codec_cfg):
+    """``codec.type`` and ``codec.params`` against the codec's constructor (keys and the types of
+    its defaults), at load time instead of a TypeError when the codec is built."""
+    from .codecs.builder import check_codec_params, codec_types
+
+    if codec_cfg["type"] not in codec_types():
+        raise ConfigError("config key 'codec.type' is %r; valid codec types: %s"
+                          % (codec_cfg["type"], ", ".join(sorted(codec_types()))))
+    valid = check_codec_params(codec_cfg["type"], codec_cfg["params"])
+    for key, value in codec_cfg["params"].items():
+        codec_cfg["params"][key] = check_value("codec.params." + key, value, _spec_of(valid[key]))
+
+
+def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices=None):
+    """``defaults`` <- YAML file (with its bases) <- ``overrides``, every key and value checked
+    against ``defaults`` (and ``types``, ``choices``: see :data:`TYPES`, :data:`CHOICES`); returns
+    a plain dict. :func:`load_config` with other
+    defaults, for other YAML files (ensembles)."""
+    cfg = copy.deepcopy(defaults)
     if path:
-        _merge(cfg, read_yaml(path), DEFAULTS)
+        _merge(cfg, read_yaml(path), defaults, types=types)
     for text in overrides:
         keys, value = parse_override(text)
         update = value
         for k in reversed(keys):
             update = {k: update}
-        _merge(cfg, update, DEFAULTS)
-    _check_choices(cfg)
+        _merge(cfg, update, defaults, types=types)
+    _check_choices(cfg, choices or {})
+    return cfg
+
+
+def load_config(path=None, overrides=()):
+    """Defaults <- YAML file (with its bases) <- ``overrides``; returns a frozen :class:`Config`."""
+    cfg = load_yaml_config(path, DEFAULTS, TYPES, overrides, choices=CHOICES)
+    _check_codec(cfg["codec"])
     _check_values(cfg)
     return _freeze(cfg)
 
 
 def dump_config(cfg, path):
     """Write ``cfg`` as YAML (atomically: temp file + rename, see :mod:`gluonpose.utils.io`)."""
-    from .utils.io import atomic_write
-
     def write(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             yaml.safe_dump(_thaw(cfg), f, sort_keys=False)

@@ -6,7 +6,9 @@ already in image pixels (rotation and scale undone exactly by the inverse crop a
 is an average over (member, view) pairs with :func:`.ensemble.average_keypoints` (score-weighted
 positions by default, mean scores), member weights repeated over that member's views.
 
-Ensemble config file (YAML; every key optional except ``members``)::
+Ensemble config file (YAML, read by :func:`gluonpose.config.load_yaml_config`: the same ``_base_``
+inheritance, key and type checks and error messages as the model configs; every key optional
+except ``members``)::
 
     members:
       - {config: configs/a.yaml, weights: a.params, weight: 1.0, name: a}
@@ -19,19 +21,24 @@ import itertools
 import os
 
 import numpy as np
-import yaml
 
+from ..config import check_section, load_yaml_config
 from ..errors import ConfigError
 from .ensemble import MODES, average_keypoints
 
-ENSEMBLE_SCHEMA = {
-    "members": None,
+#: Defaults and schema of an ensemble config (values must have the type of their default).
+ENSEMBLE_DEFAULTS = {
+    "members": [],
     "tta": {"rotations": [0.0], "scales": [1.0], "flip": True, "average": "score_weighted"},
     "boxes": {"det_json": "", "use_gt_boxes": False, "gt_json": "", "img_prefix": "",
               "image_thr": 0.0, "layout": ""},
     "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32},
 }
-MEMBER_KEYS = ("config", "weights", "weight", "name")
+ENSEMBLE_SCHEMA = ENSEMBLE_DEFAULTS   # former name
+ENSEMBLE_TYPES = {"members": "list[dict]"}
+#: Defaults and schema of one ``members`` entry (``config`` and ``weights`` are required).
+MEMBER_DEFAULTS = {"config": "", "weights": "", "weight": 1.0, "name": ""}
+MEMBER_KEYS = tuple(MEMBER_DEFAULTS)
 
 
 def tta_views(rotations=(0.0,), scales=(1.0,)):
@@ -83,51 +90,36 @@ def distinct_member_names(members):
     return out
 
 
-def _check_member(i, m, path):
-    if not isinstance(m, dict) or "config" not in m or "weights" not in m:
-        raise ConfigError("%s: members[%d] needs config and weights, got %r" % (path, i, m))
-    unknown = sorted(set(m) - set(MEMBER_KEYS))
-    if unknown:
-        raise ConfigError("%s: members[%d] has unknown keys %s; valid: %s"
-                          % (path, i, unknown, list(MEMBER_KEYS)))
-    weight = float(m.get("weight", 1.0))
-    if not (np.isfinite(weight) and weight >= 0):
-        raise ConfigError("%s: members[%d] weight must be finite and >= 0, got %r" % (path, i, weight))
-    return {"config": str(m["config"]), "weights": str(m["weights"]), "weight": weight,
-            "name": str(m.get("name") or os.path.splitext(os.path.basename(m["config"]))[0])}
+def _check_member(i, m):
+    where = "members[%d]" % i
+    if not isinstance(m, dict) or not m.get("config") or not m.get("weights"):
+        raise ConfigError("%s needs config and weights, got %r" % (where, m))
+    member = check_section(m, MEMBER_DEFAULTS, where)
+    if not (np.isfinite(member["weight"]) and member["weight"] >= 0):
+        raise ConfigError("config key %r must be finite and >= 0, got %r"
+                          % (where + ".weight", member["weight"]))
+    member["name"] = member["name"] or os.path.splitext(os.path.basename(member["config"]))[0]
+    return member
 
 
-def load_ensemble_config(path):
-    """Read an ensemble YAML (see module docstring) into a plain dict with every default filled.
+def load_ensemble_config(path=None, overrides=()):
+    """Read an ensemble YAML (see module docstring) into a plain dict with every default filled
+    (``path=None``: the defaults).
 
     Relative member / box paths stay relative to the working directory (as on the command line).
+    ``overrides`` are ``section.key=value`` texts, as for model configs. Errors are
+    :class:`~gluonpose.errors.ConfigError` naming the file and the key.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError("cannot read ensemble config %s: %s" % (path, err)) from None
-    if not isinstance(data, dict):
-        raise ConfigError("%s must hold a mapping" % path)
-    unknown = sorted(set(data) - set(ENSEMBLE_SCHEMA))
-    if unknown:
-        raise ConfigError("%s: unknown keys %s; valid: %s" % (path, unknown, sorted(ENSEMBLE_SCHEMA)))
-    out = {}
-    for section, defaults in ENSEMBLE_SCHEMA.items():
-        if defaults is None:
-            continue
-        given = data.get(section) or {}
-        bad = sorted(set(given) - set(defaults)) if isinstance(given, dict) else ["<not a mapping>"]
-        if bad:
-            raise ConfigError("%s: section %r has unknown keys %s; valid: %s"
-                              % (path, section, bad, sorted(defaults)))
-        out[section] = dict(defaults, **given)
-    members = data.get("members") or []
-    if not isinstance(members, list):
-        raise ConfigError("%s: members must be a list" % path)
-    out["members"] = [_check_member(i, m, path) for i, m in enumerate(members)]
-    if out["tta"]["average"] not in MODES:
-        raise ConfigError("%s: tta.average must be one of %s" % (path, MODES))
+        out = load_yaml_config(path, ENSEMBLE_DEFAULTS, ENSEMBLE_TYPES, overrides)
+        out["members"] = [_check_member(i, m) for i, m in enumerate(out["members"])]
+        if out["tta"]["average"] not in MODES:
+            raise ConfigError("config key 'tta.average' must be one of %s, got %r"
+                              % (", ".join(MODES), out["tta"]["average"]))
+    except ConfigError as err:
+        if not path or os.path.abspath(path) in str(err):
+            raise
+        raise ConfigError("%s: %s" % (path, err)) from None
     return out
 
 
