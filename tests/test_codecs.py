@@ -323,6 +323,65 @@ def test_interface_and_bad_inputs():
         assert out["target_weight"][4] == 0 and np.isfinite(out["target"]).all()
 
 
+def test_every_codec_implements_the_one_interface():
+    """Every codec type and MultiStageTargets are Codecs with the members their users rely on."""
+    from gluonpose.codecs import Codec, codec_types
+    codecs = [build_codec(t, input_size_wh=(96, 128)) for t in sorted(codec_types())]
+    codecs += [build_codec("gaussian", stage_sigmas=(3.0, 2.0), udp=True),
+               build_codec("heatmap_offset", stage_radii=(5.0, 3.5), heatmap_activation="sigmoid")]
+    for codec in codecs:
+        assert isinstance(codec, Codec)
+        last = codec.stages[-1]
+        assert codec.last is last and codec.num_stages == len(codec.stages)
+        for name in ("layout", "num_joints", "num_channels", "input_size_wh", "heatmap_size_wh",
+                     "udp", "flip_pairs", "heatmap_activation"):
+            assert getattr(codec, name) == getattr(last, name), name
+        assert codec.num_channels == layout.num_channels(codec.layout, codec.num_joints)
+        assert isinstance(codec.udp, bool) and codec.heatmap_activation in (None, "sigmoid")
+        w, h = codec.heatmap_size_wh
+        assert codec.decode(np.zeros((1, codec.num_channels, h, w), np.float32))[0].shape == (1, 17, 2)
+    assert codecs[-2].udp and codecs[-1].heatmap_activation == "sigmoid"
+
+    class Incomplete(Codec):                 # no decode / flip_back / num_channels
+        def encode(self, keypoints, weights):
+            return {}
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()
+
+
+def test_multistage_stages_must_agree():
+    """Stages that would crop or decode differently (udp, activation) are refused, as are non-codecs."""
+    with pytest.raises(ValueError, match="udp"):
+        MultiStageTargets([GaussianHeatmapCodec((192, 256), udp=True), GaussianHeatmapCodec((192, 256))])
+    with pytest.raises(ValueError, match="activation"):
+        MultiStageTargets([HeatmapOffsetCodec(heatmap_activation="sigmoid"), HeatmapOffsetCodec()])
+    with pytest.raises(TypeError, match="not a gluonpose"):
+        MultiStageTargets([object()])
+
+
+def test_codec_params_are_the_constructor_arguments():
+    """Every key ``codec_params`` lists builds (with its default value), anything else is a
+    ConfigError naming the valid keys before any codec is built."""
+    from gluonpose.codecs.builder import build_codec_from_config, check_codec_params, codec_params
+    from gluonpose.errors import ConfigError
+    for kind, stage_key, stages in (("gaussian", "stage_sigmas", [3.0, 2.0]),
+                                    ("heatmap_offset", "stage_radii", [5.0, 3.5])):
+        params = codec_params(kind)
+        assert stage_key in params and {"udp", "flip_pairs"} <= set(params)
+        assert not {"input_size_wh", "heatmap_size_wh", "num_joints"} & set(params)
+        section = {"type": kind, "input_size": [96, 128], "heatmap_size": [24, 32]}
+        single = dict(params, **{stage_key: None})
+        codec = build_codec_from_config(dict(section, params=single), 17)
+        assert codec.num_stages == 1 and codec.input_size_wh == (96, 128)
+        multi = build_codec_from_config(dict(section, params={stage_key: stages}), 17)
+        assert multi.num_stages == 2 and multi.heatmap_size_wh == (24, 32)
+        other = "stage_radii" if stage_key == "stage_sigmas" else "stage_sigmas"
+        for bad in ("radus", other):
+            with pytest.raises(ConfigError, match="'codec.params.%s'.*valid keys of codec.params: .*%s"
+                               % (bad, stage_key)):
+                check_codec_params(kind, {bad: 3})
+
+
 def test_sigmoid_heatmaps_decode_like_probabilities(coco_people):
     """Logit heatmaps (BCE training) decode to the same keypoints once the codec applies the sigmoid."""
     plain = HeatmapOffsetCodec((192, 256))

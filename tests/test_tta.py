@@ -1,5 +1,6 @@
 """TTA geometry against known keypoints, fusion by hand, the TTA grid and the ensemble config."""
 import os
+import re
 
 import cv2
 import numpy as np
@@ -131,6 +132,37 @@ def test_ensemble_config_file(tmp_path, repo_root):
     bad.write_text("members: [{config: a.yaml}]\n")
     with pytest.raises(ValueError, match="members\\[0\\] needs config and weights"):
         load_ensemble_config(str(bad))
+
+
+def test_ensemble_config_is_checked_like_model_configs(tmp_path):
+    """The ensemble YAML goes through gluonpose.config: the same type checks and messages, plus
+    the file name; ``1e-2`` is a float, not the string PyYAML makes of it."""
+    from gluonpose.config import load_config
+    from gluonpose.errors import ConfigError
+    path = tmp_path / "ens.yaml"
+    member = "members: [{config: a.yaml, weights: a.params}]\n"
+    path.write_text(member + "boxes: {image_thr: 1e-2}\ntta: {rotations: [-10, 10], flip: false}\n")
+    conf = load_ensemble_config(str(path))
+    assert conf["boxes"]["image_thr"] == 0.01 and conf["tta"]["rotations"] == [-10.0, 10.0]
+    assert conf["members"] == [{"config": "a.yaml", "weights": "a.params", "weight": 1.0, "name": "a"}]
+    path.write_text(member + "boxes: {image_thr: high}\n")
+    with pytest.raises(ConfigError) as ens:
+        load_ensemble_config(str(path))
+    with pytest.raises(ConfigError) as model:
+        load_config(None, ["test.image_thr=high"])
+    assert str(ens.value) == "%s: %s" % (path, str(model.value).replace("test.", "boxes."))
+    for text, match in (("members: [{config: a.yaml, weights: a.params, wieght: 2}]\n",
+                         "unknown config key 'members\\[0\\].wieght'; valid keys of members\\[0\\]: "
+                         "config, name, weight, weights"),
+                        ("members: [{config: a.yaml, weights: a.params, weight: -1}]\n",
+                         "members\\[0\\].weight' must be finite and >= 0"),
+                        ("members: {config: a.yaml}\n", "'members' must be a list of mappings"),
+                        (member + "tta: {flip: maybe}\n", "'tta.flip' must be a boolean"),
+                        (member + "tta: {average: median}\n", "tta.average' must be one of")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(str(path)) + ": .*" + match):
+            load_ensemble_config(str(path))
+    assert load_ensemble_config(None)["members"] == []
 
 
 def test_summary_table_layout():
