@@ -52,7 +52,7 @@ def test_oks_matches_pycocotools_all_visible():
     area = 21000.0
     want = _pycocotools_oks(gt, area, dets)
     # With equal areas the official (a_g + a_d) / 2 equals the GT area pycocotools uses.
-    got = oks_iou(gt, dets, area, np.full(len(dets), area), COCO_SIGMAS)
+    got = oks_iou(gt, dets, area, np.full(len(dets), area), sigmas=COCO_SIGMAS)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     assert got[0] > got[1] > got[2] > got[3]
     assert 0.0 < got[-1] < 0.9
@@ -65,7 +65,7 @@ def test_oks_matches_pycocotools_partial_visibility():
     dets = np.stack([_pose(rng.normal(0, 5, size=(17, 2)), score=1) for _ in range(3)])
     area = 15000.0
     want = _pycocotools_oks(gt, area, dets)
-    got = oks_iou(gt.reshape(-1), dets.reshape(3, -1), area, [area] * 3, None, in_vis_thr=0.0)
+    got = oks_iou(gt.reshape(-1), dets.reshape(3, -1), area, [area] * 3, in_vis_thr=0.0)
     np.testing.assert_allclose(got, want, rtol=1e-12)
     # Without the visibility mask the unlabelled (0, 0) joints drag the OKS down.
     assert (oks_iou(gt, dets, area, [area] * 3) < got).all()
@@ -95,7 +95,7 @@ def test_greedy_nms_suppresses_duplicates_keeps_distinct():
     keep = oks_nms_arrays(poses, scores, areas, thr=0.9)
     assert keep.tolist() == [3, 2, 5]
     db = [{"keypoints": p, "score": s, "area": a} for p, s, a in zip(poses, scores, areas)]
-    assert oks_nms(db, 0.9, COCO_SIGMAS) == [3, 2, 5]
+    assert oks_nms(db, 0.9, sigmas=COCO_SIGMAS) == [3, 2, 5]
     # A lower threshold also suppresses the overlapping person C; a threshold of 1 keeps all.
     oks_ac = oks_iou(poses[3], poses[5][None], 25000.0, [25000.0])[0]
     assert oks_nms_arrays(poses, scores, areas, thr=oks_ac - 1e-6).tolist() == [3, 2]

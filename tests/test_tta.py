@@ -53,7 +53,7 @@ def test_tta_maps_back_to_known_positions(scene, udp, flip):
     codecs = [HeatmapOffsetCodec(input_size_wh=(288, 384), udp=udp),
               HeatmapOffsetCodec(input_size_wh=(192, 256), udp=udp)]
     predictors = [_oracle_predictor(c, scene, views, flip) for c in codecs]
-    res = predict_records(predictors, scene, views, progress=False)
+    res = predict_records(predictors, scene, views=views, progress=False)
     truth = np.stack([r.keypoints[:, :2] for r in scene]).astype(np.float64)     # (N, 17, 2)
     assert res.coords.shape == (2, 9, 3, 17, 2)
     err = np.linalg.norm(res.coords - truth, axis=-1)                              # (M, V, N, K)
@@ -73,7 +73,7 @@ def test_flip_branch_is_live(scene, monkeypatch):
     codec = HeatmapOffsetCodec(input_size_wh=(288, 384))
     predictor = _oracle_predictor(codec, scene, views, flip=True)
     monkeypatch.setattr(codec, "flip_back", lambda outputs: outputs)
-    res = predict_records(predictor, scene, views, progress=False)
+    res = predict_records(predictor, scene, views=views, progress=False)
     truth = np.stack([r.keypoints[:, :2] for r in scene])
     assert np.linalg.norm(res.coords[0, 0] - truth, axis=-1).max() > 5.0
 

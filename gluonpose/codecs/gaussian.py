@@ -58,7 +58,7 @@ class GaussianHeatmapCodec(Codec):
 
     layout = _layout.HEATMAP
 
-    def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, sigma=2.0, num_joints=17,
+    def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, sigma=2.0, num_joints=17,
                  udp=False, unbiased=None, decode=None, dark_kernel=11, flip_pairs=COCO_FLIP_PAIRS,
                  shift_flip=None):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))

@@ -22,7 +22,7 @@ class ShardSampler(gluon.data.Sampler):
     ``num_parts`` devices (so per-device BatchNorm statistics agree too).
     """
 
-    def __init__(self, length, num_parts=1, part_index=0, shuffle=True, seed=0, epoch=0,
+    def __init__(self, length, num_parts=1, part_index=0, *, shuffle=True, seed=0, epoch=0,
                  batch_size=None):
         if int(length) != length or length < 1:
             raise ValueError("ShardSampler length must be a positive integer, got %r" % (length,))

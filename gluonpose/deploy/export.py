@@ -48,7 +48,7 @@ class ExportedFiles(NamedTuple):
     input_shape: tuple
 
 
-def export_symbol(net, prefix, input_size_wh, batch=1, stages="all", epoch=0, ctx=None):
+def export_symbol(net, prefix, input_size_wh, *, batch=1, stages="all", epoch=0, ctx=None):
     """Hybridize ``net``, run it once on zeros and write ``prefix-symbol.json`` / ``-%04d.params``.
 
     Args:

@@ -75,7 +75,7 @@ def kvstore_options(tcfg):
     return compression, bound
 
 
-def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=None, on_finish=None):
+def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate=None, on_finish=None):
     """Train as ``cfg`` says. ``gpus``/``kvstore`` override ``cfg.train``. ``resume``: False, True (the
     newest checkpoint of the work dir, if any) or the path of a checkpoint (its ``epoch_N.json`` or
     ``.params``, or a work dir) to continue from; the run writes into ``cfg.train.work_dir``.
@@ -88,13 +88,14 @@ def train(cfg, resume=False, gpus=None, kvstore=None, progress=True, validate=No
     compression, bound = kvstore_options(cfg.train)
     kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
     with exit_promptly_on_error(kv):
-        history = _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression)
+        history = _train(cfg, kv, rank, num_workers, resume=resume, gpus=gpus, progress=progress,
+                         validate=validate, compression=compression)
         if on_finish is not None and rank == 0:
             on_finish(history)
         return history
 
 
-def _train(cfg, kv, rank, num_workers, resume, gpus, progress, validate, compression=None):
+def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, compression=None):
     tcfg = cfg.train
     work_dir = tcfg.work_dir
     setup_logging(os.path.join(work_dir, "log.txt") if rank == 0 else None)

@@ -85,7 +85,7 @@ def nms_per_image(keypoints, box_scores, areas, image_ids, *, in_vis_thr=0.2, ok
     out = []
     for img in np.unique(image_ids):
         rows = np.flatnonzero(image_ids == img)
-        keep = suppress(kpts[rows], scores[rows], areas[rows], oks_thr, sigmas)
+        keep = suppress(kpts[rows], scores[rows], areas[rows], oks_thr, sigmas=sigmas)
         if keep.size == 0:          # official: an image whose NMS keeps nothing keeps everything
             keep = np.arange(rows.size)
         for j in rows[keep]:
@@ -154,7 +154,7 @@ def _load_results(results_json_path):
     return results
 
 
-def evaluate_keypoints(gt_json_path, results_json_path, sigmas=None, allow_empty=False,
+def evaluate_keypoints(gt_json_path, results_json_path, *, sigmas=None, allow_empty=False,
                        verbose=False):
     """Run pycocotools ``COCOeval(iouType='keypoints')`` on a results json.
 

@@ -184,7 +184,7 @@ class _Queue:
         self.clear()
 
 
-def predict_records(predictors, records, views=(IDENTITY_VIEW,), progress=True, desc="inference",
+def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=True, desc="inference",
                     on_bad_image="raise"):
     """Top-down prediction of every record by every predictor under every view.
 

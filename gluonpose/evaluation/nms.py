@@ -31,7 +31,7 @@ def _as_sigmas(sigmas, num_joints):
     return sig
 
 
-def oks_iou(g, d, area_g, areas_d, sigmas=None, in_vis_thr=None):
+def oks_iou(g, d, area_g, areas_d, *, sigmas=None, in_vis_thr=None):
     """OKS between one pose ``g`` and each of ``M`` poses ``d``.
 
     Args:
@@ -89,7 +89,7 @@ def _check_arrays(keypoints, scores, areas):
     return kpts, scores, areas
 
 
-def oks_nms_arrays(keypoints, scores, areas, thr=0.9, sigmas=None, in_vis_thr=None):
+def oks_nms_arrays(keypoints, scores, areas, thr=0.9, *, sigmas=None, in_vis_thr=None):
     """Greedy OKS-NMS on arrays.
 
     Args:
@@ -108,12 +108,13 @@ def oks_nms_arrays(keypoints, scores, areas, thr=0.9, sigmas=None, in_vis_thr=No
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        ovr = oks_iou(kpts[i], kpts[rest], areas[i], areas[rest], sigmas, in_vis_thr)
+        ovr = oks_iou(kpts[i], kpts[rest], areas[i], areas[rest], sigmas=sigmas,
+                      in_vis_thr=in_vis_thr)
         order = rest[ovr <= thr]
     return np.asarray(keep, dtype=np.int64)
 
 
-def soft_oks_nms_arrays(keypoints, scores, areas, thr=0.9, sigmas=None, in_vis_thr=None,
+def soft_oks_nms_arrays(keypoints, scores, areas, thr=0.9, *, sigmas=None, in_vis_thr=None,
                         max_dets=20):
     """Soft OKS-NMS (Gaussian decay ``score * exp(-oks^2 / thr)``) on arrays.
 
@@ -129,14 +130,15 @@ def soft_oks_nms_arrays(keypoints, scores, areas, thr=0.9, sigmas=None, in_vis_t
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        ovr = oks_iou(kpts[i], kpts[rest], areas[i], areas[rest], sigmas, in_vis_thr)
+        ovr = oks_iou(kpts[i], kpts[rest], areas[i], areas[rest], sigmas=sigmas,
+                      in_vis_thr=in_vis_thr)
         cur = cur[1:] * np.exp(-ovr ** 2 / thr)
         resort = np.argsort(cur, kind="stable")[::-1]
         order, cur = rest[resort], cur[resort]
     return np.asarray(keep, dtype=np.int64)
 
 
-def oks_nms(kpts_db, thr=0.9, sigmas=None, in_vis_thr=None):
+def oks_nms(kpts_db, thr=0.9, *, sigmas=None, in_vis_thr=None):
     """Greedy OKS-NMS on a list of pose dicts (official HRNet interface).
 
     Args:
@@ -147,11 +149,12 @@ def oks_nms(kpts_db, thr=0.9, sigmas=None, in_vis_thr=None):
     """
     if len(kpts_db) == 0:
         return []
-    return oks_nms_arrays(*_db_arrays(kpts_db), thr, sigmas, in_vis_thr).tolist()
+    return oks_nms_arrays(*_db_arrays(kpts_db), thr, sigmas=sigmas, in_vis_thr=in_vis_thr).tolist()
 
 
-def soft_oks_nms(kpts_db, thr=0.9, sigmas=None, in_vis_thr=None, max_dets=20):
+def soft_oks_nms(kpts_db, thr=0.9, *, sigmas=None, in_vis_thr=None, max_dets=20):
     """Soft OKS-NMS on a list of pose dicts; see :func:`soft_oks_nms_arrays`."""
     if len(kpts_db) == 0:
         return []
-    return soft_oks_nms_arrays(*_db_arrays(kpts_db), thr, sigmas, in_vis_thr, max_dets).tolist()
+    return soft_oks_nms_arrays(*_db_arrays(kpts_db), thr, sigmas=sigmas, in_vis_thr=in_vis_thr,
+                               max_dets=max_dets).tolist()

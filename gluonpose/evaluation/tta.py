@@ -123,7 +123,7 @@ def load_ensemble_config(path=None, overrides=()):
     return out
 
 
-def fuse(coords, scores, members=None, views=None, member_weights=None, mode="score_weighted"):
+def fuse(coords, scores, *, members=None, views=None, member_weights=None, mode="score_weighted"):
     """Average a subset of (member, view) predictions.
 
     Args:
@@ -148,7 +148,7 @@ def fuse(coords, scores, members=None, views=None, member_weights=None, mode="sc
     return np.concatenate([fused_c, fused_s[..., None]], axis=-1)
 
 
-def breakdown(coords, scores, member_names, views, member_weights=None, mode="score_weighted"):
+def breakdown(coords, scores, member_names, views, *, member_weights=None, mode="score_weighted"):
     """Labelled fused predictions: each member over its views, each view over the members, all.
 
     Rows for a single member or a single view are left out when they would repeat the ensemble.
@@ -160,12 +160,13 @@ def breakdown(coords, scores, member_names, views, member_weights=None, mode="sc
     num_m, num_v = len(member_names), len(views)
     if num_m > 1:
         for m, name in enumerate(member_names):
-            rows.append(("member %s" % name, fuse(coords, scores, [m], None, member_weights, mode)))
+            rows.append(("member %s" % name, fuse(coords, scores, members=[m],
+                                                  member_weights=member_weights, mode=mode)))
     if num_v > 1:
         for v, view in enumerate(views):
             rows.append(("view %s" % view_label(view),
-                         fuse(coords, scores, None, [v], member_weights, mode)))
-    rows.append(("ensemble", fuse(coords, scores, None, None, member_weights, mode)))
+                         fuse(coords, scores, views=[v], member_weights=member_weights, mode=mode)))
+    rows.append(("ensemble", fuse(coords, scores, member_weights=member_weights, mode=mode)))
     return rows
 
 

@@ -29,7 +29,7 @@ def _sync(outputs):
         o.wait_to_read()
 
 
-def time_forward(net, batch, input_size_wh, ctx, iters=10, warmup=2):
+def time_forward(net, batch, input_size_wh, ctx, *, iters=10, warmup=2):
     """Samples/s of inference (``predict_mode``) on a random batch."""
     w, h = input_size_wh
     x = mx.nd.array(np.random.RandomState(0).rand(batch, 3, h, w), ctx=ctx)
@@ -41,7 +41,7 @@ def time_forward(net, batch, input_size_wh, ctx, iters=10, warmup=2):
     return batch * iters / (time.perf_counter() - start)
 
 
-def time_forward_backward(net, batch, input_size_wh, ctx, iters=5, warmup=1, trainer=None):
+def time_forward_backward(net, batch, input_size_wh, ctx, *, iters=5, warmup=1, trainer=None):
     """Samples/s of a training step: forward under ``record``, backward on a sum of means,
     and ``trainer.step`` when a trainer is given."""
     w, h = input_size_wh

@@ -191,7 +191,7 @@ def offset_vectors(target, codec, min_heat=0.5):
     return k, starts * stride, (starts + codec.radius * offs) * stride
 
 
-def draw_sample(sample, codec, stage=-1, joint=None, alpha=0.5, mean=IMAGENET_MEAN_RGB,
+def draw_sample(sample, codec, *, stage=-1, joint=None, alpha=0.5, mean=IMAGENET_MEAN_RGB,
                 std=IMAGENET_STD_RGB, arrow_every=1):
     """A training sample with its targets: two crops side by side.
 
