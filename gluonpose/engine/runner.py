@@ -7,6 +7,7 @@ import numpy as np
 
 from ..codecs import build_codec_from_config  # (defined in codecs.builder; still importable here)
 from ..config import dump_config
+from ..errors import ConfigError
 from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
