@@ -184,8 +184,9 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
     fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
     loader = ToyLoader(data, target, sampler, args.batch_per_worker, rank, fail, work_dir)
     fit(net, ToyLoss(), loader, sampler, trainer, MultiStepSchedule(0.01, [2], 0.1),
-        [mx.cpu()], start, args.epochs, global_batch_size(args.batch_per_worker, num_workers),
-        work_dir, rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv)
+        ctx_list=[mx.cpu()], start_epoch=start, epochs=args.epochs,
+        global_batch=global_batch_size(args.batch_per_worker, num_workers), work_dir=work_dir,
+        rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv)
     return 0
 
 
