@@ -158,7 +158,7 @@ def test_ensemble_config_is_checked_like_model_configs(tmp_path):
                          "members\\[0\\].weight' must be finite and >= 0"),
                         ("members: {config: a.yaml}\n", "'members' must be a list of mappings"),
                         (member + "tta: {flip: maybe}\n", "'tta.flip' must be a boolean"),
-                        (member + "tta: {average: median}\n", "tta.average' must be one of")):
+                        (member + "tta: {average: median}\n", "tta.average must be one of score_weighted, mean")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=re.escape(str(path)) + ": .*" + match):
             load_ensemble_config(str(path))

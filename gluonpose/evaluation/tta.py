@@ -36,6 +36,7 @@ ENSEMBLE_DEFAULTS = {
 }
 ENSEMBLE_SCHEMA = ENSEMBLE_DEFAULTS   # former name
 ENSEMBLE_TYPES = {"members": "list[dict]"}
+ENSEMBLE_CHOICES = {("tta", "average"): MODES}
 #: Defaults and schema of one ``members`` entry (``config`` and ``weights`` are required).
 MEMBER_DEFAULTS = {"config": "", "weights": "", "weight": 1.0, "name": ""}
 MEMBER_KEYS = tuple(MEMBER_DEFAULTS)
@@ -111,11 +112,9 @@ def load_ensemble_config(path=None, overrides=()):
     :class:`~gluonpose.errors.ConfigError` naming the file and the key.
     """
     try:
-        out = load_yaml_config(path, ENSEMBLE_DEFAULTS, ENSEMBLE_TYPES, overrides)
+        out = load_yaml_config(path, ENSEMBLE_DEFAULTS, ENSEMBLE_TYPES, overrides,
+                               choices=ENSEMBLE_CHOICES)
         out["members"] = [_check_member(i, m) for i, m in enumerate(out["members"])]
-        if out["tta"]["average"] not in MODES:
-            raise ConfigError("config key 'tta.average' must be one of %s, got %r"
-                              % (", ".join(MODES), out["tta"]["average"]))
     except ConfigError as err:
         if not path or os.path.abspath(path) in str(err):
             raise
