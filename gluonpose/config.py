@@ -329,8 +329,10 @@ def _merge(base, update, schema, path="", types=None):
                                   % (where, " of " + path.rstrip(".") if path else "",
                                      ", ".join(sorted(schema))))
             sub_schema = schema[key]
-            if isinstance(sub_schema, dict) and sub_schema and value is None:
-                continue                  # an empty section ("test:" alone) keeps the defaults
+            if isinstance(sub_schema, dict) and value is None:
+                # an empty section ("test:" alone) keeps its defaults; "val: null" is the default {}
+                base[key] = copy.deepcopy(sub_schema) if not sub_schema else base[key]
+                continue
             value = check_value(where, value, (types or {}).get(where) or _spec_of(sub_schema))
         else:
             sub_schema = None

@@ -129,12 +129,13 @@ def test_values_have_the_type_of_their_default(tmp_path):
             load_config(None, [override])
     path = _write(tmp_path / "t.yaml", "test:\n  image_thr: 1e-2\n  oks_thr: 1\naugment:\n"
                   "  scale_range: [1, 2]\n  rotation_sigma: null\ntrain:\n  gpus: 0\n  warmup_epochs: 0.5\n"
-                  "loader:\n")
+                  "loader:\ndata:\n  val: null\n")
     cfg = load_config(path)
     assert cfg.test.image_thr == 0.01 and type(cfg.test.oks_thr) is float and cfg.test.oks_thr == 1.0
     assert cfg.augment.scale_range == (1.0, 2.0) and all(type(v) is float for v in cfg.augment.scale_range)
     assert cfg.augment.rotation_sigma is None and cfg.train.gpus == 0 and cfg.train.warmup_epochs == 0.5
     assert cfg.loader == DEFAULTS["loader"]          # an empty section keeps its defaults
+    assert cfg.data.val == {}                         # null free-form mapping: the default (none)
     with pytest.raises(ConfigError, match="'test.image_thr' must be a number, got 'high'"):
         load_config(_write(tmp_path / "u.yaml", "test: {image_thr: high}\n"))
 
