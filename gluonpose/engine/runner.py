@@ -14,7 +14,6 @@ from ..data.pipeline import TopDownTrainTransform
 from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
 from ..utils.log import setup_logging
-from ..errors import ConfigError
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
 from .distributed import (broadcast_parameters, check_same_start_epoch, create_kvstore,

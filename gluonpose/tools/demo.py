@@ -119,7 +119,7 @@ class Demo:
         if len(kpts):
             self.people_drawn += int((kpts[..., 2] >= self.args.score_thr).any(axis=1).sum())
         mode = self.args.scores
-        return draw_poses(image_rgb[..., ::-1], kpts, self.args.score_thr, boxes=boxes,
+        return draw_poses(image_rgb[..., ::-1], kpts, score_thr=self.args.score_thr, boxes=boxes,
                           box_scores=person_scores if mode != "none" else None,
                           draw_scores=mode == "joint", joint_color=self.args.joint_color)
 

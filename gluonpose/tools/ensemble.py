@@ -52,13 +52,9 @@ def parse_args(argv=None):
 def _settings(args):
     """Ensemble config file (or its defaults) with the command line on top."""
     from gluonpose.config import ConfigError
-    from gluonpose.evaluation.tta import ENSEMBLE_SCHEMA, load_ensemble_config, parse_member_spec
+    from gluonpose.evaluation.tta import load_ensemble_config, parse_member_spec
 
-    if args.config:
-        conf = load_ensemble_config(args.config)
-    else:
-        conf = {k: dict(v) for k, v in ENSEMBLE_SCHEMA.items() if v is not None}
-        conf["members"] = []
+    conf = load_ensemble_config(args.config)   # the defaults without --config
     if args.models:
         conf["members"] = [parse_member_spec(m) for m in args.models]
     if not conf["members"]:
@@ -123,20 +119,22 @@ def run(args):
         img_prefix = bx["img_prefix"] or img_prefix
         layout = bx["layout"] or layout
     views = tta_views(tta["rotations"], tta["scales"])
-    boxes = load_test_boxes(gt_json, img_prefix, bx["det_json"] or None, bx["image_thr"], layout)
+    boxes = load_test_boxes(gt_json, img_prefix, det_json=bx["det_json"] or None,
+                            image_thr=bx["image_thr"], layout=layout)
     print(boxes.description)
     print("TTA: %d view(s) (rotations %s x scales %s), flip test %s, %s averaging; %d member(s)"
           % (len(views), list(tta["rotations"]), list(tta["scales"]),
              "on" if tta["flip"] else "off", tta["average"], len(predictors)))
-    result = predict_records(predictors, boxes.records, views, progress=not args.no_progress,
+    result = predict_records(predictors, boxes.records, views=views, progress=not args.no_progress,
                              desc="ensemble")
     names = [p.name for p in predictors]
     weights = [m["weight"] for m in conf["members"]]
     if args.no_breakdown:
-        rows = [("ensemble", fuse(result.coords, result.scores, None, None, weights,
-                                  tta["average"]))]
+        rows = [("ensemble", fuse(result.coords, result.scores, member_weights=weights,
+                                  mode=tta["average"]))]
     else:
-        rows = breakdown(result.coords, result.scores, names, views, weights, tta["average"])
+        rows = breakdown(result.coords, result.scores, names, views, member_weights=weights,
+                         mode=tta["average"])
     table = []
     with tempfile.TemporaryDirectory(prefix="gluonpose_ens_") as tmp:
         out_dir = os.path.dirname(os.path.abspath(args.out))
@@ -148,8 +146,8 @@ def run(args):
             if last:
                 print("pycocotools, ensemble:")
             stats, count = score_keypoints(kpts, result.box_scores, result.areas, result.image_ids,
-                                           target, path, test["in_vis_thr"], test["oks_thr"],
-                                           verbose=last)
+                                           target, path, in_vis_thr=test["in_vis_thr"],
+                                           oks_thr=test["oks_thr"], verbose=last)
             table.append((label, stats))
     print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
           % (test["in_vis_thr"], test["oks_thr"], len(result.box_scores), count, args.out))

@@ -82,10 +82,11 @@ def run(args):
              codec.input_size_wh[1], codec, ctx))
     print("flip test: %s" % ("on" if flip else "off"))
     image_thr = test.image_thr if args.image_thr is None else args.image_thr
-    boxes = load_test_boxes(gt_json, img_prefix, det_json, image_thr, layout)
+    boxes = load_test_boxes(gt_json, img_prefix, det_json=det_json, image_thr=image_thr, layout=layout)
     print(boxes.description)
-    report = evaluate_predictor(predictor, gt_json, img_prefix, det_json, image_thr,
-                                test.in_vis_thr, test.oks_thr, layout, args.out,
+    report = evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
+                                image_thr=image_thr, in_vis_thr=test.in_vis_thr,
+                                oks_thr=test.oks_thr, layout=layout, out_json=args.out,
                                 progress=not args.no_progress, verbose=True, boxes=boxes)
     print("evaluation: %s" % report.target_note)
     print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
