@@ -394,7 +394,7 @@ def _check_codec(codec_cfg):
     from .codecs.builder import check_codec_params, codec_types
 
     if codec_cfg["type"] not in codec_types():
-        raise ConfigError("config key 'codec.type' is %r; valid codec types: %s"
+        raise ConfigError("config key 'codec.type': unknown codec type %r; valid types: %s"
                           % (codec_cfg["type"], ", ".join(sorted(codec_types()))))
     valid = check_codec_params(codec_cfg["type"], codec_cfg["params"])
     for key, value in codec_cfg["params"].items():

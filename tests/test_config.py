@@ -156,7 +156,7 @@ def test_codec_params_are_checked_at_load_time(tmp_path):
         load_config(None, ["codec.type=gaussian", "codec.params={stage_radii: [5, 3]}"])
     with pytest.raises(ConfigError, match="'codec.params.udp' must be a boolean"):
         load_config(None, ["codec.params.udp=1"])
-    with pytest.raises(ConfigError, match="'codec.type' is 'msra'; valid codec types: gaussian, heatmap_offset"):
+    with pytest.raises(ConfigError, match="'codec.type': unknown codec type 'msra'; valid types: gaussian, heatmap_offset"):
         load_config(None, ["codec.type=msra"])
     cfg = load_config(None, ["codec.type=gaussian", "codec.params={sigma: 3, stage_sigmas: [3, 2]}"])
     assert cfg.codec.params == {"sigma": 3.0, "stage_sigmas": (3, 2)}
