@@ -133,7 +133,6 @@ TYPES = {
     "codec.params": "dict",
     "data.train": "list[dict]",
     "data.val": "dict",
-    "augment.rotation_prob": "float|None",
     "loss.stage_weights": "list[float]",
     "train.warmup_epochs": "float",
     "train.gpus": "str|int",
@@ -213,7 +212,7 @@ def check_value(where, value, spec):
             return _convert(value, alt)
         except TypeError:
             continue
-    raise ConfigError("config key %r must be %s, got %r (%s)"
+    raise ConfigError("%s must be %s, got %r (%s)"
                       % (where, _describe(spec), value, type(value).__name__))
 
 
@@ -319,7 +318,7 @@ def _merge(base, update, schema, path="", types=None):
     """Merge ``update`` into ``base`` (in place), checking keys against ``schema`` and values
     against the types of the schema's defaults (or ``types[dotted key]``)."""
     if schema is not None and not isinstance(update, dict):
-        raise ConfigError("config key %r must be a mapping, got %r (%s)"
+        raise ConfigError("%s must be a mapping, got %r (%s)"
                           % (path.rstrip("."), update, type(update).__name__))
     for key, value in update.items():
         where = path + key
@@ -348,7 +347,7 @@ def check_section(value, defaults, where, types=None):
     """A mapping ``value`` merged onto a copy of ``defaults`` with the same key and type checks as
     a config file (for list entries with their own schema, e.g. ensemble members)."""
     if not isinstance(value, dict):
-        raise ConfigError("config key %r must be a mapping, got %r (%s)"
+        raise ConfigError("%s must be a mapping, got %r (%s)"
                           % (where, value, type(value).__name__))
     return _merge(copy.deepcopy(defaults), value, defaults, where + ".", types)
 
@@ -394,7 +393,7 @@ def _check_codec(codec_cfg):
     from .codecs.builder import check_codec_params, codec_types
 
     if codec_cfg["type"] not in codec_types():
-        raise ConfigError("config key 'codec.type': unknown codec type %r; valid types: %s"
+        raise ConfigError("codec.type: unknown codec type %r; valid types: %s"
                           % (codec_cfg["type"], ", ".join(sorted(codec_types()))))
     valid = check_codec_params(codec_cfg["type"], codec_cfg["params"])
     for key, value in codec_cfg["params"].items():
@@ -421,7 +420,9 @@ def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices
 
 def load_config(path=None, overrides=()):
     """Defaults <- YAML file (with its bases) <- ``overrides``; returns a frozen :class:`Config`."""
-    cfg = load_yaml_config(path, DEFAULTS, TYPES, overrides, choices=CHOICES)
+    # keys with a range checker (CHECKS) get their type checked there, with the range in the message
+    types = dict(TYPES, **{"%s.%s" % (sec, key): "any" for sec, keys in CHECKS.items() for key in keys})
+    cfg = load_yaml_config(path, DEFAULTS, types, overrides, choices=CHOICES)
     _check_codec(cfg["codec"])
     _check_values(cfg)
     return _freeze(cfg)

@@ -118,25 +118,25 @@ def test_report_rows_decode_with_hough_and_draw_as_official(repo_root):
 
 def test_values_have_the_type_of_their_default(tmp_path):
     """Every value is checked at load time, from a file or an override, with the key in the message."""
-    for override, match in (("train.lr=abc", r"'train.lr' must be a number, got 'abc' \(str\)"),
-                            ("train.epochs=1.5", "'train.epochs' must be an integer"),
-                            ("test.flip=1", "'test.flip' must be a boolean"),
-                            ("codec.input_size=[192]", r"'codec.input_size' must be a pair \[a, b\] of integers"),
-                            ("augment.scale_range=[0.8, x]", "'augment.scale_range' must be a pair"),
-                            ("data.train={type: coco}", "'data.train' must be a list of mappings"),
-                            ("train=3", "'train' must be a mapping")):
+    for override, match in (("train.lr=abc", r"train.lr must be a number, got 'abc' \(str\)"),
+                            ("train.epochs=1.5", "train.epochs must be an integer"),
+                            ("test.flip=1", "test.flip must be a boolean"),
+                            ("codec.input_size=[192]", r"codec.input_size must be a pair \[a, b\] of integers"),
+                            ("codec.heatmap_size=[48, x]", "codec.heatmap_size must be a pair"),
+                            ("data.train={type: coco}", "data.train must be a list of mappings"),
+                            ("train=3", "train must be a mapping")):
         with pytest.raises(ConfigError, match=match):
             load_config(None, [override])
     path = _write(tmp_path / "t.yaml", "test:\n  image_thr: 1e-2\n  oks_thr: 1\naugment:\n"
-                  "  scale_range: [1, 2]\n  rotation_sigma: null\ntrain:\n  gpus: 0\n  warmup_epochs: 0.5\n"
+                  "  rotation_prob: null\nloss:\n  stage_weights: [1, 2]\ntrain:\n  gpus: 0\n  warmup_epochs: 0.5\n"
                   "loader:\ndata:\n  val: null\n")
     cfg = load_config(path)
     assert cfg.test.image_thr == 0.01 and type(cfg.test.oks_thr) is float and cfg.test.oks_thr == 1.0
-    assert cfg.augment.scale_range == (1.0, 2.0) and all(type(v) is float for v in cfg.augment.scale_range)
-    assert cfg.augment.rotation_sigma is None and cfg.train.gpus == 0 and cfg.train.warmup_epochs == 0.5
+    assert cfg.loss.stage_weights == (1.0, 2.0) and all(type(v) is float for v in cfg.loss.stage_weights)
+    assert cfg.augment.rotation_prob is None and cfg.train.gpus == 0 and cfg.train.warmup_epochs == 0.5
     assert cfg.loader == DEFAULTS["loader"]          # an empty section keeps its defaults
     assert cfg.data.val == {}                         # null free-form mapping: the default (none)
-    with pytest.raises(ConfigError, match="'test.image_thr' must be a number, got 'high'"):
+    with pytest.raises(ConfigError, match="test.image_thr must be a number, got 'high'"):
         load_config(_write(tmp_path / "u.yaml", "test: {image_thr: high}\n"))
 
 
@@ -154,9 +154,9 @@ def test_codec_params_are_checked_at_load_time(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="'codec.params.stage_radii'.*stage_sigmas"):
         load_config(None, ["codec.type=gaussian", "codec.params={stage_radii: [5, 3]}"])
-    with pytest.raises(ConfigError, match="'codec.params.udp' must be a boolean"):
+    with pytest.raises(ConfigError, match="codec.params.udp must be a boolean"):
         load_config(None, ["codec.params.udp=1"])
-    with pytest.raises(ConfigError, match="'codec.type': unknown codec type 'msra'; valid types: gaussian, heatmap_offset"):
+    with pytest.raises(ConfigError, match="codec.type: unknown codec type 'msra'; valid types: gaussian, heatmap_offset"):
         load_config(None, ["codec.type=msra"])
     cfg = load_config(None, ["codec.type=gaussian", "codec.params={sigma: 3, stage_sigmas: [3, 2]}"])
     assert cfg.codec.params == {"sigma": 3.0, "stage_sigmas": (3, 2)}

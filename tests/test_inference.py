@@ -169,7 +169,7 @@ def test_evaluate_model_crowdpose_shared_joints(data_dir, tmp_path):
     gt, folder = _sample(data_dir, "crowdpose")
     records = CrowdPoseKeypoints(gt, folder).records
     default = HeatmapOffsetCodec(input_size_wh=(192, 256))
-    stats = evaluate_model(_oracle(default, records), default, gt, folder, flip=False,
+    stats = evaluate_model(_oracle(default, records), default, gt, img_prefix=folder, flip=False,
                            layout="crowdpose")
     assert stats["AP"] < 0.95
     codec = HeatmapOffsetCodec(input_size_wh=(192, 256), label_outside=True)

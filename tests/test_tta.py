@@ -155,9 +155,9 @@ def test_ensemble_config_is_checked_like_model_configs(tmp_path):
                          "unknown config key 'members\\[0\\].wieght'; valid keys of members\\[0\\]: "
                          "config, name, weight, weights"),
                         ("members: [{config: a.yaml, weights: a.params, weight: -1}]\n",
-                         "members\\[0\\].weight' must be finite and >= 0"),
-                        ("members: {config: a.yaml}\n", "'members' must be a list of mappings"),
-                        (member + "tta: {flip: maybe}\n", "'tta.flip' must be a boolean"),
+                         "members\\[0\\].weight must be finite and >= 0"),
+                        ("members: {config: a.yaml}\n", "members must be a list of mappings"),
+                        (member + "tta: {flip: maybe}\n", "tta.flip must be a boolean"),
                         (member + "tta: {average: median}\n", "tta.average must be one of score_weighted, mean")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=re.escape(str(path)) + ": .*" + match):

@@ -85,8 +85,7 @@ class HeatmapOffsetCodec(Codec):
     layout = _layout.HEATMAP_OFFSET
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, radius=None,
-                 num_joints=17,
-                 udp=True, decode="hough", blur_kernel=None, offset_blur_kernel=0,
+                 num_joints=17, udp=True, decode="hough", blur_kernel=None, offset_blur_kernel=0,
                  hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS, heatmap_activation=None,
                  label_outside=False):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))

@@ -97,7 +97,7 @@ def _check_member(i, m):
         raise ConfigError("%s needs config and weights, got %r" % (where, m))
     member = check_section(m, MEMBER_DEFAULTS, where)
     if not (np.isfinite(member["weight"]) and member["weight"] >= 0):
-        raise ConfigError("config key %r must be finite and >= 0, got %r"
+        raise ConfigError("%s must be finite and >= 0, got %r"
                           % (where + ".weight", member["weight"]))
     member["name"] = member["name"] or os.path.splitext(os.path.basename(member["config"]))[0]
     return member
