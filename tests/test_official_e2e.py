@@ -86,8 +86,8 @@ def _run(kind, repo_root, coco, tmp_path_factory):
 
     cfg = load_config(config, WIDTH8)
     net, codec = build_net_from_config(cfg, weights, [mx.cpu()])
-    records = load_test_boxes(coco["gt"], coco["dir"], coco["det"] if kind == "det" else None,
-                              cfg.test.image_thr).records
+    records = load_test_boxes(coco["gt"], coco["dir"], det_json=coco["det"] if kind == "det" else None,
+                              image_thr=cfg.test.image_thr).records
     return {"kind": kind, "ref": ref, "report": report, "text": buf.getvalue(), "out": out,
             "cfg": cfg, "records": records, "codec": codec,
             "predictor": TopDownPredictor(net, codec, flip=cfg.test.flip),
