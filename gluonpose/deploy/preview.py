@@ -87,7 +87,7 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
         drawn = int(((person_kpts[..., 2] >= score_thr).any(axis=1)).sum())
         people_drawn += drawn
         boxes = np.stack([records[rows[n]].bbox for n in mine]).astype(np.float64)
-        image = draw_poses(read_image(path)[..., ::-1], person_kpts, score_thr, boxes=boxes,
+        image = draw_poses(read_image(path)[..., ::-1], person_kpts, score_thr=score_thr, boxes=boxes,
                            draw_scores=False)
         tiles.append(_tile(image, "%s: %d of %d people drawn"
                            % (os.path.basename(path), drawn, len(mine)), scale))
