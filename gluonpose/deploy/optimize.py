@@ -47,6 +47,14 @@ def onednn_available():
         return False
 
 
+def check_deploy_contexts(ctx_list):
+    """Deploy graphs are CPU (oneDNN) graphs: refuse GPU contexts with a clear message."""
+    ctxs = ctx_list if isinstance(ctx_list, (list, tuple)) else [ctx_list]
+    if any(c.device_type != "cpu" for c in ctxs):
+        raise DeployError("--deploy builds CPU (oneDNN) graphs; run it with CPU contexts (--gpus '' or cpu:N), "
+                          "got %s" % (ctxs,))
+
+
 def trace(net, input_shape, stages="last", ctx=None):
     """(symbol, arg_params, aux_params) of ``net`` for an input of ``input_shape`` = (N, 3, H, W)."""
     from .export import StageOutputs  # pylint: disable=import-outside-toplevel
@@ -264,3 +272,51 @@ def convert_bf16(sym, arg_params, aux_params):
         return amp.convert_model(sym, arg_params, aux_params, target_dtype="bfloat16", cast_optional_params=True)
     except Exception as err:  # pylint: disable=broad-except
         raise DeployError("bf16 conversion failed in this MXNet build: %s" % str(err).splitlines()[0]) from err
+
+
+def calibration_crops(records, input_size_wh, *, udp=False, limit=32):
+    """Normalised network inputs of the first ``limit`` readable person records (boxes), for int8 calibration."""
+    from ..data.pipeline import TopDownTestTransform, read_image  # pylint: disable=import-outside-toplevel
+    transform = TopDownTestTransform(input_size_wh=input_size_wh, udp=udp)
+    crops, images = [], {}
+    for record in records:
+        if len(crops) >= limit:
+            break
+        if record.image_path not in images:
+            try:
+                images[record.image_path] = read_image(record.image_path)
+            except UserError:
+                images[record.image_path] = None
+        if images[record.image_path] is not None:
+            crops.append(transform(images[record.image_path], record)["image"])
+    if not crops:
+        raise DeployError("int8 calibration: none of the %d boxes gave a readable crop" % len(records))
+    return np.stack(crops).astype(np.float32)
+
+
+def deploy_for_inference(net, codec, precision, *, batch_size, records=None, ctx=None, calib_limit=32):
+    """The deploy graph of ``net`` (last stage) for inference at ``codec``'s input size; int8 calibrates on
+    the crops of ``records`` (the boxes about to be evaluated or drawn). ``precision`` None keeps ``net``."""
+    if not precision:
+        return net
+    w, h = codec.input_size_wh
+    calib = None
+    if precision == "int8":
+        calib = calibration_crops(records or [], (w, h), udp=codec.udp, limit=calib_limit)
+    block = deploy_block(net, (int(batch_size), 3, int(h), int(w)), precision=precision, calib_data=calib,
+                         ctx=ctx[0] if isinstance(ctx, (list, tuple)) else ctx)
+    LOG.info("deploy graph: %s%s", precision, " (int8 calibrated on %d real crops)" % len(calib)
+             if calib is not None else "")
+    return block
+
+
+def save_deploy(sym, arg_params, aux_params, prefix, epoch=0):
+    """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` (``arg:`` / ``aux:`` keys, as
+    ``HybridBlock.export``); :func:`gluonpose.deploy.export.load_exported` loads them back."""
+    from ..utils.io import atomic_write  # pylint: disable=import-outside-toplevel
+    sym_path, params_path = "%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)
+    atomic_write(sym_path, sym.save)
+    blob = {"arg:%s" % k: v for k, v in arg_params.items()}
+    blob.update({"aux:%s" % k: v for k, v in aux_params.items()})
+    atomic_write(params_path, lambda tmp: mx.nd.save(tmp, blob))
+    return sym_path, params_path

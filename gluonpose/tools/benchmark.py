@@ -9,6 +9,14 @@
   python scripts/launch_dist.py -n 2 -s 1 -- python scripts/benchmark.py --train --kvstore dist_sync \
       --size 96 128 --batch 2 --phases                                               # communication
   python scripts/benchmark.py --codec-grid                     # heatmap+offset round trip, every crop pixel
+  python scripts/benchmark.py --model hrnet_w32 --head heatmap --deploy fp32 --no-backward   # deploy graph
+  python scripts/benchmark.py --side-by-side --official-repo PATH --official-python PY \
+      --model hrnet_w32 --head heatmap --size 192 256 --batch 8 --deploy fp32 --rounds 3 --threads 2
+
+``--side-by-side`` runs this benchmark and the official HRNet PyTorch pose net (its ``lib/models/pose_hrnet.py``
+read from the checkout or git mirror ``--official-repo``, run by ``--official-python``, a Python with torch)
+interleaved for ``--rounds`` rounds at ``--threads`` threads each, and prints both medians and their ratio.
+Every invocation ends with one line ``RESULT <what> samples/s: <number>``.
 
 Set OMP_NUM_THREADS to the number of cores (MXNet's default oversubscribes small machines).
 """
@@ -17,10 +25,11 @@ import os
 import sys
 
 import mxnet as mx
+import numpy as np
 
 from gluonpose.engine.context import get_contexts
 from gluonpose.models import get_model
-from gluonpose.utils.benchmark import machine_description, time_forward, time_forward_backward
+from gluonpose.utils.benchmark import machine_description, time_forward_backward, time_forward_median
 from gluonpose.utils.cli import parse_cli_args, run_cli
 
 #: the repository root (a source checkout, as ``pip install -e .`` keeps it)
@@ -37,7 +46,18 @@ def parse_args(argv=None):
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--gpus", default="", help="'' = CPU, else e.g. 0")
     p.add_argument("--no-backward", action="store_true")
-    p.add_argument("--mkldnn", action="store_true", help="optimize_for(backend='MKLDNN') for inference")
+    p.add_argument("--deploy", choices=("fp32", "int8", "bf16"), default=None,
+                   help="time the deploy graph (gluonpose.deploy.optimize): fp32 = BatchNorm folded + oneDNN "
+                        "fusion, int8 = oneDNN quantization (calibrated on random crops: speed only), bf16 = AMP")
+    p.add_argument("--mkldnn", action="store_true", help="same as --deploy fp32")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="interleave this benchmark with the official PyTorch HRNet (see --official-*)")
+    p.add_argument("--official-repo", default="", help="side-by-side: checkout or git mirror of the official "
+                                                       "deep-high-resolution-net.pytorch")
+    p.add_argument("--official-python", default="", help="side-by-side: a Python with torch")
+    p.add_argument("--rounds", type=int, default=3, help="side-by-side: interleaved rounds")
+    p.add_argument("--threads", type=int, default=0,
+                   help="side-by-side: threads for both programs (default: OMP_NUM_THREADS or the cores)")
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
     p.add_argument("--profile", default=None, metavar="OUT.json",
@@ -71,23 +91,66 @@ def bench_model(args):
     ctx = get_contexts(args.gpus, check_available=True)[0]
     kwargs = {"head": args.head} if args.head else {}
     net = get_model(args.model, ctx=ctx, **kwargs)
-    x = mx.nd.zeros((args.batch, 3, args.size[1], args.size[0]), ctx=ctx)
+    shape = (args.batch, 3, args.size[1], args.size[0])
     label = "%s %dx%d (h x w) batch %d" % (args.model, args.size[1], args.size[0], args.batch)
-    if args.mkldnn:
-        try:
-            net.optimize_for(x, backend="MKLDNN", static_alloc=True, static_shape=True)
-        except mx.base.MXNetError as err:
-            first = str(err).strip().splitlines()[0]
-            print("%s: oneDNN (MKLDNN) subgraph fusion failed, no figure: %s" % (label, first),
-                  file=sys.stderr)
-            return 1
+    deploy = args.deploy or ("fp32" if args.mkldnn else None)
+    if deploy:
+        from gluonpose.deploy.optimize import deploy_block
+        net(mx.nd.zeros(shape, ctx=ctx))
+        calib = np.random.RandomState(1).standard_normal((args.batch,) + shape[1:]).astype(np.float32) \
+            if deploy == "int8" else None
+        runner = deploy_block(net, shape, precision=deploy, calib_data=calib, ctx=ctx)
     else:
         net.hybridize(static_alloc=True, static_shape=True)
-    fwd = time_forward(net, args.batch, args.size, ctx, iters=args.iters)
-    print("%s inference%s: %.2f samples/s" % (label, " (MKLDNN fused)" if args.mkldnn else "", fwd))
-    if not args.no_backward and not args.mkldnn:
+        runner = net
+    fwd = time_forward_median(runner, args.batch, args.size, ctx, iters=args.iters)
+    what = "%s inference%s" % (label, " (deploy %s)" % deploy if deploy else "")
+    print("%s: %.2f samples/s (median of %d batches)" % (what, fwd, args.iters))
+    if not args.no_backward and not deploy:
         fb = time_forward_backward(net, args.batch, args.size, ctx, iters=max(2, args.iters // 2))
         print("%s forward+backward: %.2f samples/s" % (label, fb))
+    print("RESULT %s samples/s: %.3f" % (what, fwd))
+    return 0
+
+
+def side_by_side(args):
+    """This benchmark and the official PyTorch HRNet, interleaved; prints medians and the ratio."""
+    import re
+    from gluonpose.errors import ConfigError, MissingFileError
+    from gluonpose.utils import sidebyside
+    match = re.fullmatch(r"hrnet_w(\d+)", args.model)
+    if not match or (args.head or "heatmap") != "heatmap":
+        raise ConfigError("--side-by-side compares the official single-stage pose net: use --model hrnet_w<C> "
+                          "--head heatmap (got --model %s --head %s)" % (args.model, args.head))
+    if not args.official_repo or not os.path.exists(args.official_repo):
+        raise MissingFileError("--official-repo: no checkout or git mirror of the official HRNet at %r"
+                               % args.official_repo)
+    if not args.official_python or not os.path.isfile(args.official_python):
+        raise MissingFileError("--official-python: no Python at %r (one with torch installed)"
+                               % args.official_python)
+    threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    mode = "train" if args.train else "infer"
+    ours = [sys.executable, "-m", "gluonpose.tools.benchmark", "--model", args.model, "--head", "heatmap",
+            "--size", str(args.size[0]), str(args.size[1]), "--batch", str(args.batch),
+            "--iters", str(args.iters)]
+    if args.train:
+        ours.append("--train")
+    else:
+        ours.append("--no-backward")
+        if args.deploy:
+            ours += ["--deploy", args.deploy]
+    timer = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "official_timer.py")
+    official = [args.official_python, timer, args.official_repo, match.group(1), str(args.size[1]),
+                str(args.size[0]), str(args.batch), str(threads), str(args.iters), mode]
+    print("side by side, %d rounds, %d threads each, %s" % (args.rounds, threads, mode))
+    figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env)
+    medians, ratio = sidebyside.summarize(figures, "gluonpose", "official")
+    print("median gluonpose %.3f samples/s, official %.3f samples/s: ratio %.2f"
+          % (medians["gluonpose"], medians["official"], ratio))
+    print("RESULT side-by-side %s %s %dx%d batch %d%s gluonpose/official ratio %.3f, gluonpose samples/s: %.3f"
+          % (mode, args.model, args.size[1], args.size[0], args.batch,
+             " deploy " + args.deploy if args.deploy and not args.train else "", ratio, medians["gluonpose"]))
     return 0
 
 
@@ -96,6 +159,8 @@ def run(args):
     if not args.summary:
         args.model = args.model or "hrnet_w32"
     print("machine: %s" % machine_description())
+    if args.side_by_side:
+        return side_by_side(args)
     if args.codec_grid:
         from gluonpose.codecs.grid import grid_table
         grid_table()
@@ -111,7 +176,8 @@ def run(args):
               "params without BatchNorm running statistics")
     elif args.loader:
         from gluonpose.data.benchmark import bench_loader
-        bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)
+        per_core = bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)
+        print("RESULT loader %dx%d one process samples/s: %.3f" % (args.size[1], args.size[0], per_core))
     elif args.train:
         from gluonpose.engine.benchmark import bench_train
         res = bench_train(args.model, args.size, args.batch, args.gpus, args.iters, args.head,

@@ -64,8 +64,27 @@ def parse_args(argv=None):
     p.add_argument("--joint-color", type=_color, default=None, metavar="B,G,R",
                    help="one colour for all joints (default: by body side)")
     p.add_argument("--max-frames", type=int, default=0, help="video: stop after N frames (0 = all)")
+    p.add_argument("--deploy", choices=("fp32", "int8", "bf16"), default=None,
+                   help="CPU deploy graph (see gluonpose-test --deploy); int8 calibrates on the ground-truth "
+                        "boxes of the config's data.val")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
     return parse_cli_args(p, argv)
+
+
+def deploy_net(net, codec, precision, *, cfg, ctx, batch_size):
+    """The CPU deploy graph of ``net``; int8 calibrates on the ground-truth boxes of ``cfg.data.val``."""
+    from gluonpose.deploy.optimize import check_deploy_contexts, deploy_for_inference
+    from gluonpose.errors import ConfigError
+    from gluonpose.evaluation.runner import gt_boxes, resolve_val_set
+
+    check_deploy_contexts(ctx)
+    records = None
+    if precision == "int8":
+        if not cfg.data.val:
+            raise ConfigError("--deploy int8 calibrates on real crops: set data.val (a COCO-style json with "
+                              "images) in the config or as an override")
+        records = gt_boxes(*resolve_val_set(cfg.data.val)).records
+    return deploy_for_inference(net, codec, precision, batch_size=batch_size, records=records, ctx=ctx)
 
 
 class Demo:
@@ -89,7 +108,10 @@ class Demo:
             self.detector = PersonDetector(args.detector, ctx=ctx[0], root=args.detector_root,
                                            score_thr=args.box_thr)
         net, codec = build_net_from_config(cfg, args.weights, ctx)
-        net.hybridize(static_alloc=True)
+        if args.deploy:
+            net = deploy_net(net, codec, args.deploy, cfg=cfg, ctx=ctx, batch_size=cfg.test.batch_size)
+        else:
+            net.hybridize(static_alloc=True)
         flip = cfg.test.flip if args.flip is None else args.flip
         self.predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
                                           batch_size=cfg.test.batch_size, name=cfg.model.name)

@@ -45,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="results json of the ensemble")
     p.add_argument("--no-breakdown", action="store_true",
                    help="evaluate the ensemble only (no per-member / per-view rows)")
+    p.add_argument("--deploy", choices=("fp32", "int8", "bf16"), default=None,
+                   help="run every member as its CPU deploy graph (see gluonpose-test --deploy)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parse_cli_args(p, argv)
 
@@ -122,6 +124,13 @@ def run(args):
     boxes = load_test_boxes(gt_json, img_prefix, det_json=bx["det_json"] or None,
                             image_thr=bx["image_thr"], layout=layout)
     print(boxes.description)
+    if args.deploy:
+        from gluonpose.deploy.optimize import check_deploy_contexts, deploy_for_inference
+        check_deploy_contexts(ctx)
+        for p in predictors:
+            p.net = deploy_for_inference(p.net, p.codec, args.deploy, batch_size=p.batch_size,
+                                         records=boxes.records, ctx=ctx)
+        print("graph: deploy %s for every member" % args.deploy)
     print("TTA: %d view(s) (rotations %s x scales %s), flip test %s, %s averaging; %d member(s)"
           % (len(views), list(tta["rotations"]), list(tta["scales"]),
              "on" if tta["flip"] else "off", tta["average"], len(predictors)))

@@ -37,6 +37,10 @@ def parse_args(argv=None):
                    help="ONNX: leave the batch dimension free")
     p.add_argument("--stages", choices=("all", "last"), default="all",
                    help="multi-stage nets: export every stage output or only the last")
+    p.add_argument("--deploy", choices=("fp32", "int8"), default=None,
+                   help="write the CPU deploy graph instead (fp32: BatchNorm folded + oneDNN fusion; int8: "
+                        "calibrated on the ground-truth boxes of data.val); last stage only, no ONNX. bf16 "
+                        "graphs are not exported: MXNet 1.9.1's AMP graph loses its input cast when saved")
     p.add_argument("--check", action="store_true",
                    help="compare the exported model(s) with the Gluon model on random input")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
@@ -61,6 +65,44 @@ def _check(net, exported, onnx_path, prefix, stages):
     return diffs
 
 
+def _export_deploy(args, cfg, net, codec, prefix):
+    import mxnet as mx
+    import numpy as np
+
+    from gluonpose.deploy.export import load_exported
+    from gluonpose.deploy.optimize import deploy_symbol, save_deploy
+    from gluonpose.errors import ConfigError
+    from gluonpose.evaluation.runner import gt_boxes, resolve_val_set
+
+    if args.onnx:
+        raise ConfigError("--onnx exports the training graph: drop --deploy for ONNX")
+    w, h = codec.input_size_wh
+    shape = (args.batch, 3, h, w)
+    calib = None
+    if args.deploy == "int8":
+        from gluonpose.deploy.optimize import calibration_crops
+        if not cfg.data.val:
+            raise ConfigError("--deploy int8 calibrates on real crops: set data.val in the config")
+        calib = calibration_crops(gt_boxes(*resolve_val_set(cfg.data.val)).records, (w, h), udp=codec.udp)
+    start = time.time()
+    sym, arg_params, aux_params = deploy_symbol(net, shape, precision=args.deploy, calib_data=calib)
+    paths = save_deploy(sym, arg_params, aux_params, prefix)
+    print("model %s (%s), deploy %s graph, input %s (batch, 3, h, w), last stage"
+          % (cfg.model.name, args.config, args.deploy, shape))
+    print("wrote %s and %s (%.1f s)" % (paths[0], paths[1], time.time() - start))
+    diffs = {}
+    if args.check:
+        data = calib[:args.batch] if calib is not None else \
+            np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+        ref = net(mx.nd.array(data))
+        ref = (ref[-1] if isinstance(ref, (list, tuple)) else ref).asnumpy()
+        out = load_exported(prefix)(mx.nd.array(data)).asnumpy()
+        diffs["deploy " + args.deploy] = float(np.abs(out - ref).max())
+        print("check deploy %s: max |difference| %.3g (outputs up to %.3g)"
+              % (args.deploy, diffs["deploy " + args.deploy], float(np.abs(ref).max())))
+    return paths, None, diffs
+
+
 def run(args):
     from gluonpose.config import ConfigError, load_config
     from gluonpose.deploy.export import export_onnx, export_symbol
@@ -73,6 +115,8 @@ def run(args):
     cfg = load_config(args.config, args.overrides)
     net, codec = build_net_from_config(cfg, args.weights, [mx.cpu()])
     prefix = args.out_prefix or os.path.splitext(args.weights)[0]
+    if args.deploy:
+        return _export_deploy(args, cfg, net, codec, prefix)
     start = time.time()
     exported = export_symbol(net, prefix, codec.input_size_wh, batch=args.batch, stages=args.stages)
     print("model %s (%s), input %s (batch, 3, h, w), %d output(s)"

@@ -38,6 +38,10 @@ def parse_args(argv=None):
     p.add_argument("--image-thr", type=float, default=None,
                    help="minimum detection score (default: test.image_thr)")
     p.add_argument("--batch-size", type=int, default=None, help="crops per forward pass")
+    p.add_argument("--deploy", choices=("fp32", "int8", "bf16"), default=None,
+                   help="CPU deploy graph: fp32 = BatchNorm folded + oneDNN fusion (same outputs), int8 = oneDNN "
+                        "quantization calibrated on the first crops of the boxes, bf16 = AMP (default: the "
+                        "training graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
     return parse_cli_args(p, argv)
@@ -73,16 +77,23 @@ def run(args):
                           "test.use_gt_boxes nor data.det_json)")
     flip = test.flip if args.flip is None else args.flip
     net, codec = build_net_from_config(cfg, args.weights, ctx)
-    net.hybridize(static_alloc=True)
+    image_thr = test.image_thr if args.image_thr is None else args.image_thr
+    boxes = load_test_boxes(gt_json, img_prefix, det_json=det_json, image_thr=image_thr, layout=layout)
+    batch_size = args.batch_size or test.batch_size
+    if args.deploy:
+        from gluonpose.deploy.optimize import check_deploy_contexts, deploy_for_inference
+        check_deploy_contexts(ctx)
+        net = deploy_for_inference(net, codec, args.deploy, batch_size=batch_size, records=boxes.records, ctx=ctx)
+    else:
+        net.hybridize(static_alloc=True)
     predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
-                                 batch_size=args.batch_size or test.batch_size,
+                                 batch_size=batch_size,
                                  name=cfg.model.name)
     print("model: %s (%s), weights %s, input %dx%d (w x h), codec %r, contexts %s"
           % (cfg.model.name, args.config, args.weights, codec.input_size_wh[0],
              codec.input_size_wh[1], codec, ctx))
-    print("flip test: %s" % ("on" if flip else "off"))
-    image_thr = test.image_thr if args.image_thr is None else args.image_thr
-    boxes = load_test_boxes(gt_json, img_prefix, det_json=det_json, image_thr=image_thr, layout=layout)
+    print("flip test: %s; graph: %s" % ("on" if flip else "off",
+                                         "deploy " + args.deploy if args.deploy else "training net"))
     print(boxes.description)
     report = evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
                                 image_thr=image_thr, in_vis_thr=test.in_vis_thr,

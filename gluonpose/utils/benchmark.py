@@ -29,16 +29,19 @@ def _sync(outputs):
         o.wait_to_read()
 
 
-def time_forward(net, batch, input_size_wh, ctx, *, iters=10, warmup=2):
-    """Samples/s of inference (``predict_mode``) on a random batch."""
+def time_forward_median(net, batch, input_size_wh, ctx, *, iters=5, warmup=2):
+    """Samples/s of inference from the median time of ``iters`` batches (robust to load spikes; the
+    side-by-side comparison times the official code the same way)."""
     w, h = input_size_wh
     x = mx.nd.array(np.random.RandomState(0).rand(batch, 3, h, w), ctx=ctx)
     for _ in range(warmup):
         _sync(net(x))
-    start = time.perf_counter()
-    for _ in range(iters):
+    times = []
+    for _ in range(max(1, iters)):
+        tic = time.perf_counter()
         _sync(net(x))
-    return batch * iters / (time.perf_counter() - start)
+        times.append(time.perf_counter() - tic)
+    return batch / float(np.median(times))
 
 
 def time_forward_backward(net, batch, input_size_wh, ctx, *, iters=5, warmup=1, trainer=None):
