@@ -102,3 +102,39 @@ def test_flip_test_does_not_lower_ap(trained, coco):
     assert ap_flip >= ap_plain, (ap_flip, ap_plain)
     ap_hough_plain, _ = _evaluate(trained, coco, flip=False)
     assert ap_hough_plain >= 0.9
+
+
+def _evaluate_deploy(trained, coco, precision):
+    out = str(trained["dir"] / ("results_deploy_%s.json" % precision))
+    code, text = run_main(load_script("test_mshrnet").main,
+                          ["--config", trained["config"], "--weights", trained["weights"], "--use-gt-boxes",
+                           "--flip", "--out", out, "--no-progress", "--deploy", precision])
+    assert code == 0, text
+    assert "deploy %s" % precision in text
+    return _pycocotools_ap(coco["gt"], out)
+
+
+def test_deploy_graphs_keep_the_accuracy(trained, coco):
+    """fp32 deploy (BatchNorm folded, oneDNN fused) gives the training net's AP; int8 (calibrated on the real
+    crops) loses at most 0.01 AP and its keypoints stay within 1 crop pixel (median) of fp32's."""
+    import mxnet as mx
+    from gluonpose.config import load_config
+    from gluonpose.deploy.optimize import calibration_crops, deploy_block
+    from gluonpose.data.datasets import build_dataset
+    from gluonpose.evaluation.runner import build_net_from_config
+
+    ap_train, _ = _evaluate(trained, coco, flip=True)
+    assert abs(_evaluate_deploy(trained, coco, "fp32") - ap_train) < 1e-6
+    assert _evaluate_deploy(trained, coco, "int8") >= ap_train - 0.01
+
+    cfg = load_config(trained["config"])
+    net, codec = build_net_from_config(cfg, trained["weights"], [mx.cpu()])
+    records = list(build_dataset(type="coco", ann_file=coco["gt"], img_prefix=coco["dir"]))
+    crops = calibration_crops(records, codec.input_size_wh)
+    int8 = deploy_block(net, crops.shape, precision="int8", calib_data=crops)
+    fp32 = net(mx.nd.array(crops))[-1].asnumpy()
+    c32, _ = codec.decode(fp32)
+    c8, _ = codec.decode(int8(mx.nd.array(crops)).asnumpy())
+    labelled = np.stack([r.keypoints[:, 2] > 0 for r in records])[:len(crops)]
+    dist = np.linalg.norm(c8 - c32, axis=-1)[labelled]
+    assert dist.size > 50 and np.median(dist) <= 1.0, np.percentile(dist, [50, 90, 100])
