@@ -288,8 +288,9 @@ def convert_bf16(sym, arg_params, aux_params):
         raise DeployError("bf16 conversion failed in this MXNet build: %s" % str(err).splitlines()[0]) from err
 
 
-def calibration_crops(records, input_size_wh, *, udp=False, limit=32):
-    """Normalised network inputs of the first ``limit`` readable person records (boxes), for int8 calibration."""
+def calibration_crops(records, input_size_wh, *, udp=False, limit=32, mirrored=False):
+    """Normalised network inputs of the first ``limit`` readable person records (boxes), for int8 calibration;
+    ``mirrored`` appends their mirror images (the flip test feeds those too)."""
     from ..data.pipeline import TopDownTestTransform, read_image  # pylint: disable=import-outside-toplevel
     transform = TopDownTestTransform(input_size_wh=input_size_wh, udp=udp)
     crops, images = [], {}
@@ -305,7 +306,8 @@ def calibration_crops(records, input_size_wh, *, udp=False, limit=32):
             crops.append(transform(images[record.image_path], record)["image"])
     if not crops:
         raise DeployError("int8 calibration: none of the %d boxes gave a readable crop" % len(records))
-    return np.stack(crops).astype(np.float32)
+    crops = np.stack(crops).astype(np.float32)
+    return np.concatenate([crops, crops[..., ::-1]]) if mirrored else crops
 
 
 def deploy_for_inference(net, codec, precision, *, batch_size, records=None, ctx=None, calib_limit=32):
@@ -316,8 +318,7 @@ def deploy_for_inference(net, codec, precision, *, batch_size, records=None, ctx
     w, h = codec.input_size_wh
     calib = None
     if precision == "int8":
-        calib = calibration_crops(records or [], (w, h), udp=codec.udp, limit=calib_limit)
-        calib = np.concatenate([calib, calib[..., ::-1]])  # the flip test feeds mirrored crops too
+        calib = calibration_crops(records or [], (w, h), udp=codec.udp, limit=calib_limit, mirrored=True)
     block = deploy_block(net, (int(batch_size), 3, int(h), int(w)), precision=precision, calib_data=calib,
                          ctx=ctx[0] if isinstance(ctx, (list, tuple)) else ctx)
     LOG.info("deploy graph: %s%s", precision, " (int8 calibrated on %d real crops)" % len(calib)

@@ -71,19 +71,23 @@ def parse_args(argv=None):
     return parse_cli_args(p, argv)
 
 
-def deploy_net(net, codec, precision, *, cfg, ctx, batch_size):
-    """The CPU deploy graph of ``net``; int8 calibrates on the ground-truth boxes of ``cfg.data.val``."""
-    from gluonpose.deploy.optimize import check_deploy_contexts, deploy_for_inference
+def val_calibration_records(cfg):
+    """Ground-truth boxes of ``cfg.data.val``: the real crops int8 deploy graphs are calibrated on."""
     from gluonpose.errors import ConfigError
     from gluonpose.evaluation.runner import gt_boxes, resolve_val_set
 
+    if not cfg.data.val:
+        raise ConfigError("--deploy int8 calibrates on real crops: set data.val (a COCO-style json with "
+                          "images) in the config or as an override")
+    return gt_boxes(*resolve_val_set(cfg.data.val)).records
+
+
+def deploy_net(net, codec, precision, *, cfg, ctx, batch_size):
+    """The CPU deploy graph of ``net``; int8 calibrates on the ground-truth boxes of ``cfg.data.val``."""
+    from gluonpose.deploy.optimize import check_deploy_contexts, deploy_for_inference
+
     check_deploy_contexts(ctx)
-    records = None
-    if precision == "int8":
-        if not cfg.data.val:
-            raise ConfigError("--deploy int8 calibrates on real crops: set data.val (a COCO-style json with "
-                              "images) in the config or as an override")
-        records = gt_boxes(*resolve_val_set(cfg.data.val)).records
+    records = val_calibration_records(cfg) if precision == "int8" else None
     return deploy_for_inference(net, codec, precision, batch_size=batch_size, records=records, ctx=ctx)
 
 

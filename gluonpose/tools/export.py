@@ -72,7 +72,7 @@ def _export_deploy(args, cfg, net, codec, prefix):
     from gluonpose.deploy.export import load_exported
     from gluonpose.deploy.optimize import deploy_symbol, save_deploy
     from gluonpose.errors import ConfigError
-    from gluonpose.evaluation.runner import gt_boxes, resolve_val_set
+    from gluonpose.tools.demo import val_calibration_records
 
     if args.onnx:
         raise ConfigError("--onnx exports the training graph: drop --deploy for ONNX")
@@ -81,9 +81,7 @@ def _export_deploy(args, cfg, net, codec, prefix):
     calib = None
     if args.deploy == "int8":
         from gluonpose.deploy.optimize import calibration_crops
-        if not cfg.data.val:
-            raise ConfigError("--deploy int8 calibrates on real crops: set data.val in the config")
-        calib = calibration_crops(gt_boxes(*resolve_val_set(cfg.data.val)).records, (w, h), udp=codec.udp)
+        calib = calibration_crops(val_calibration_records(cfg), (w, h), udp=codec.udp, mirrored=True)
     start = time.time()
     sym, arg_params, aux_params = deploy_symbol(net, shape, precision=args.deploy, calib_data=calib)
     paths = save_deploy(sym, arg_params, aux_params, prefix)
