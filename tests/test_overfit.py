@@ -116,11 +116,9 @@ def _evaluate_deploy(trained, coco, precision):
 
 def test_deploy_graphs_keep_the_accuracy(trained, coco):
     """fp32 deploy (BatchNorm folded, oneDNN fused) gives the training net's AP; int8 (calibrated on the real
-    crops and their mirror images) keeps its keypoints within 1 crop pixel (median) of fp32's.
-
-    The AP bound for int8 is 0.03, not the 0.01 issue 12 asks for: on these 12 people one person's OKS crossing one
-    of the ten thresholds moves AP by ~0.02, and the int8 drop measured on three trainings of this net was 0.002,
-    0.021 and 0.031 (median joint shift 0.28 px, 90th percentile 0.76 px). Issue 12 stays open on this point."""
+    crops and their mirror images) loses at most 0.01 AP and keeps its keypoints within 1 crop pixel (median) of
+    fp32's. Measured with the seeded training: 0.980 fp32, 0.972 int8 (0.909 when the fuse layers' additions were
+    quantized too, see ``quantize_int8``)."""
     import mxnet as mx
     from gluonpose.config import load_config
     from gluonpose.deploy.optimize import calibration_crops, deploy_block
@@ -129,7 +127,7 @@ def test_deploy_graphs_keep_the_accuracy(trained, coco):
 
     ap_train, _ = _evaluate(trained, coco, flip=True)
     assert abs(_evaluate_deploy(trained, coco, "fp32") - ap_train) < 1e-6
-    assert _evaluate_deploy(trained, coco, "int8") >= ap_train - 0.03
+    assert _evaluate_deploy(trained, coco, "int8") >= ap_train - 0.01
 
     cfg = load_config(trained["config"])
     net, codec = build_net_from_config(cfg, trained["weights"], [mx.cpu()])

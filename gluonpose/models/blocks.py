@@ -87,10 +87,10 @@ class BasicBlock(nn.HybridBlock):
         self.downsample = downsample
 
     def hybrid_forward(self, F, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
         out = self.bn2(self.conv2(out))
         residual = self.downsample(x) if self.downsample is not None else x
-        return F.relu(out + residual)
+        return F.Activation(out + residual, act_type="relu")
 
 
 class Bottleneck(nn.HybridBlock):
@@ -109,11 +109,11 @@ class Bottleneck(nn.HybridBlock):
         self.downsample = downsample
 
     def hybrid_forward(self, F, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        out = F.Activation(self.bn2(self.conv2(out)), act_type="relu")
         out = self.bn3(self.conv3(out))
         residual = self.downsample(x) if self.downsample is not None else x
-        return F.relu(out + residual)
+        return F.Activation(out + residual, act_type="relu")
 
 
 BLOCKS = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}

@@ -72,7 +72,7 @@ class HRModule(nn.HybridBlock):
             y = xs[0] if i == 0 else row[0](xs[0])
             for j in range(1, self.num_branches):
                 y = y + (xs[j] if i == j else row[j](xs[j]))
-            outs.append(F.relu(y))
+            outs.append(F.Activation(y, act_type="relu"))
         return outs
 
 
@@ -130,8 +130,8 @@ class HRNetBackbone(nn.HybridBlock):
 
     def stem(self, F, x):
         """(N, 3, H, W) image -> (N, 64, H/4, W/4)."""
-        x = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(x)))
+        x = F.Activation(self.bn1(self.conv1(x)), act_type="relu")
+        return F.Activation(self.bn2(self.conv2(x)), act_type="relu")
 
     def run(self, F, x, skips=None, skip_adapter=None):
         """Run the trunk from ``layer1`` on.
