@@ -87,6 +87,35 @@ def test_bf16_graph_is_close(net_and_input):
     assert out.dtype == np.float32 and _rel(out, ref[-1]) < 0.05
 
 
+@pytest.mark.skipif(not optimize.bf16_available(),
+                    reason="this MXNet build cannot run a bfloat16 convolution on CPU (probed by bf16_available)")
+def test_bf16_graph_keeps_its_input_cast_when_saved(tmp_path):
+    """MXNet's default serialisation (Symbol.tojson / save, remove_amp_cast=True) drops AMP's input cast, so the
+    graph no longer type-checks with a float32 input; save_deploy keeps it and the file loads back."""
+    from gluonpose.deploy.export import load_exported
+    data = mx.sym.var("data")
+    conv = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), name="c")
+    sym = mx.sym.Activation(mx.sym.Convolution(mx.sym.Activation(conv, act_type="relu"), num_filter=2,
+                                               kernel=(1, 1), name="d"), act_type="relu")
+    rng = np.random.default_rng(2)
+    args = {"c_weight": mx.nd.array(rng.standard_normal((4, 3, 3, 3))), "c_bias": mx.nd.array(rng.standard_normal(4)),
+            "d_weight": mx.nd.array(rng.standard_normal((2, 4, 1, 1))), "d_bias": mx.nd.array(rng.standard_normal(2))}
+    bsym, bargs, baux = optimize.convert_bf16(sym, dict(args), {})
+    with pytest.raises(mx.base.MXNetError, match="bfloat16"):
+        mx.sym.load_json(bsym.tojson()).infer_type(data=np.float32)
+    x = mx.nd.array(rng.uniform(-2, 2, (2, 3, 8, 8)))
+    want = optimize.bind(bsym, bargs, baux)(x)
+    optimize.save_deploy(bsym, bargs, baux, str(tmp_path / "b"))
+    got = load_exported(str(tmp_path / "b"))(x)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got.asnumpy(), want.asnumpy())
+    assert 0 < _rel(got, optimize.bind(sym, args, {})(x)) < 0.02
+    # a graph that would load broken is refused before anything is written
+    with pytest.raises(RuntimeError, match="type-check"):
+        optimize.save_deploy(mx.sym.load_json(bsym.tojson()), bargs, baux, str(tmp_path / "broken"))
+    assert not list(tmp_path.glob("broken*"))
+
+
 def test_unknown_precision_and_int8_without_crops_are_user_errors(net_and_input):
     net, _, _ = net_and_input
     with pytest.raises(optimize.DeployError, match="precision"):

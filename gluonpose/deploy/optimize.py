@@ -47,6 +47,25 @@ def onednn_available():
         return False
 
 
+def bf16_available():
+    """True when this MXNet build converts and runs a bfloat16 convolution on CPU (probed once on a tiny graph)."""
+    global _BF16_PROBE  # pylint: disable=global-statement
+    if _BF16_PROBE is None:
+        try:
+            data = mx.sym.var("data")
+            conv = mx.sym.Convolution(data, num_filter=2, kernel=(1, 1), name="probe")
+            args = {"probe_weight": mx.nd.ones((2, 1, 1, 1)), "probe_bias": mx.nd.zeros((2,))}
+            sym, args, aux = convert_bf16(conv, args, {})
+            out = bind(sym, args, aux)(mx.nd.full((1, 1, 2, 2), 1.5)).asnumpy()
+            _BF16_PROBE = bool(np.allclose(out, 1.5))
+        except Exception:  # pylint: disable=broad-except
+            _BF16_PROBE = False
+    return _BF16_PROBE
+
+
+_BF16_PROBE = None
+
+
 def check_deploy_contexts(ctx_list):
     """Deploy graphs are CPU (oneDNN) graphs: refuse GPU contexts with a clear message."""
     ctxs = ctx_list if isinstance(ctx_list, (list, tuple)) else [ctx_list]
@@ -222,6 +241,9 @@ def deploy_symbol(net, input_shape, *, precision="fp32", fold=True, fuse=True, s
     if precision == "int8":
         return quantize_int8(sym, args, aux, calib_data, input_shape)
     if precision == "bf16":
+        if not bf16_available():
+            raise DeployError("bf16 needs an MXNet build that runs bfloat16 convolutions on CPU (oneDNN); "
+                              "this one does not")
         sym, args, aux = convert_bf16(sym, args, aux)
     if fuse and precision == "fp32":
         sym = partition_for_cpu(sym)
@@ -333,10 +355,30 @@ def deploy_for_inference(net, codec, precision, *, batch_size, records=None, ctx
 
 def save_deploy(sym, arg_params, aux_params, prefix, epoch=0):
     """Write ``prefix-symbol.json`` and ``prefix-%04d.params`` (``arg:`` / ``aux:`` keys, as
-    ``HybridBlock.export``); :func:`gluonpose.deploy.export.load_exported` loads them back."""
+    ``HybridBlock.export``); :func:`gluonpose.deploy.export.load_exported` (``gluon.SymbolBlock.imports``)
+    loads them back, fp32 input ``data`` for every precision.
+
+    bf16 graphs: ``Symbol.save`` / ``tojson`` / ``HybridBlock.export`` call ``MXSymbolRemoveAmpCast`` by default
+    (``remove_amp_cast=True``), which reconnects every consumer of an ``amp_cast`` / ``amp_multicast`` node to
+    the node's input. On the AMP graph that removes the fp32 -> bf16 cast of ``data`` (the output cast back to
+    fp32 survives because it is a graph head), so the loaded graph's first convolution would get the fp32
+    input and bf16 weights. The casts are kept here, and the written graph is type-checked with a float32
+    input before it is saved."""
     from ..utils.io import atomic_write  # pylint: disable=import-outside-toplevel
     sym_path, params_path = "%s-symbol.json" % prefix, "%s-%04d.params" % (prefix, epoch)
-    atomic_write(sym_path, sym.save)
+    # keep AMP's amp_cast / amp_multicast nodes: Symbol.save drops them by default (remove_amp_cast=True),
+    # which leaves a bf16 graph whose first convolution reads the fp32 input with bf16 weights
+    graph = sym.tojson(remove_amp_cast=False)
+    try:  # what is written must type-check with the fp32 input the loader feeds
+        mx.sym.load_json(graph).infer_type(data=np.float32)
+    except mx.base.MXNetError as err:
+        raise RuntimeError("deploy graph does not type-check with a float32 input once serialised: %s"
+                           % str(err).strip().splitlines()[-1]) from err
+
+    def write_symbol(tmp):
+        with open(tmp, "w") as f:
+            f.write(graph)
+    atomic_write(sym_path, write_symbol)
     blob = {"arg:%s" % k: v for k, v in arg_params.items()}
     blob.update({"aux:%s" % k: v for k, v in aux_params.items()})
     atomic_write(params_path, lambda tmp: mx.nd.save(tmp, blob))

@@ -13,7 +13,8 @@ Writes PREFIX-symbol.json + PREFIX-0000.params (load with
 Multi-stage nets give one output per stage (--stages all, ONNX names output_stage1..S) or only the
 last one, the one the codec decodes (--stages last, ONNX name output). --check runs the exported
 files (SymbolBlock and onnxruntime) on a random batch and prints the largest difference to the
-Gluon model.
+Gluon model. --deploy fp32|int8|bf16 writes the CPU deploy graph (last stage) instead; it loads the
+same way and takes the same float32 input (a bf16 graph casts it to bfloat16 inside).
 """
 import argparse
 import logging
@@ -37,10 +38,12 @@ def parse_args(argv=None):
                    help="ONNX: leave the batch dimension free")
     p.add_argument("--stages", choices=("all", "last"), default="all",
                    help="multi-stage nets: export every stage output or only the last")
-    p.add_argument("--deploy", choices=("fp32", "int8"), default=None,
+    p.add_argument("--deploy", choices=("fp32", "int8", "bf16"), default=None,
                    help="write the CPU deploy graph instead (fp32: BatchNorm folded + oneDNN fusion; int8: "
-                        "calibrated on the ground-truth boxes of data.val); last stage only, no ONNX. bf16 "
-                        "graphs are not exported: MXNet 1.9.1's AMP graph loses its input cast when saved")
+                        "calibrated on the ground-truth boxes of data.val; bf16: MXNet AMP, the graph casts "
+                        "its fp32 input itself); last stage only, no ONNX. Load it with "
+                        "gluon.SymbolBlock.imports(PREFIX-symbol.json, ['data'], PREFIX-0000.params) and "
+                        "feed float32 crops, whatever the precision")
     p.add_argument("--check", action="store_true",
                    help="compare the exported model(s) with the Gluon model on random input")
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
