@@ -95,12 +95,14 @@ def test_bf16_graph_keeps_its_input_cast_when_saved(tmp_path):
     from gluonpose.deploy.export import load_exported
     data = mx.sym.var("data")
     conv = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), pad=(1, 1), name="c")
-    sym = mx.sym.Activation(mx.sym.Convolution(mx.sym.Activation(conv, act_type="relu"), num_filter=2,
-                                               kernel=(1, 1), name="d"), act_type="relu")
+    sym = mx.sym.Activation(mx.sym.Convolution(mx.sym.relu(conv), num_filter=2, kernel=(1, 1), name="d"),
+                            act_type="relu")
     rng = np.random.default_rng(2)
     args = {"c_weight": mx.nd.array(rng.standard_normal((4, 3, 3, 3))), "c_bias": mx.nd.array(rng.standard_normal(4)),
             "d_weight": mx.nd.array(rng.standard_normal((2, 4, 1, 1))), "d_bias": mx.nd.array(rng.standard_normal(2))}
     bsym, bargs, baux = optimize.convert_bf16(sym, dict(args), {})
+    ops = [n["op"] for n in json.loads(bsym.tojson(remove_amp_cast=False))["nodes"]]
+    assert "relu" not in ops and ops.count("Activation") == 2   # relu runs as Activation (oneDNN in bf16)
     with pytest.raises(mx.base.MXNetError, match="bfloat16"):
         mx.sym.load_json(bsym.tojson()).infer_type(data=np.float32)
     x = mx.nd.array(rng.uniform(-2, 2, (2, 3, 8, 8)))
