@@ -20,6 +20,7 @@ official checkpoints load into, are left untouched: only the deploy copy is rewr
 
 Reduced precision (:func:`quantize_int8`, :func:`convert_bf16`) starts from the folded fp32 symbol.
 """
+import functools
 import json
 import logging
 import warnings
@@ -47,23 +48,18 @@ def onednn_available():
         return False
 
 
+@functools.lru_cache(maxsize=None)
 def bf16_available():
     """True when this MXNet build converts and runs a bfloat16 convolution on CPU (probed once on a tiny graph)."""
-    global _BF16_PROBE  # pylint: disable=global-statement
-    if _BF16_PROBE is None:
-        try:
-            data = mx.sym.var("data")
-            conv = mx.sym.Convolution(data, num_filter=2, kernel=(1, 1), name="probe")
-            args = {"probe_weight": mx.nd.ones((2, 1, 1, 1)), "probe_bias": mx.nd.zeros((2,))}
-            sym, args, aux = convert_bf16(conv, args, {})
-            out = bind(sym, args, aux)(mx.nd.full((1, 1, 2, 2), 1.5)).asnumpy()
-            _BF16_PROBE = bool(np.allclose(out, 1.5))
-        except Exception:  # pylint: disable=broad-except
-            _BF16_PROBE = False
-    return _BF16_PROBE
-
-
-_BF16_PROBE = None
+    try:
+        data = mx.sym.var("data")
+        conv = mx.sym.Convolution(data, num_filter=2, kernel=(1, 1), name="probe")
+        args = {"probe_weight": mx.nd.ones((2, 1, 1, 1)), "probe_bias": mx.nd.zeros((2,))}
+        sym, args, aux = convert_bf16(conv, args, {})
+        out = bind(sym, args, aux)(mx.nd.full((1, 1, 2, 2), 1.5)).asnumpy()
+        return bool(out.dtype == np.float32 and np.allclose(out, 1.5))
+    except Exception:  # pylint: disable=broad-except
+        return False
 
 
 def check_deploy_contexts(ctx_list):
