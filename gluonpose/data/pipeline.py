@@ -39,18 +39,37 @@ def sample_rng(seed, epoch, index):
     return np.random.default_rng(np.random.SeedSequence(ints))
 
 
-def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
-    """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``.
-
-    Float32 operations in the official order (torchvision ``ToTensor`` divides by 255, then
-    ``Normalize`` subtracts and divides), so the network input is bit-identical to the official one.
-    """
+def normalize_planes(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
+    """(h, w, 3) RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``: the reference computation of
+    :func:`normalize_image` (three float32 passes per channel plane, any input dtype)."""
     h, w = crop.shape[:2]
     out = np.empty((3, h, w), np.float32)
     mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
     for c in range(3):  # channel planes: contiguous passes, the same float32 arithmetic as (x/255-m)/s
         plane = out[c]
         plane[...] = crop[:, :, c]
+        plane /= np.float32(255.0)
+        plane -= mean[c]
+        plane /= std[c]
+    return out
+
+
+def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
+    """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``.
+
+    Float32 operations in the official order (torchvision ``ToTensor`` divides by 255, then
+    ``Normalize`` subtracts and divides), so the network input is bit-identical to the official one.
+    The same arithmetic as :func:`normalize_planes` on channel planes split first by OpenCV
+    (contiguous copies instead of strided ones; bit-identical, tested on every uint8 value).
+    """
+    if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3:
+        return normalize_planes(crop, mean, std)
+    h, w = crop.shape[:2]
+    out = np.empty((3, h, w), np.float32)
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    for c, channel in enumerate(cv2.split(crop)):
+        plane = out[c]
+        np.copyto(plane, channel, casting="unsafe")
         plane /= np.float32(255.0)
         plane -= mean[c]
         plane /= std[c]
