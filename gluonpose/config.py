@@ -77,6 +77,8 @@ DEFAULTS = {
         "batch_size_per_device": 32,
         "num_workers": 4,
         "val_batch_size": 32,
+        "keep_freed_memory_mb": 256,      # glibc: keep this much freed memory for the next samples
+                                          # (saves ~1 ms of page faults per sample; 0 = glibc default)
     },
     "loss": {
         "heatmap_weight": 1.0,

@@ -1,11 +1,17 @@
-"""Throughput of the full training data pipeline: jpg decode, augmentation, warp, target encoding."""
+"""Throughput of the full training data pipeline: jpg decode, augmentation, warp, target encoding.
+
+The augmentation is the official HRNet w48 384x288 recipe's (``ROT_FACTOR`` 45, ``SCALE_FACTOR`` 0.35, official
+draws: rotation with probability 0.6, flip 0.5, half body 0.3 above 8 joints), the one the official
+``JointsDataset`` runs in ``scripts/benchmark.py --loader --side-by-side``, so both pipelines do the same work;
+targets are heatmap+offset (ours) and Gaussian heatmaps (official). One process, one OpenCV thread: per core.
+"""
 import os
 import tempfile
 import time
 
 from ..codecs import build_codec
 from .datasets import build_dataset
-from .loader import EpochSampler, TopDownDataset, make_train_loader
+from .loader import EpochSampler, TopDownDataset, keep_freed_memory, make_train_loader
 from .pipeline import TopDownTrainTransform
 from .sampler import ShardSampler
 
@@ -19,22 +25,36 @@ def _records(tmp, coco_dir):
             "synthetic 640x480 jpgs")
 
 
+#: the augmentation of the official ``experiments/coco/hrnet/w48_384x288_adam_lr1e-3.yaml``
+OFFICIAL_W48_AUGMENT = {"sampling": "official", "rot_factor": 45.0, "scale_factor": 0.35}
+
+
+def loader_samples(batch, iters):
+    """Samples timed in one process (the official side of ``--side-by-side`` times as many)."""
+    return max(iters * batch // 4, 64)
+
+
 def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_dir=None):
     """Print samples/s of the training pipeline in one process and through a DataLoader."""
+    import cv2  # pylint: disable=import-outside-toplevel
+    cv2.setNumThreads(1)                      # one process = one core (warpAffine would use them all)
+    kept = keep_freed_memory(256)             # as training does (loader.keep_freed_memory_mb)
     w, h = input_size_wh
     codec = build_codec("heatmap_offset", input_size_wh=(w, h), heatmap_size_wh=(w // 4, h // 4))
-    transform = TopDownTrainTransform(codec, sampling="uniform", rot_factor=15, scale_factor=0.2)
+    transform = TopDownTrainTransform(codec, **OFFICIAL_W48_AUGMENT)
     with tempfile.TemporaryDirectory() as tmp:
         records, source = _records(tmp, coco_dir)
         dataset = TopDownDataset(records, transform, seed=0)
-        n = max(iters * batch // 4, 64)
+        n = loader_samples(batch, iters)
         dataset[(0, 0)]
         tic = time.perf_counter()
         for i in range(n):
             dataset[(1, i % len(dataset))]
         per_core = n / (time.perf_counter() - tic)
-        print("loader %dx%d, %s: %.1f samples/s in one process (= per core; decode jpg, augment, "
-              "warp, encode heatmap+offset targets)" % (h, w, source, per_core))
+        print("loader %dx%d, %s, %d samples: %.1f samples/s in one process (= per core, 1 OpenCV thread, "
+              "OMP_NUM_THREADS=%s; decode jpg, official w48 augmentation, warp, normalise, encode "
+              "heatmap+offset targets; glibc keeps freed memory: %s)"
+              % (h, w, source, n, per_core, os.environ.get("OMP_NUM_THREADS", "unset"), kept))
         if workers > 0:
             reps = -(-batch * iters // len(records))
             many = TopDownDataset([records[i] for i in range(len(records))] * reps, transform, seed=0)

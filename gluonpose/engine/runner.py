@@ -9,7 +9,7 @@ from ..codecs import build_codec_from_config  # (defined in codecs.builder; stil
 from ..config import dump_config
 from ..errors import ConfigError
 from ..data.builder import build_train_records
-from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
+from ..data.loader import EpochSampler, TopDownDataset, keep_freed_memory, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
 from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
@@ -112,6 +112,7 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
     sampler = EpochSampler(ShardSampler(len(dataset), num_parts=num_workers, part_index=rank,
                                         shuffle=True, seed=seed,
                                         batch_size=per_worker_batch))
+    keep_freed_memory(cfg.loader.keep_freed_memory_mb)   # before the loader forks its processes
     loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
 
     net = build_model(ctx=ctx_list, **dict(cfg.model))

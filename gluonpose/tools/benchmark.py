@@ -12,10 +12,15 @@
   python scripts/benchmark.py --model hrnet_w32 --head heatmap --deploy fp32 --no-backward   # deploy graph
   python scripts/benchmark.py --side-by-side --official-repo PATH --official-python PY \
       --model hrnet_w32 --head heatmap --size 192 256 --batch 8 --deploy fp32 --rounds 3 --threads 2
+  python scripts/benchmark.py --loader --side-by-side --official-repo PATH --official-python PY \
+      --size 288 384 --rounds 5                                 # data pipeline vs the official JointsDataset
 
 ``--side-by-side`` runs this benchmark and the official HRNet PyTorch pose net (its ``lib/models/pose_hrnet.py``
 read from the checkout or git mirror ``--official-repo``, run by ``--official-python``, a Python with torch)
 interleaved for ``--rounds`` rounds at ``--threads`` threads each, and prints both medians and their ratio.
+With ``--loader`` it compares the training data pipeline with the official ``JointsDataset`` instead (its
+``lib/dataset/JointsDataset.py`` and ``lib/utils/transforms.py``; one process each, OMP_NUM_THREADS=1 and one OpenCV
+thread on both sides, the same COCO sample jpgs and the official w48 384x288 augmentation).
 Every invocation ends with one line ``RESULT <what> samples/s: <number>``.
 
 Set OMP_NUM_THREADS to the number of cores (MXNet's default oversubscribes small machines).
@@ -56,6 +61,9 @@ def parse_args(argv=None):
                                                        "deep-high-resolution-net.pytorch")
     p.add_argument("--official-python", default="", help="side-by-side: a Python with torch")
     p.add_argument("--rounds", type=int, default=3, help="side-by-side: interleaved rounds")
+    p.add_argument("--quiet-wait", type=float, default=60.0, metavar="SECONDS",
+                   help="side-by-side: before each run, wait up to this long for the machine to fall below "
+                        "0.3 busy cores (0 = start at once; the busy cores during each run are printed anyway)")
     p.add_argument("--threads", type=int, default=0,
                    help="side-by-side: threads for both programs (default: OMP_NUM_THREADS or the cores)")
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
@@ -113,21 +121,61 @@ def bench_model(args):
     return 0
 
 
-def side_by_side(args):
-    """This benchmark and the official PyTorch HRNet, interleaved; prints medians and the ratio."""
-    import re
-    from gluonpose.errors import ConfigError, MissingFileError
-    from gluonpose.utils import sidebyside
-    match = re.fullmatch(r"hrnet_w(\d+)", args.model)
-    if not match or (args.head or "heatmap") != "heatmap":
-        raise ConfigError("--side-by-side compares the official single-stage pose net: use --model hrnet_w<C> "
-                          "--head heatmap (got --model %s --head %s)" % (args.model, args.head))
+def _check_official(args):
+    from gluonpose.errors import MissingFileError
     if not args.official_repo or not os.path.exists(args.official_repo):
         raise MissingFileError("--official-repo: no checkout or git mirror of the official HRNet at %r"
                                % args.official_repo)
     if not args.official_python or not os.path.isfile(args.official_python):
         raise MissingFileError("--official-python: no Python at %r (one with torch installed)"
                                % args.official_python)
+
+
+def _official_timer():
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "official_timer.py")
+
+
+def side_by_side_loader(args):
+    """Our training data pipeline and the official ``JointsDataset``, interleaved, one process and one thread
+    each; prints medians and the ratio."""
+    from gluonpose.data.benchmark import loader_samples
+    from gluonpose.errors import MissingFileError
+    from gluonpose.utils import sidebyside
+    _check_official(args)
+    ann = os.path.join(args.coco_dir, "test_coco.json")
+    if not os.path.isfile(ann):
+        raise MissingFileError("--coco-dir: no test_coco.json in %r (both pipelines read the same jpgs)"
+                               % args.coco_dir)
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    w, h = args.size
+    ours = [sys.executable, "-m", "gluonpose.tools.benchmark", "--loader", "--size", str(w), str(h),
+            "--batch", str(args.batch), "--iters", str(args.iters), "--coco-dir", args.coco_dir]
+    official = [args.official_python, _official_timer(), args.official_repo, "loader", str(h), str(w),
+                str(loader_samples(args.batch, args.iters)), "1", os.path.abspath(args.coco_dir)]
+    print("side by side, %d rounds, data pipeline %dx%d, %d samples per run, one process each, OMP_NUM_THREADS=1 "
+          "and 1 OpenCV thread on both sides" % (args.rounds, h, w, loader_samples(args.batch, args.iters)))
+    figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env,
+                                       quiet_wait=args.quiet_wait)
+    medians, ratio = sidebyside.summarize(figures, "gluonpose", "official")
+    print("median gluonpose %.3f samples/s, official JointsDataset %.3f samples/s: ratio %.2f"
+          % (medians["gluonpose"], medians["official"], ratio))
+    print("RESULT side-by-side loader %dx%d gluonpose/official ratio %.3f, gluonpose samples/s: %.3f"
+          % (h, w, ratio, medians["gluonpose"]))
+    return 0
+
+
+def side_by_side(args):
+    """This benchmark and the official PyTorch HRNet, interleaved; prints medians and the ratio."""
+    import re
+    from gluonpose.errors import ConfigError
+    from gluonpose.utils import sidebyside
+    if args.loader:
+        return side_by_side_loader(args)
+    match = re.fullmatch(r"hrnet_w(\d+)", args.model)
+    if not match or (args.head or "heatmap") != "heatmap":
+        raise ConfigError("--side-by-side compares the official single-stage pose net: use --model hrnet_w<C> "
+                          "--head heatmap (got --model %s --head %s)" % (args.model, args.head))
+    _check_official(args)
     threads = args.threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     mode = "train" if args.train else "infer"
@@ -140,11 +188,11 @@ def side_by_side(args):
         ours.append("--no-backward")
         if args.deploy:
             ours += ["--deploy", args.deploy]
-    timer = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "official_timer.py")
-    official = [args.official_python, timer, args.official_repo, match.group(1), str(args.size[1]),
+    official = [args.official_python, _official_timer(), args.official_repo, match.group(1), str(args.size[1]),
                 str(args.size[0]), str(args.batch), str(threads), str(args.iters), mode]
     print("side by side, %d rounds, %d threads each, %s" % (args.rounds, threads, mode))
-    figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env)
+    figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env,
+                                       quiet_wait=args.quiet_wait)
     medians, ratio = sidebyside.summarize(figures, "gluonpose", "official")
     print("median gluonpose %.3f samples/s, official %.3f samples/s: ratio %.2f"
           % (medians["gluonpose"], medians["official"], ratio))
