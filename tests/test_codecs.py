@@ -407,3 +407,29 @@ def test_default_blur_scales_with_the_heatmap():
     assert default_blur_kernel((4, 4)) == 1
     assert HeatmapOffsetCodec((96, 128)).blur_kernel == 9
     assert HeatmapOffsetCodec((96, 128), blur_kernel=0).blur_kernel == 0
+
+
+@pytest.mark.parametrize("size,udp,label_outside", [((288, 384), True, False), ((288, 384), False, False),
+                                                    ((288, 384), True, True), ((192, 256), True, False)])
+def test_offset_windowed_encode_equals_dense(coco_people, size, udp, label_outside):
+    """The encoder computes only a window around each joint: its targets equal the whole-map reference
+    ``encode_dense`` (values; the zeros outside the disks are +0.0 there, -0.0 or +0.0 in the reference) on the
+    real people and on a grid of keypoints over the crop, its edges and corners and a band outside it."""
+    codec = HeatmapOffsetCodec(size, udp=udp, label_outside=label_outside)
+    w, h = size
+    reach = (codec.radius + 2) * codec.stride                 # disks still touching the map
+    xs = np.concatenate([np.arange(-reach[0], w + reach[0], 3.7), [-0.5, 0.0, w - 1.0, w - 0.5]])
+    ys = np.concatenate([np.arange(-reach[1], h + reach[1], 4.3), [-0.5, 0.0, h - 1.0, h - 0.5]])
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    grid = np.concatenate([grid, np.zeros((-len(grid) % 17, 2))])
+    cases = crops(coco_people, size, udp)
+    cases += [(grid[i:i + 17], np.ones(17, np.float32)) for i in range(0, len(grid), 17)]
+    cases.append((grid[:17], np.zeros(17, np.float32)))      # weights 0: no target at all
+    drawn = 0
+    for kp, wt in cases:
+        fast, dense = codec.encode(kp, wt), codec.encode_dense(kp, wt)
+        assert fast["target"].dtype == np.float32 and fast["target"].shape == dense["target"].shape
+        assert np.array_equal(fast["target"], dense["target"])
+        assert np.array_equal(fast["target_weight"], dense["target_weight"])
+        drawn += int(fast["target_weight"].sum())
+    assert drawn > len(grid) // 2                             # most grid joints did get a disk

@@ -82,3 +82,36 @@ def test_bad_images_are_skipped_and_counted_or_named(coco_records, tmp_path, cap
             raising[(0, i)]
     with pytest.raises(ValueError, match="empty"):
         _dataset([])
+
+
+def test_keep_freed_memory_leaves_samples_unchanged(coco_records):
+    """glibc keeps freed memory for the next sample: applied (True) on glibc, off with 0 MB, and the samples
+    are the same bits as before it was applied."""
+    import platform
+    from gluonpose.data.loader import keep_freed_memory
+    ds = _dataset(coco_records)
+    before = [ds[(1, i)] for i in range(3)]
+    assert keep_freed_memory(0) is False
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert keep_freed_memory(256) is True
+    for i, old in enumerate(before):
+        for a, b in zip(ds[(1, i)], old):
+            assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_official_timer_db_matches_our_coco_records(data_dir, coco_records):
+    """The official side of ``benchmark.py --loader --side-by-side`` builds its db with the official COCODataset
+    conventions (restated in official_timer.coco_db, numpy only): the same people, centres and scales (x 200 px)
+    as our COCO records through ``geometry.box_to_center_scale`` (official rounding), and the same joints."""
+    from gluonpose.data import geometry as geo
+    from gluonpose.utils.official_timer import coco_db
+    root = os.path.join(data_dir, "samples", "coco")
+    db = coco_db(os.path.join(root, "test_coco.json"), root, (288, 384))
+    assert len(db) == len(coco_records) > 0
+    for rec, off in zip(coco_records, db):
+        center, scale = geo.box_to_center_scale(rec.bbox, (288, 384), 1.25, udp=False)
+        assert np.array_equal(off["center"], center.astype(np.float32))
+        assert np.array_equal(off["scale"] * np.float32(200), scale.astype(np.float32))
+        assert np.array_equal(off["joints_3d"][:, :2], np.asarray(rec.keypoints)[:, :2])
+        assert np.array_equal(off["joints_3d_vis"][:, 0], np.minimum(np.asarray(rec.keypoints)[:, 2], 1))
+        assert os.path.samefile(off["image"], rec.image_path)

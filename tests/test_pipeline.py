@@ -238,3 +238,43 @@ def test_bad_image_named_in_error(coco):
     transform = TopDownTrainTransform(GaussianHeatmapCodec((192, 256)))
     with pytest.raises(ValueError, match=os.path.basename(rec.image_path)):
         transform(np.zeros((10, 10), np.uint8), rec, sample_rng(0, 0, 0))
+
+
+def test_normalize_image_bit_identical_to_reference_planes():
+    """The fast normalisation (OpenCV-split planes) gives the reference float32 arithmetic's bits for every
+    uint8 value of every channel; other dtypes take the reference path."""
+    from gluonpose.data.pipeline import normalize_image, normalize_planes
+    v = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    img = np.ascontiguousarray(np.stack([v, v[::-1], v.T], axis=-1))
+    for mean, std in ((IMAGENET_MEAN_RGB, IMAGENET_STD_RGB), ((0.5, 0.4, 0.3), (0.2, 0.3, 0.1))):
+        fast, ref = normalize_image(img, mean, std), normalize_planes(img, mean, std)
+        assert fast.dtype == np.float32 and fast.shape == (3, 16, 16)
+        assert np.array_equal(fast.view(np.uint32), ref.view(np.uint32))
+        # against an independent float32 formula, (x / 255 - mean) / std, for channel 0
+        x = v.astype(np.float32) / np.float32(255.0)
+        expect = (x - np.float32(mean[0])) / np.float32(std[0])
+        assert np.array_equal(fast[0].view(np.uint32), expect.view(np.uint32))
+    as_float = normalize_image(img.astype(np.float32))
+    assert np.array_equal(as_float.view(np.uint32), normalize_planes(img).view(np.uint32))
+
+
+def test_train_transform_fast_paths_equal_reference(coco, monkeypatch):
+    """Whole training samples on the real COCO people (official w48 augmentation, both flips): the crop and
+    the heatmap+offset targets equal those of the reference paths (per-plane normalisation, whole-map
+    encoding)."""
+    from gluonpose.data import pipeline
+    codec = build_codec("heatmap_offset", input_size_wh=(288, 384), heatmap_size_wh=(72, 96))
+    transform = TopDownTrainTransform(codec, sampling="official", rot_factor=45, scale_factor=0.35)
+    draws = [(image, rec, epoch, i) for i, (image, rec) in enumerate(coco) for epoch in range(3)]
+    fast = [transform(image, rec, sample_rng(0, epoch, i)) for image, rec, epoch, i in draws]
+    monkeypatch.setattr(pipeline, "normalize_image", pipeline.normalize_planes)
+    monkeypatch.setattr(codec, "encode", codec.encode_dense)
+    flips = set()
+    for (image, rec, epoch, i), got in zip(draws, fast):
+        ref = transform(image, rec, sample_rng(0, epoch, i))
+        flips.add(bool(ref["flipped"]))
+        assert np.array_equal(got["image"].view(np.uint32), ref["image"].view(np.uint32))
+        assert np.array_equal(got["target"], ref["target"])
+        assert np.array_equal(got["target_weight"], ref["target_weight"])
+        assert np.array_equal(got["keypoints"], ref["keypoints"])
+    assert flips == {False, True}
