@@ -381,3 +381,17 @@ def test_setup_requirements():
     assert '.[detector]' in readme
     for command in COMMANDS.values():
         assert "gluonpose-" + command in readme, command
+
+
+def test_loader_side_by_side_errors(tmp_path, capsys):
+    """``benchmark.py --loader --side-by-side``: a missing official repository, Python or COCO folder is one error line."""
+    missing = str(tmp_path / "no_repo")
+    line = _error(capsys, "benchmark", ["--loader", "--side-by-side", "--official-repo", missing,
+                                        "--official-python", sys.executable])
+    assert "--official-repo" in line and missing in line, line
+    line = _error(capsys, "benchmark", ["--loader", "--side-by-side", "--official-repo", str(tmp_path),
+                                        "--official-python", str(tmp_path / "python")])
+    assert "--official-python" in line, line
+    line = _error(capsys, "benchmark", ["--loader", "--side-by-side", "--official-repo", str(tmp_path),
+                                        "--official-python", sys.executable, "--coco-dir", str(tmp_path)])
+    assert "--coco-dir" in line and "test_coco.json" in line, line
