@@ -38,15 +38,15 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_d
     """Print samples/s of the training pipeline in one process and through a DataLoader."""
     import cv2  # pylint: disable=import-outside-toplevel
     cv2.setNumThreads(1)                      # one process = one core (warpAffine would use them all)
-    kept = keep_freed_memory(256)             # as training does (loader.keep_freed_memory_mb)
     w, h = input_size_wh
     codec = build_codec("heatmap_offset", input_size_wh=(w, h), heatmap_size_wh=(w // 4, h // 4))
     transform = TopDownTrainTransform(codec, **OFFICIAL_W48_AUGMENT)
     with tempfile.TemporaryDirectory() as tmp:
         records, source = _records(tmp, coco_dir)
-        dataset = TopDownDataset(records, transform, seed=0)
+        dataset = TopDownDataset(records, transform, seed=0, keep_freed_memory_mb=256)  # training's default
         n = loader_samples(batch, iters)
         dataset[(0, 0)]
+        kept = keep_freed_memory(256)         # True where it applies (done already by dataset[...])
         tic = time.perf_counter()
         for i in range(n):
             dataset[(1, i % len(dataset))]
@@ -57,7 +57,8 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_d
               % (h, w, source, n, per_core, os.environ.get("OMP_NUM_THREADS", "unset"), kept))
         if workers > 0:
             reps = -(-batch * iters // len(records))
-            many = TopDownDataset([records[i] for i in range(len(records))] * reps, transform, seed=0)
+            many = TopDownDataset([records[i] for i in range(len(records))] * reps, transform, seed=0,
+                                  keep_freed_memory_mb=256)
             sampler = EpochSampler(ShardSampler(len(many), shuffle=False, batch_size=batch))
             loader = make_train_loader(many, sampler, batch, num_workers=workers)
             tic = time.perf_counter()

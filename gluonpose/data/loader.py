@@ -10,6 +10,7 @@
 """
 import ctypes
 import logging
+import os
 
 import numpy as np
 from mxnet import gluon
@@ -33,8 +34,9 @@ def keep_freed_memory(trim_mb=256):
     warp, normalisation and encoding together). Serving allocations up to 32 MB from the heap
     (``M_MMAP_THRESHOLD``) and keeping up to ``trim_mb`` MB of free heap (``M_TRIM_THRESHOLD``)
     lets the next sample reuse the pages: the process's RSS stays at its peak instead of dropping
-    between samples or batches. Values are unchanged. Applies to this process and the loader
-    processes forked from it. Returns True when applied (glibc), False elsewhere or ``trim_mb <= 0``.
+    between samples or batches. Values are unchanged. Applies to this process (and processes forked
+    from it later); :class:`TopDownDataset` calls it in each process that makes samples. Returns
+    True when applied (glibc), False elsewhere or ``trim_mb <= 0``.
     """
     if trim_mb is None or int(trim_mb) <= 0:
         return False
@@ -62,9 +64,12 @@ class TopDownDataset(gluon.data.Dataset):
         on_bad: ``'raise'`` (error naming the file and record) or ``'skip'`` (log it once, use the
             next record instead so batches keep their shape, at most ``max_retries`` times, and
             count it in the sample's ``skipped``).
+        keep_freed_memory_mb: > 0: :func:`keep_freed_memory` in every process that makes samples
+            (the loader's worker processes, or the training process with ``num_workers`` 0), applied
+            at its first sample; 0: the C library's default.
     """
 
-    def __init__(self, records, transform, seed=0, on_bad="skip", max_retries=8):
+    def __init__(self, records, transform, seed=0, on_bad="skip", max_retries=8, keep_freed_memory_mb=0):
         if on_bad not in ("raise", "skip"):
             raise ConfigError("data.on_bad must be 'raise' or 'skip', got %r" % on_bad)
         if len(records) == 0:
@@ -74,6 +79,8 @@ class TopDownDataset(gluon.data.Dataset):
         self.seed = int(seed)
         self.on_bad = on_bad
         self.max_retries = int(max_retries)
+        self.keep_freed_memory_mb = int(keep_freed_memory_mb or 0)
+        self._allocator_pid = None            # the process keep_freed_memory was applied in
         self._warned = set()
 
     def __len__(self):
@@ -98,6 +105,9 @@ class TopDownDataset(gluon.data.Dataset):
         """``(image, target, weight, skipped)``: ``skipped`` (int32) counts the bad records passed over
         to produce this sample, so the training loop can count them across worker processes."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
+        if self.keep_freed_memory_mb > 0 and self._allocator_pid != os.getpid():
+            keep_freed_memory(self.keep_freed_memory_mb)
+            self._allocator_pid = os.getpid()
         for attempt in range(self.max_retries + 1):
             i = (index + attempt) % len(self.records)
             try:

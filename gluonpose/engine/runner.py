@@ -9,7 +9,7 @@ from ..codecs import build_codec_from_config  # (defined in codecs.builder; stil
 from ..config import dump_config
 from ..errors import ConfigError
 from ..data.builder import build_train_records
-from ..data.loader import EpochSampler, TopDownDataset, keep_freed_memory, make_train_loader
+from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
 from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
@@ -107,12 +107,12 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
     codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
     records = build_train_records(cfg.data, seed=seed)
     transform = TopDownTrainTransform(codec, **dict(cfg.augment))
-    dataset = TopDownDataset(records, transform, seed=seed, on_bad=cfg.data.on_bad)
+    dataset = TopDownDataset(records, transform, seed=seed, on_bad=cfg.data.on_bad,
+                             keep_freed_memory_mb=cfg.loader.keep_freed_memory_mb)
     per_worker_batch = int(cfg.loader.batch_size_per_device) * len(ctx_list)
     sampler = EpochSampler(ShardSampler(len(dataset), num_parts=num_workers, part_index=rank,
                                         shuffle=True, seed=seed,
                                         batch_size=per_worker_batch))
-    keep_freed_memory(cfg.loader.keep_freed_memory_mb)   # before the loader forks its processes
     loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
 
     net = build_model(ctx=ctx_list, **dict(cfg.model))
@@ -144,6 +144,9 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
              describe_parallelism(num_workers, len(ctx_list), int(cfg.loader.batch_size_per_device),
                                   int(cfg.loader.num_workers), ctx_list))
     LOG.info("threads: %s", describe_threads())
+    LOG.info("allocator of the processes making samples: %s", "glibc keeps up to %d MB of freed memory "
+             "(loader.keep_freed_memory_mb)" % int(cfg.loader.keep_freed_memory_mb)
+             if int(cfg.loader.keep_freed_memory_mb) > 0 else "the C library's default")
     if is_distributed(kv):
         LOG.info("kvstore %s: arrays over %s elements split over the servers, gradient "
                  "compression %s", kv.type, os.environ.get("MXNET_KVSTORE_BIGARRAY_BOUND",
