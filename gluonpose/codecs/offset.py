@@ -138,13 +138,12 @@ class HeatmapOffsetCodec(Codec):
         u = kp / self.stride
         k, r = self.num_joints, self.radius
         steps = np.arange(2 * int(math.ceil(r)) + 4, dtype=np.float64)
-        with np.errstate(invalid="ignore", over="ignore"):   # far-away keypoints: no disk anyway
-            origin = np.floor(u - r) - 1.0                      # (K, 2) window corner, integer-valued
-            px = origin[:, 0:1] + steps                         # (K, n) map columns
-            py = origin[:, 1:2] + steps                         # (K, n) map rows
-            dx = u[:, 0:1] - px                                 # the dense encoder's values there
-            dy = u[:, 1:2] - py
-            disk = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2) <= r ** 2       # (K, n, n)
+        origin = np.floor(u - r) - 1.0                          # (K, 2) window corner, integer-valued
+        px = origin[:, 0:1] + steps                             # (K, n) map columns
+        py = origin[:, 1:2] + steps                             # (K, n) map rows
+        dx = u[:, 0:1] - px                                     # the dense encoder's values there
+        dy = u[:, 1:2] - py
+        disk = (dx[:, None, :] ** 2 + dy[:, :, None] ** 2) <= r ** 2           # (K, n, n)
         disk &= ((py >= 0) & (py < hei))[:, :, None] & ((px >= 0) & (px < wid))[:, None, :]
         weight = np.where(disk.any(axis=(1, 2)), w, 0.0)
         disk &= (weight > 0)[:, None, None]
