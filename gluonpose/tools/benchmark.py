@@ -140,7 +140,6 @@ def side_by_side_loader(args):
     each; prints medians and the ratio."""
     from gluonpose.data.benchmark import loader_samples
     from gluonpose.errors import MissingFileError
-    from gluonpose.utils import sidebyside
     _check_official(args)
     ann = os.path.join(args.coco_dir, "test_coco.json")
     if not os.path.isfile(ann):
@@ -154,21 +153,13 @@ def side_by_side_loader(args):
                 str(loader_samples(args.batch, args.iters)), "1", os.path.abspath(args.coco_dir)]
     print("side by side, %d rounds, data pipeline %dx%d, %d samples per run, one process each, OMP_NUM_THREADS=1 "
           "and 1 OpenCV thread on both sides" % (args.rounds, h, w, loader_samples(args.batch, args.iters)))
-    figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env,
-                                       quiet_wait=args.quiet_wait)
-    medians, ratio = sidebyside.summarize(figures, "gluonpose", "official")
-    print("median gluonpose %.3f samples/s, official JointsDataset %.3f samples/s: ratio %.2f"
-          % (medians["gluonpose"], medians["official"], ratio))
-    print("RESULT side-by-side loader %dx%d gluonpose/official ratio %.3f, gluonpose samples/s: %.3f"
-          % (h, w, ratio, medians["gluonpose"]))
-    return 0
+    return _interleave(args, ours, official, env, "official JointsDataset", "loader %dx%d" % (h, w))
 
 
 def side_by_side(args):
     """This benchmark and the official PyTorch HRNet, interleaved; prints medians and the ratio."""
     import re
     from gluonpose.errors import ConfigError
-    from gluonpose.utils import sidebyside
     if args.loader:
         return side_by_side_loader(args)
     match = re.fullmatch(r"hrnet_w(\d+)", args.model)
@@ -191,14 +182,23 @@ def side_by_side(args):
     official = [args.official_python, _official_timer(), args.official_repo, match.group(1), str(args.size[1]),
                 str(args.size[0]), str(args.batch), str(threads), str(args.iters), mode]
     print("side by side, %d rounds, %d threads each, %s" % (args.rounds, threads, mode))
+    return _interleave(args, ours, official, env, "official",
+                       "%s %s %dx%d batch %d%s" % (mode, args.model, args.size[1], args.size[0], args.batch,
+                                                   " deploy " + args.deploy if args.deploy and not args.train
+                                                   else ""))
+
+
+def _interleave(args, ours, official, env, official_name, what):
+    """Run ``ours`` and ``official`` interleaved for ``args.rounds`` rounds; print the medians, the ratio and the
+    RESULT line."""
+    from gluonpose.utils import sidebyside
     figures = sidebyside.run_interleaved([("gluonpose", ours), ("official", official)], args.rounds, env=env,
                                        quiet_wait=args.quiet_wait)
     medians, ratio = sidebyside.summarize(figures, "gluonpose", "official")
-    print("median gluonpose %.3f samples/s, official %.3f samples/s: ratio %.2f"
-          % (medians["gluonpose"], medians["official"], ratio))
-    print("RESULT side-by-side %s %s %dx%d batch %d%s gluonpose/official ratio %.3f, gluonpose samples/s: %.3f"
-          % (mode, args.model, args.size[1], args.size[0], args.batch,
-             " deploy " + args.deploy if args.deploy and not args.train else "", ratio, medians["gluonpose"]))
+    print("median gluonpose %.3f samples/s, %s %.3f samples/s: ratio %.2f"
+          % (medians["gluonpose"], official_name, medians["official"], ratio))
+    print("RESULT side-by-side %s gluonpose/official ratio %.3f, gluonpose samples/s: %.3f"
+          % (what, ratio, medians["gluonpose"]))
     return 0
 
 
