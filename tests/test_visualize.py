@@ -11,7 +11,7 @@ from gluonpose.codecs import HeatmapOffsetCodec
 from gluonpose.data.pipeline import TopDownTrainTransform, read_image, sample_rng
 from gluonpose.data.records import PersonRecord
 from gluonpose.utils.curves import MetricsCSV
-from gluonpose.utils.visualize import (GT_COLOR_BGR, PRED_COLOR_BGR, denormalize_crop,
+from gluonpose.evaluation.visualize import (GT_COLOR_BGR, PRED_COLOR_BGR, denormalize_crop,
                                        draw_predictions_vs_gt, draw_sample, offset_vectors,
                                        plot_training_curves, save_image)
 

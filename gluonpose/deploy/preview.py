@@ -57,7 +57,7 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     from ..evaluation.inference import TopDownPredictor, group_by_image, predict_records
     from ..evaluation.runner import build_net_from_config, gt_boxes, resolve_val_set
     from ..utils.io import atomic_write
-    from ..utils.visualize import draw_poses
+    from ..evaluation.visualize import draw_poses
 
     if int(num_images) < 1:
         raise ValueError("num_images must be >= 1, got %r" % (num_images,))

@@ -130,7 +130,7 @@ class Demo:
     def __call__(self, image_rgb, file_name=None, image_id=None):
         """(H, W, 3) uint8 RGB -> drawn (H, W, 3) uint8 BGR; the poses go to ``self.results``."""
         from gluonpose.deploy.demo import coco_result, pose_nms, predict_people
-        from gluonpose.utils.visualize import draw_poses
+        from gluonpose.evaluation.visualize import draw_poses
 
         boxes, scores = self.person_boxes(image_rgb, file_name, image_id)
         kpts = predict_people(self.predictor, image_rgb, boxes, scores)
@@ -159,7 +159,7 @@ def _image_out(out, image_path):
 
 def run_images(demo, paths, out, single):
     from gluonpose.data.pipeline import read_image
-    from gluonpose.utils.visualize import save_image
+    from gluonpose.evaluation.visualize import save_image
     for path in paths:
         target = _image_out(out, path) if single else os.path.join(out, os.path.basename(path))
         save_image(target, demo(read_image(path), file_name=path))

@@ -245,7 +245,7 @@ def plot_training_curves(work_dir, out_path=None):
         the PNG path. Raises FileNotFoundError naming the work dir when it has neither CSV, and
         ValueError when the CSV has no rows.
     """
-    from .curves import MetricsCSV, plot_curves
+    from ..utils.curves import MetricsCSV, plot_curves
 
     out_path = out_path or os.path.join(work_dir, "curves.png")
     epochs_path = os.path.join(work_dir, "metrics.csv")
