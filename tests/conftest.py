@@ -16,3 +16,11 @@ def data_dir():
 @pytest.fixture(scope="session")
 def repo_root():
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def coco(data_dir):
+    """The real COCO sample: ground truth ``gt``, its jpg folder ``dir`` and detector boxes ``det``."""
+    folder = os.path.join(data_dir, "samples", "coco")
+    return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder,
+            "det": os.path.join(folder, "test_coco_det_AP_H_56.json")}

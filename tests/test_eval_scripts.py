@@ -20,13 +20,6 @@ MEMBERS = {
 
 
 @pytest.fixture(scope="module")
-def coco(data_dir):
-    folder = os.path.join(data_dir, "samples", "coco")
-    return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder,
-            "det": os.path.join(folder, "test_coco_det_AP_H_56.json")}
-
-
-@pytest.fixture(scope="module")
 def members(tmp_path_factory, coco):
     """Two tiny models: config yaml + random-init .params each."""
     folder = tmp_path_factory.mktemp("members")

@@ -39,13 +39,6 @@ NOISE = 5e-5
 
 
 @pytest.fixture(scope="module")
-def coco(data_dir):
-    folder = os.path.join(data_dir, "samples", "coco")
-    return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder,
-            "det": os.path.join(folder, "test_coco_det_AP_H_56.json")}
-
-
-@pytest.fixture(scope="module")
 def runs(repo_root, coco, tmp_path_factory):
     """``runs(kind)``: the run on the ground-truth (``gt``) or detector (``det``) boxes, made once."""
     cache = {}

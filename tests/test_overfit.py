@@ -26,12 +26,6 @@ EPOCHS = 250
 
 
 @pytest.fixture(scope="module")
-def coco(data_dir):
-    folder = os.path.join(data_dir, "samples", "coco")
-    return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder}
-
-
-@pytest.fixture(scope="module")
 def trained(coco, tmp_path_factory):
     work = tmp_path_factory.mktemp("overfit")
     data = "{type: coco, ann_file: %s, img_prefix: %s}" % (coco["gt"], coco["dir"])
