@@ -202,12 +202,16 @@ def test_missing_input_files(files, capsys):
 WEIGHTS_SCRIPTS = ["test_mshrnet", "ensemble_eval", "demo", "export"]
 
 
+def _weights_argv(files, script, weights):
+    """The arguments of ``script`` with ``weights`` as the model's weights (ensemble_eval: its one member)."""
+    if script == "ensemble_eval":
+        return _argv(files, script, **{"--models": "%s:%s" % (files["cfg"], weights)})
+    return _argv(files, script, **{"--weights": weights})
+
+
 @pytest.mark.parametrize("script", WEIGHTS_SCRIPTS)
 def test_weights_that_do_not_fit_name_the_parameter_and_both_shapes(files, capsys, script):
-    over = {"--weights": files["other"]}
-    if script == "ensemble_eval":
-        over = {"--models": "%s:%s" % (files["cfg"], files["other"])}
-    line = _error(capsys, script, _argv(files, script, **over))
+    line = _error(capsys, script, _weights_argv(files, script, files["other"]))
     # hrnet_w8: the heatmap head has 17 channels, heatmap+offset 3 x 17 = 51 (both 8 input channels)
     assert files["other"] in line and "model hrnet_w8 (head heatmap_offset, 17 joints)" in line, line
     assert "parameter final_layer.weight has shape (17, 8, 1, 1) in the file but (51, 8, 1, 1) in the " \
@@ -216,10 +220,7 @@ def test_weights_that_do_not_fit_name_the_parameter_and_both_shapes(files, capsy
 
 @pytest.mark.parametrize("script", WEIGHTS_SCRIPTS)
 def test_truncated_weights_name_the_file(files, capsys, script):
-    over = {"--weights": files["truncated"]}
-    if script == "ensemble_eval":
-        over = {"--models": "%s:%s" % (files["cfg"], files["truncated"])}
-    line = _error(capsys, script, _argv(files, script, **over))
+    line = _error(capsys, script, _weights_argv(files, script, files["truncated"]))
     assert "weights file %s cannot be read (truncated" % files["truncated"] in line, line
 
 
