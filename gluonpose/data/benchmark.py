@@ -11,7 +11,7 @@ import time
 
 from ..codecs import build_codec
 from .datasets import build_dataset
-from .loader import EpochSampler, TopDownDataset, keep_freed_memory, make_train_loader
+from .loader import KEEP_FREED_MB, EpochSampler, TopDownDataset, make_train_loader
 from .pipeline import TopDownTrainTransform
 from .sampler import ShardSampler
 
@@ -43,10 +43,10 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_d
     transform = TopDownTrainTransform(codec, **OFFICIAL_W48_AUGMENT)
     with tempfile.TemporaryDirectory() as tmp:
         records, source = _records(tmp, coco_dir)
-        dataset = TopDownDataset(records, transform, seed=0, keep_freed_memory_mb=256)  # training's default
+        dataset = TopDownDataset(records, transform, seed=0, keep_freed_memory_mb=KEEP_FREED_MB)  # training's
         n = loader_samples(batch, iters)
         dataset[(0, 0)]
-        kept = keep_freed_memory(256)         # True where it applies (done already by dataset[...])
+        kept = dataset.allocator_kept         # applied by the first sample
         tic = time.perf_counter()
         for i in range(n):
             dataset[(1, i % len(dataset))]
@@ -58,7 +58,7 @@ def bench_loader(input_size_wh=(288, 384), batch=32, workers=0, iters=10, coco_d
         if workers > 0:
             reps = -(-batch * iters // len(records))
             many = TopDownDataset([records[i] for i in range(len(records))] * reps, transform, seed=0,
-                                  keep_freed_memory_mb=256)
+                                  keep_freed_memory_mb=KEEP_FREED_MB)
             sampler = EpochSampler(ShardSampler(len(many), shuffle=False, batch_size=batch))
             loader = make_train_loader(many, sampler, batch, num_workers=workers)
             tic = time.perf_counter()

@@ -23,9 +23,10 @@ LOG = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters (malloc.h)
 _MMAP_THRESHOLD_MAX = 32 << 20                  # glibc's largest M_MMAP_THRESHOLD on 64-bit
+KEEP_FREED_MB = 256                             # loader.keep_freed_memory_mb's default
 
 
-def keep_freed_memory(trim_mb=256):
+def keep_freed_memory(trim_mb=KEEP_FREED_MB):
     """Let glibc's allocator keep freed memory for the next sample (``loader.keep_freed_memory_mb``).
 
     Every sample allocates a few MB of fresh arrays (decoded image, crop, targets). With glibc's
@@ -81,6 +82,7 @@ class TopDownDataset(gluon.data.Dataset):
         self.max_retries = int(max_retries)
         self.keep_freed_memory_mb = int(keep_freed_memory_mb or 0)
         self._allocator_pid = None            # the process keep_freed_memory was applied in
+        self.allocator_kept = False           # what keep_freed_memory returned there
         self._warned = set()
 
     def __len__(self):
@@ -106,7 +108,7 @@ class TopDownDataset(gluon.data.Dataset):
         to produce this sample, so the training loop can count them across worker processes."""
         epoch, index = key if isinstance(key, tuple) else (0, key)
         if self.keep_freed_memory_mb > 0 and self._allocator_pid != os.getpid():
-            keep_freed_memory(self.keep_freed_memory_mb)
+            self.allocator_kept = keep_freed_memory(self.keep_freed_memory_mb)
             self._allocator_pid = os.getpid()
         for attempt in range(self.max_retries + 1):
             i = (index + attempt) % len(self.records)

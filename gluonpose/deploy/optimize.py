@@ -298,7 +298,8 @@ def quantize_int8(sym, arg_params, aux_params, calib_data, input_shape, *, num_c
         sym=sym, arg_params=arg_params, aux_params=aux_params, ctx=mx.cpu(), calib_mode=calib_mode,
         calib_data=data_iter, num_calib_examples=num_calib or (len(calib) // batch) * batch,
         quantized_dtype="auto", quantize_mode="smart", quantize_granularity="channel-wise", logger=logger,
-        excluded_sym_names=_float_ends(sym) if exclude_ends else None, excluded_op_names=list(excluded_ops or ()) or None)
+        excluded_sym_names=_float_ends(sym) if exclude_ends else None,
+        excluded_op_names=list(excluded_ops or ()) or None)
     qsym = qsym.get_backend_symbol("MKLDNN_QUANTIZE")
     return qsym, qargs, qaux
 

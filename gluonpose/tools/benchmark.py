@@ -147,12 +147,13 @@ def side_by_side_loader(args):
                                % args.coco_dir)
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     w, h = args.size
+    samples = loader_samples(args.batch, args.iters)
     ours = [sys.executable, "-m", "gluonpose.tools.benchmark", "--loader", "--size", str(w), str(h),
             "--batch", str(args.batch), "--iters", str(args.iters), "--coco-dir", args.coco_dir]
     official = [args.official_python, _official_timer(), args.official_repo, "loader", str(h), str(w),
-                str(loader_samples(args.batch, args.iters)), "1", os.path.abspath(args.coco_dir)]
+                str(samples), "1", os.path.abspath(args.coco_dir)]
     print("side by side, %d rounds, data pipeline %dx%d, %d samples per run, one process each, OMP_NUM_THREADS=1 "
-          "and 1 OpenCV thread on both sides" % (args.rounds, h, w, loader_samples(args.batch, args.iters)))
+          "and 1 OpenCV thread on both sides" % (args.rounds, h, w, samples))
     return _interleave(args, ours, official, env, "official JointsDataset", "loader %dx%d" % (h, w))
 
 
