@@ -10,6 +10,8 @@ INSTALL_REQUIRES = [
     "scipy<1.14",
     "pyyaml",
     "tqdm",
+    # the compiled Hough decoder (gluonpose/codecs/hough.py): wheels for Python 3.9-3.11, numpy 1.23
+    "numba>=0.58,<0.61",
 ]
 
 EXTRAS = {

@@ -31,7 +31,8 @@ Decoders (both return input-crop pixels):
   maximum divided by the blurred maximum of an ideal disk, so a perfect prediction scores 1,
   comparable to Gaussian maxima (the OKS rescoring threshold 0.2).
 
-Cost (2 CPU cores, batch 32, 96x72 maps): argmax 1.4 ms / sample, Hough 20 ms / sample.
+Cost: one core, trained-like outputs, see ``docs/benchmarks.md`` (the Hough kernel is in
+:mod:`.hough`).
 
 Default radius: ``0.0546875 * max(heatmap w, h)`` (3.5 px for 64x48, 5.25 for 96x72): UDP-Pose
 "v1" (KPD 3.5, better than 4.0 in its README), kept at a constant fraction of the crop as G-RMI's R.
@@ -45,7 +46,8 @@ from ..errors import ConfigError
 from . import layout as _layout
 from .base import Codec
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
-                     disk_area, feature_stride, gather_2d, mirror_maps)
+                     feature_stride, gather_2d, mirror_maps)
+from .hough import hough_decode_blocked
 
 DECODERS = ("argmax", "hough")
 RADIUS_FACTOR = 0.0546875
@@ -187,10 +189,12 @@ class HeatmapOffsetCodec(Codec):
         out = check_outputs(outputs, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec")
         k = self.num_joints
         hm, ox, oy = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
+        activated = None
         if self.heatmap_activation == "sigmoid":
-            hm = 1.0 / (1.0 + np.exp(-np.clip(hm, -60.0, 60.0)))
+            hm = activated = 1.0 / (1.0 + np.exp(-np.clip(hm, -60.0, 60.0)))
         if self.decode_mode == "hough":
-            coords, scores = self._decode_hough(hm, ox, oy)
+            coords, scores = hough_decode_blocked(out, activated, k, self.radius,
+                                                  self.hough_refine_radius)
         else:
             coords, scores = self._decode_argmax(hm, ox, oy)
         return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
@@ -217,59 +221,6 @@ class HeatmapOffsetCodec(Codec):
             oy = blur_maps(oy, self.offset_blur_kernel)
         off = np.stack([gather_2d(ox, xy), gather_2d(oy, xy)], axis=-1).astype(np.float64)
         return xy + self.radius * off, peak / self._ideal_peak
-
-    def _decode_hough(self, hm, ox, oy, chunk=256):
-        n, k, hei, wid = hm.shape
-        hm, ox, oy = (a.reshape(n * k, hei, wid) for a in (hm, ox, oy))
-        coords, scores = [], []
-        for s in range(0, n * k, chunk):                # bounded memory; vectorised inside
-            c, v = self._hough_maps(hm[s:s + chunk], ox[s:s + chunk], oy[s:s + chunk])
-            coords.append(c)
-            scores.append(v)
-        return (np.concatenate(coords).reshape(n, k, 2),
-                np.concatenate(scores).reshape(n, k))
-
-    def _hough_maps(self, hm, ox, oy):
-        """G-RMI voting for (M, H, W) maps -> (M, 2) heatmap coordinates and (M,) scores."""
-        num, hei, wid = hm.shape
-        m = int(math.ceil(self.radius)) + 2
-        pw, ph = wid + 2 * m, hei + 2 * m
-        # only pixels with a positive heatmap vote (the others add exactly 0)
-        i, py, px = np.nonzero(hm > 0)
-        weight = hm[i, py, px].astype(np.float64)
-        vx = px + self.radius * ox[i, py, px].astype(np.float64) + m
-        vy = py + self.radius * oy[i, py, px].astype(np.float64) + m
-        x0, y0 = np.floor(vx), np.floor(vy)
-        fx, fy = vx - x0, vy - y0
-        base = i.astype(np.int64) * (ph * pw)
-        idx, val = [], []
-        for cx, cy, cw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
-                           (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):       # 4 bilinear corners
-            xi, yi = x0 + cx, y0 + cy
-            inside = (xi >= 0) & (xi < pw) & (yi >= 0) & (yi < ph) & np.isfinite(cw)
-            idx.append(base + np.where(inside, yi * pw + xi, 0).astype(np.int64))
-            val.append(np.where(inside, cw, 0.0) * weight)
-        votes = np.bincount(np.concatenate(idx), np.concatenate(val), minlength=num * ph * pw)
-        votes = votes.reshape(num, ph, pw)
-        xy, _ = argmax_2d(votes)
-        r = self.hough_refine_radius
-        d = np.arange(-r, r + 1)
-        wx = xy[:, 0][:, None, None] + d[None, :]                          # (M, 1, 2r+1)
-        wy = xy[:, 1][:, None, None] + d[:, None]                          # (M, 2r+1, 1)
-        ok = (wx >= 0) & (wx < pw) & (wy >= 0) & (wy < ph)
-        flat_idx = np.clip(wy, 0, ph - 1) * pw + np.clip(wx, 0, pw - 1)
-        mass = np.take_along_axis(votes.reshape(num, -1), flat_idx.reshape(num, -1), axis=-1)
-        mass = mass.reshape(flat_idx.shape) * ok
-        total = mass.sum(axis=(-2, -1))
-        safe = np.where(total > 0, total, 1.0)
-        cx = (mass * wx).sum(axis=(-2, -1)) / safe
-        cy = (mass * wy).sum(axis=(-2, -1)) / safe
-        centroid = np.stack([cx, cy], axis=-1)
-        coords = np.where((total > 0)[:, None], centroid, xy) - m
-        score = total / disk_area(self.radius)
-        finite = np.isfinite(hm).all(axis=(1, 2)) & np.isfinite(ox).all(axis=(1, 2)) \
-            & np.isfinite(oy).all(axis=(1, 2))
-        return coords, np.where(finite, score, np.nan)      # a non-finite map never looks valid
 
     # ------------------------------------------------------------------ flip
     def flip_back(self, outputs):

@@ -1,0 +1,378 @@
+"""G-RMI Hough voting of heatmap + offset maps: a compiled kernel and the numpy reference.
+
+Every pixel ``p`` with a positive heatmap value ``h`` votes at ``p + R * o(p)`` with weight ``h``,
+splatted bilinearly into a vote map padded by ``m = ceil(R) + 2`` pixels on every side. The keypoint
+is the first maximum (row-major) of the vote map, refined to the centroid of the vote mass in the
+``(2 r + 1)^2`` window around it; the score is that window's mass / (pi R^2).
+
+Two implementations of the same arithmetic:
+
+* :func:`hough_decode_reference` (numpy): every vote of a chunk of maps in one ``np.bincount``
+  (each voter's four corners one after the other, voters in raster order). It is the reference
+  the tests hold the kernel to.
+* :func:`hough_decode_blocked` (numba, what the codec uses): one map at a time, in buffers that
+  stay in the CPU cache. It is **bit-identical** to the reference, not merely close:
+
+  - every vote it sums is the same float64 expression, and every cell it sums receives its
+    votes in the reference's order, so those cells hold the reference's values bit for bit;
+  - it sums only the cells that can matter, proven by bounds (see :func:`_vote_kernel`): the
+    vote mass of each tile of 4 x 4 cells bounds every cell of the tile from above, a quarter of
+    the heaviest base cell's mass bounds the maximum from below, and only the tiles whose upper
+    bound reaches the lower bound (and the refinement window around them) are summed. The first
+    maximum is taken in raster order over them, so it is the reference's ``np.argmax``;
+  - the window refinement is the same numpy code for both;
+  - maps holding NaN or inf (a broken network) are handed to the reference, so their (NaN-scored)
+    results are equal too.
+
+  On trained-like 512x384 outputs (half of the pixels vote) it decodes ~1,100 samples/s on one
+  core, ~35x the reference; the numbers are in ``docs/benchmarks.md``.
+
+Cost: numba (a dependency, wheels for Python 3.9-3.11 with numpy 1.23) compiles the kernel on
+first use and caches it on disk (next to this file, or in ``NUMBA_CACHE_DIR``); later processes
+load it in ~0.2 s. It releases the GIL, so decoding runs on a thread beside the forward pass.
+"""
+import math
+
+import numba
+import numpy as np
+
+from .common import argmax_2d, disk_area
+
+
+def vote_margin(radius):
+    """Padding of the vote map on every side (keypoints just outside the map can win)."""
+    return int(math.ceil(radius)) + 2
+
+
+# ---------------------------------------------------------------- shared refinement
+def _refine(xy, window, r, radius, margin, finite):
+    """Centroid of the (M, 2r+1, 2r+1) vote window around the integer argmax ``xy`` (M, 2) of the
+    padded vote map (``window`` already zero outside the map) -> heatmap coords (M, 2), scores."""
+    d = np.arange(-r, r + 1)
+    wx = xy[:, 0][:, None, None] + d[None, :]                          # (M, 1, 2r+1)
+    wy = xy[:, 1][:, None, None] + d[:, None]                          # (M, 2r+1, 1)
+    mass = window
+    total = mass.sum(axis=(-2, -1))
+    safe = np.where(total > 0, total, 1.0)
+    cx = (mass * wx).sum(axis=(-2, -1)) / safe
+    cy = (mass * wy).sum(axis=(-2, -1)) / safe
+    centroid = np.stack([cx, cy], axis=-1)
+    coords = np.where((total > 0)[:, None], centroid, xy) - margin
+    score = total / disk_area(radius)
+    return coords, np.where(finite, score, np.nan)      # a non-finite map never looks valid
+
+
+def _window_of(votes, xy, r):
+    """(M, 2r+1, 2r+1) vote values around ``xy`` in (M, PH, PW) ``votes``, 0 outside the map."""
+    num, ph, pw = votes.shape
+    d = np.arange(-r, r + 1)
+    wx = xy[:, 0][:, None, None] + d[None, :]
+    wy = xy[:, 1][:, None, None] + d[:, None]
+    ok = (wx >= 0) & (wx < pw) & (wy >= 0) & (wy < ph)
+    flat_idx = np.clip(wy, 0, ph - 1) * pw + np.clip(wx, 0, pw - 1)
+    mass = np.take_along_axis(votes.reshape(num, -1), flat_idx.reshape(num, -1), axis=-1)
+    return mass.reshape(flat_idx.shape) * ok
+
+
+def _finite_maps(hm, ox, oy):
+    return (np.isfinite(hm).all(axis=(1, 2)) & np.isfinite(ox).all(axis=(1, 2))
+            & np.isfinite(oy).all(axis=(1, 2)))
+
+
+# ---------------------------------------------------------------- reference (numpy)
+def vote_maps_reference(hm, ox, oy, radius):
+    """(M, H, W) maps -> (M, H + 2m, W + 2m) float64 vote maps (``np.bincount`` of all votes)."""
+    num, hei, wid = hm.shape
+    m = vote_margin(radius)
+    pw, ph = wid + 2 * m, hei + 2 * m
+    i, py, px = np.nonzero(hm > 0)            # only positive pixels vote (the others add 0)
+    weight = hm[i, py, px].astype(np.float64)
+    vx = px + radius * ox[i, py, px].astype(np.float64) + m
+    vy = py + radius * oy[i, py, px].astype(np.float64) + m
+    x0, y0 = np.floor(vx), np.floor(vy)
+    with np.errstate(invalid="ignore"):          # inf offsets (a broken map: scored NaN)
+        fx, fy = vx - x0, vy - y0
+    base = i.astype(np.int64) * (ph * pw)
+    idx, val = [], []
+    for cx, cy, cw in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)),
+                       (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):       # 4 bilinear corners
+        xi, yi = x0 + cx, y0 + cy
+        inside = (xi >= 0) & (xi < pw) & (yi >= 0) & (yi < ph) & np.isfinite(cw)
+        idx.append(base + np.where(inside, yi * pw + xi, 0).astype(np.int64))
+        val.append(np.where(inside, cw, 0.0) * weight)
+    # each voter's four corners one after the other (voters in raster order)
+    votes = np.bincount(np.stack(idx, axis=1).ravel(), np.stack(val, axis=1).ravel(),
+                        minlength=num * ph * pw)
+    return votes.reshape(num, ph, pw)
+
+
+def hough_decode_reference(hm, ox, oy, radius, refine_radius=1, chunk=256):
+    """(M, H, W) heatmaps and offsets -> (M, 2) heatmap-pixel coords (float64), (M,) scores.
+
+    The numpy implementation (``chunk`` maps per ``np.bincount``, bounded memory)."""
+    coords, scores = [], []
+    m = vote_margin(radius)
+    for s in range(0, hm.shape[0], chunk):
+        h, x, y = hm[s:s + chunk], ox[s:s + chunk], oy[s:s + chunk]
+        votes = vote_maps_reference(h, x, y, radius)
+        xy, _ = argmax_2d(votes)
+        c, v = _refine(xy, _window_of(votes, xy, refine_radius), refine_radius, radius, m,
+                       _finite_maps(h, x, y))
+        coords.append(c)
+        scores.append(v)
+    if not coords:
+        return np.zeros((0, 2)), np.zeros((0,))
+    return np.concatenate(coords), np.concatenate(scores)
+
+
+# ---------------------------------------------------------------- compiled kernel
+#: Side of the square tiles (vote-map cells) on which the kernel bounds the vote mass.
+TILE = 4
+
+
+def _locate(hm, ox, oy, xs, ys, radius, margin, fpw, fph, rw, cell):
+    """Base cell (index into the ringed buffer) of every pixel's vote, -1 for a pixel that does
+    not vote (heatmap <= 0, or none of its four corners lands in the vote map); returns the
+    number of pixels holding inf or NaN (``x - x`` is 0 only for finite x). One output array and
+    an integer reduction, so LLVM vectorises it; the vote arithmetic is the reference's."""
+    bad = 0
+    for p in range(hm.shape[0]):
+        h = hm[p]
+        a = ox[p]
+        c = oy[p]
+        bad += ((h - h) != 0) | ((a - a) != 0) | ((c - c) != 0)
+        vx = xs[p] + radius * np.float64(a) + margin
+        vy = ys[p] + radius * np.float64(c) + margin
+        bx = np.floor(vx)
+        by = np.floor(vy)
+        ok = (h > 0) & (bx >= -1.0) & (bx <= fpw) & (by >= -1.0) & (by <= fph)
+        cf = (by + 1.0) * rw + (bx + 1.0)
+        cell[p] = np.int64(cf if ok else -1.0)
+    return bad
+
+
+def _compact(cell, lst, cl):
+    """Indices ``lst`` of the voting pixels in raster order, and their base cells ``cl``;
+    returns their number."""
+    n = 0
+    for p in range(cell.shape[0]):
+        c = cell[p]
+        lst[n] = p
+        cl[n] = c
+        n += c >= 0
+    return n
+
+
+def _band_sum(cmass, row0, rw, band):
+    """``band[x]`` = sum of the TILE (= 4) rows of ``cmass`` from row ``row0`` (vectorised)."""
+    o = row0 * rw
+    for x in range(rw):
+        band[x] = cmass[o + x] + cmass[o + rw + x] + cmass[o + 2 * rw + x] + cmass[o + 3 * rw + x]
+
+
+def _vote_kernel(src_h, src_o, kh, kx, ky, num_joints, radius, margin, r, out_xy, out_window,
+                 out_finite, xs, ys, tile_rows, tile_cols, cell, lst, cl, votes, cmass, band,
+                 mass, cand):
+    """numba kernel over (N, C, H, W) maps: heatmap of joint j in channel ``kh + j`` of ``src_h``,
+    its offsets in channels ``kx + j`` / ``ky + j`` of ``src_o``.
+
+    The vote map (PH, PW) sits inside a ring of cells in ``votes`` (flat, ``rows x rw`` with
+    ``rows >= PH + 2`` and ``rw >= PW + 2`` multiples of TILE; float64 zeros). The ring absorbs
+    the corners that fall outside the map and is never read. ``cmass`` (per cell), ``mass`` and
+    ``cand`` (per TILE x TILE tile, in a grid with a spare tile row and column at the top and
+    left: ``tile_rows`` x ``tile_cols``) are zeros too; every buffer is left zeroed.
+
+    Work is skipped only where a bound proves it cannot change the result. The votes of the
+    voters sharing a base cell all land on its four corners, so (for an inner base cell, whose
+    corners are all map cells) one corner holds at least a quarter of their weight: ``L`` = the
+    largest such quarter around the heaviest tile is a lower bound of the maximum. A cell receives at most the weight of the voters whose footprint
+    covers it, all of which have their base in its tile or the tiles left, above or above-left
+    of it: ``U(T)``, those four tiles' summed weight, bounds every cell of tile T from above.
+    Only tiles with ``U >= L`` (slack 1e-9 for the rounding of float64 sums, < 1e-11 here) can
+    hold the maximum. The voters whose base lies within the rows that can reach them or the
+    refinement window around their cells vote exactly, every corner in the reference's order
+    (so those cells are bit-identical to the reference's), and no other vote is summed."""
+    num = src_h.shape[0]
+    hei, wid = src_h.shape[2], src_h.shape[3]
+    ph, pw = hei + 2 * margin, wid + 2 * margin
+    rows = ph + 2
+    rw = band.shape[0]
+    side = 2 * r + 1
+    fpw = pw - 1.0
+    fph = ph - 1.0
+    for b in range(num):
+        for j in range(num_joints):
+            i = b * num_joints + j
+            hm = src_h[b, kh + j].ravel()
+            ox = src_o[b, kx + j].ravel()
+            oy = src_o[b, ky + j].ravel()
+            bad = _locate(hm, ox, oy, xs, ys, radius, margin, fpw, fph, rw, cell)
+            out_finite[i] = bad == 0
+            if bad:
+                continue
+            n = _compact(cell, lst, cl)
+            for q in range(n):                   # summed weight per base cell
+                cmass[cl[q]] += np.float64(hm[lst[q]])
+            top = 0.0
+            top_t = tile_cols + 1
+            for ty in range(1, tile_rows):       # per tile, and the heaviest tile
+                _band_sum(cmass, (ty - 1) * TILE, rw, band)
+                for tx in range(1, tile_cols):
+                    x0 = (tx - 1) * TILE
+                    t = ty * tile_cols + tx
+                    mass[t] = band[x0] + band[x0 + 1] + band[x0 + 2] + band[x0 + 3]
+                    if mass[t] > top:
+                        top = mass[t]
+                        top_t = t
+            # L: the largest quarter among the inner base cells of the heaviest tile and its
+            # neighbours (any inner base cell gives a valid bound; the heaviest is near there)
+            low = 0.0
+            ty = top_t // tile_cols
+            tx = top_t - ty * tile_cols
+            for y in range(max((ty - 2) * TILE, 1), min((ty + 1) * TILE - 1, ph - 1) + 1):
+                for x in range(max((tx - 2) * TILE, 1), min((tx + 1) * TILE - 1, pw - 1) + 1):
+                    low = max(low, cmass[y * rw + x])
+            low *= 0.25 * (1.0 - 1e-9)
+            # candidate tiles, and the row range and column range of their cells
+            y_lo, y_hi, x_lo, x_hi = rows, -1, rw, -1
+            for ty in range(1, tile_rows):
+                for tx in range(1, tile_cols):
+                    t = ty * tile_cols + tx
+                    u = mass[t] + mass[t - 1] + mass[t - tile_cols] + mass[t - tile_cols - 1]
+                    if u * 1.000000001 >= low:
+                        cand[t] = 1
+                        y_lo = min(y_lo, (ty - 1) * TILE)
+                        y_hi = max(y_hi, ty * TILE - 1)
+                        x_lo = min(x_lo, (tx - 1) * TILE)
+                        x_hi = max(x_hi, tx * TILE - 1)
+            # exact votes of every voter with a corner within r cells of those ranges
+            c_lo = max(y_lo - r - 1, 0) * rw
+            c_hi = (min(y_hi + r, rows - 1) + 1) * rw
+            for q in range(n):                   # in raster order
+                c = cl[q]
+                if c >= c_lo and c < c_hi:
+                    p = lst[q]
+                    cx = c % rw
+                    if cx >= x_lo - r - 1 and cx <= x_hi + r:
+                        fvx = xs[p] + radius * np.float64(ox[p]) + margin
+                        fvy = ys[p] + radius * np.float64(oy[p]) + margin
+                        fx = fvx - np.floor(fvx)
+                        fy = fvy - np.floor(fvy)
+                        w = np.float64(hm[p])
+                        votes[c] += (1 - fx) * (1 - fy) * w
+                        votes[c + 1] += fx * (1 - fy) * w
+                        votes[c + rw] += (1 - fx) * fy * w
+                        votes[c + rw + 1] += fx * fy * w
+            # the first maximum (row-major) among the candidate tiles' map cells; cell 0 of the
+            # map when nothing positive was voted
+            best = 0.0
+            best_c = rw + 1
+            for y in range(max(y_lo, 1), min(y_hi, ph) + 1):
+                ty = y // TILE + 1
+                for x in range(max(x_lo, 1), min(x_hi, pw) + 1):
+                    c = y * rw + x
+                    v = votes[c]
+                    if v > best and cand[ty * tile_cols + x // TILE + 1]:
+                        best = v
+                        best_c = c
+            by_i = best_c // rw - 1
+            bx_i = best_c - (by_i + 1) * rw - 1
+            out_xy[i, 0] = bx_i
+            out_xy[i, 1] = by_i
+            for dy in range(side):
+                for dx in range(side):
+                    wy = by_i + dy - r
+                    wx = bx_i + dx - r
+                    if wx >= 0 and wx < pw and wy >= 0 and wy < ph:
+                        out_window[i, dy, dx] = votes[(wy + 1) * rw + wx + 1]
+                    else:
+                        out_window[i, dy, dx] = 0.0
+            # leave the buffers zeroed
+            votes[c_lo:min(c_hi + rw, votes.shape[0])] = 0.0
+            for q in range(n):
+                cmass[cl[q]] = 0.0
+            cand[:] = 0
+
+
+_KERNEL = None
+
+
+def _kernel():
+    global _KERNEL  # the compiled functions, built once per process on first use
+    if _KERNEL is None:
+        jit = numba.njit(nogil=True, cache=True)
+        g = globals()
+        for name in ("_locate", "_compact", "_band_sum"):
+            g[name] = jit(g[name])
+        _KERNEL = jit(_vote_kernel)
+    return _KERNEL
+
+
+_GEOMETRY = {}
+
+
+def _geometry(hei, wid, margin):
+    """Pixel coordinates, the inner base cells and the tile grid of a map size (cached)."""
+    key = (hei, wid, margin)
+    if key not in _GEOMETRY:
+        ph, pw = hei + 2 * margin, wid + 2 * margin
+        rows = -(-(ph + 2) // TILE) * TILE                 # ring, padded to whole tiles
+        rw = -(-(pw + 2) // TILE) * TILE
+        tile_rows = rows // TILE + 1                        # + the spare row / column
+        tile_cols = rw // TILE + 1
+        _GEOMETRY[key] = (np.tile(np.arange(wid, dtype=np.float64), hei),
+                          np.repeat(np.arange(hei, dtype=np.float64), wid),
+                          tile_rows, tile_cols, rows * rw, rw)
+    return _GEOMETRY[key]
+
+
+def hough_decode_blocked(outputs, heatmaps, num_joints, radius, refine_radius=1):
+    """Hough decode of blocked (N, 3K, H, W) outputs without copying them.
+
+    Args:
+        outputs: (N, 3K, H, W) float32 ``[heatmaps | x-offsets | y-offsets]``.
+        heatmaps: None (the heatmaps are ``outputs[:, :K]``) or (N, K, H, W) float32 to vote with
+            instead (e.g. after a sigmoid).
+
+    Returns:
+        (N, K, 2) heatmap-pixel coords (float64) and (N, K) scores; bit-identical to
+        :func:`hough_decode_reference` on the same maps.
+    """
+    k = int(num_joints)
+    out = np.ascontiguousarray(outputs, dtype=np.float32)
+    n, _, hei, wid = out.shape
+    if heatmaps is None:
+        src_h, kh = out, 0
+    else:
+        src_h, kh = np.ascontiguousarray(heatmaps, dtype=np.float32), 0
+    m = vote_margin(radius)
+    r = int(refine_radius)
+    side = 2 * r + 1
+    xy = np.zeros((n * k, 2), np.int64)
+    window = np.zeros((n * k, side, side), np.float64)
+    finite = np.zeros(n * k, np.bool_)
+    npix = hei * wid
+    xs, ys, tile_rows, tile_cols, cells, rw = _geometry(hei, wid, m)
+    tiles = tile_rows * tile_cols
+    _kernel()(src_h, out, kh, k, 2 * k, k, float(radius), m, r, xy, window, finite, xs, ys,
+              tile_rows, tile_cols, np.empty(npix, np.int64), np.empty(npix, np.int64),
+              np.empty(npix, np.int64),
+              np.zeros(cells, np.float64), np.zeros(cells, np.float64), np.zeros(rw, np.float64),
+              np.zeros(tiles, np.float64), np.zeros(tiles, np.uint8))
+    coords, scores = _refine(xy, window, r, radius, m, finite)
+    if not finite.all():                               # broken maps: the reference's NaN results
+        bad = np.flatnonzero(~finite)
+        b, j = np.divmod(bad, k)
+        coords[bad], scores[bad] = hough_decode_reference(
+            src_h[b, kh + j], out[b, k + j], out[b, 2 * k + j], radius, r)
+    return coords.reshape(n, k, 2), scores.reshape(n, k)
+
+
+def hough_decode(hm, ox, oy, radius, refine_radius=1):
+    """(M, H, W) heatmaps and offsets -> (M, 2) heatmap-pixel coords (float64), (M,) scores:
+    :func:`hough_decode_blocked` with the signature of :func:`hough_decode_reference`."""
+    hm = np.asarray(hm, dtype=np.float32)
+    blocked = np.concatenate([hm[:, None], np.asarray(ox, np.float32)[:, None],
+                              np.asarray(oy, np.float32)[:, None]], axis=1)
+    c, s = hough_decode_blocked(blocked, None, 1, radius, refine_radius)
+    return c[:, 0], s[:, 0]
