@@ -19,6 +19,8 @@ import re
 
 import yaml
 
+from .codecs.flipfuse import FLIP_FUSIONS
+
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and Python do."""
@@ -117,6 +119,8 @@ DEFAULTS = {
         "in_vis_thr": 0.2,
         "oks_thr": 0.9,
         "batch_size": 32,
+        "flip_fusion": "maps",            # flip test: average the maps (official), Hough votes, or coords
+        "workers": 2,                     # loader threads of the evaluation pipeline (0: one thread)
     },
     "reference": {                        # a published result this config reproduces (informational;
         "checkpoint": "",                 # printed by scripts/test_mshrnet.py): the official weights,
@@ -224,6 +228,7 @@ CHOICES = {
     ("train", "val_errors"): ("continue", "stop"),
     ("train", "gradient_compression"): ("none", "2bit"),
     ("augment", "sampling"): ("official", "uniform"),
+    ("test", "flip_fusion"): FLIP_FUSIONS,
 }
 
 
@@ -267,6 +272,9 @@ CHECKS = {
     },
     "reference": {
         "val_ap": _number(0, 1, none=True),
+    },
+    "test": {
+        "workers": _number(0, integer=True),
     },
 }
 
@@ -402,6 +410,16 @@ def _check_codec(codec_cfg):
         codec_cfg["params"][key] = check_value("codec.params." + key, value, _spec_of(valid[key]))
 
 
+def _check_flip_fusion(cfg):
+    """``test.flip_fusion: votes`` needs the heatmap + offset codec with Hough decoding."""
+    codec = cfg["codec"]
+    decode = codec["params"].get("decode", "hough")
+    if cfg["test"]["flip_fusion"] == "votes" and (codec["type"] != "heatmap_offset" or decode != "hough"):
+        raise ConfigError("test.flip_fusion 'votes' adds Hough vote maps: it needs codec.type "
+                          "heatmap_offset with codec.params.decode hough (got %s, decode %s); "
+                          "use maps or coords" % (codec["type"], decode))
+
+
 def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices=None):
     """``defaults`` <- YAML file (with its bases) <- ``overrides``, every key and value checked
     against ``defaults`` (and ``types``, ``choices``: see :data:`TYPES`, :data:`CHOICES`); returns
@@ -427,6 +445,7 @@ def load_config(path=None, overrides=()):
     cfg = load_yaml_config(path, DEFAULTS, types, overrides, choices=CHOICES)
     _check_codec(cfg["codec"])
     _check_values(cfg)
+    _check_flip_fusion(cfg)
     return _freeze(cfg)
 
 

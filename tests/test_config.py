@@ -175,3 +175,16 @@ def test_dump_config_is_atomic(tmp_path):
     with pytest.raises(Exception):
         dump_config(broken, path)
     assert open(path).read() == before and os.listdir(str(tmp_path)) == ["config.yaml"]
+
+
+def test_flip_fusion_checked_at_load_time():
+    from gluonpose.config import load_config
+    assert load_config(None, ["test.flip_fusion=votes"]).test.flip_fusion == "votes"
+    with pytest.raises(ConfigError, match="maps, votes, coords"):
+        load_config(None, ["test.flip_fusion=vote"])
+    with pytest.raises(ConfigError, match="heatmap_offset"):
+        load_config(None, ["test.flip_fusion=votes", "codec.type=gaussian"])
+    with pytest.raises(ConfigError, match="decode hough"):
+        load_config(None, ["test.flip_fusion=votes", "codec.params={decode: argmax}"])
+    with pytest.raises(ConfigError, match="test.workers"):
+        load_config(None, ["test.workers=-1"])

@@ -181,3 +181,65 @@ def test_bounds_are_tight_but_never_prune_the_maximum(size, spill):
     coords, scores = assert_same(out, codec)
     # the pile wins, not the heavy base cell (the test would not test the bound otherwise)
     assert (coords[0, :, 1] > h // 2).all()
+
+
+# ---------------------------------------------------------------- the flip test
+def _flip_pair(codec, seed):
+    """Outputs of crops and of their mirror images, as a trained net gives them (the mirrored
+    output is the mirror image of the other plus noise)."""
+    raw, _ = trained_like_outputs(codec, 4, rng=np.random.default_rng(seed))
+    flipped = codec.flip_back(raw) + np.random.default_rng(seed + 1).normal(
+        0, 0.03, raw.shape).astype(np.float32)
+    return raw, flipped
+
+
+@pytest.mark.parametrize("udp", [True, False])
+def test_flip_maps_fusion_in_the_kernel_equals_the_map_average(udp):
+    """decode_flip('maps') forms the average per map inside the kernel: bit-identical to
+    decoding (raw + flip_back(flipped)) * 0.5, the official flip test."""
+    codec = HeatmapOffsetCodec((192, 256), udp=udp)
+    raw, flipped = _flip_pair(codec, 10)
+    flipped[1, 5, 3, 3] = np.nan                                  # one broken map
+    fused = codec.decode_flip(raw, flipped, "maps")
+    plain = codec.decode((raw + codec.flip_back(flipped)) * np.float32(0.5))
+    np.testing.assert_array_equal(fused[0], plain[0])
+    np.testing.assert_array_equal(fused[1], plain[1])
+    assert np.isnan(fused[1][1]).sum() >= 1
+
+
+def test_flip_votes_fusion_equals_the_reference():
+    """decode_flip('votes'): both outputs vote (half weight each) into one map: bit-identical to
+    the reference with the flipped-back maps as a second voter set."""
+    codec = HeatmapOffsetCodec((288, 384))
+    raw, flipped = _flip_pair(codec, 20)
+    coords, scores = codec.decode_flip(raw, flipped, "votes")
+    back = codec.flip_back(flipped)
+    ref_c, ref_s = hough_decode_reference(*_maps(raw, 17), codec.radius, second=_maps(back, 17),
+                                          wscale=0.5)
+    np.testing.assert_array_equal(coords, (ref_c.reshape(4, 17, 2) * codec.stride).astype(np.float32))
+    np.testing.assert_array_equal(scores, ref_s.reshape(4, 17).astype(np.float32))
+    # on perfect consistent outputs the three fusions agree with the truth
+    kp = random_crop_keypoints(codec.input_size_wh, 1, 17, np.random.default_rng(3))[0]
+    target = codec.encode(kp, np.ones(17))["target"][None]
+    mirror = codec.flip_back(target)
+    for fusion in ("maps", "votes", "coords"):
+        c, s = codec.decode_flip(target, mirror, fusion)
+        np.testing.assert_allclose(c[0], kp, atol=0.05)
+        assert np.median(s) > 0.9                                # (disks cut by the border score less)
+
+
+def test_flip_coords_fusion_and_the_codecs_without_votes():
+    from gluonpose.codecs import GaussianHeatmapCodec
+    from gluonpose.errors import ConfigError
+    codec = HeatmapOffsetCodec((192, 256))
+    raw, flipped = _flip_pair(codec, 30)
+    c, s = codec.decode_flip(raw, flipped, "coords")
+    c1, s1 = codec.decode(raw)
+    c2, s2 = codec.decode(codec.flip_back(flipped))
+    np.testing.assert_allclose(c, (c1.astype(np.float64) + c2) / 2, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(s, (s1.astype(np.float64) + s2) / 2, rtol=1e-6)
+    for other in (GaussianHeatmapCodec((192, 256)), HeatmapOffsetCodec((192, 256), decode="argmax")):
+        assert not other.supports_flip_fusion("votes")
+        with pytest.raises(ConfigError, match="votes"):
+            other.decode_flip(np.zeros((1, other.num_channels, 64, 48), np.float32),
+                              np.zeros((1, other.num_channels, 64, 48), np.float32), "votes")

@@ -193,3 +193,113 @@ def test_validate_hook_from_config(data_dir, tmp_path):
     row = validate(oracle, 3)
     assert row["AP"] == pytest.approx(1.0) and len(row) == 10
     assert os.path.isfile(tmp_path / "val_epoch3.json")
+
+
+# ---------------------------------------------------------------- the evaluation pipeline
+@pytest.fixture(scope="module")
+def mixed_records(noise_records, tmp_path_factory):
+    """The noise boxes with an unreadable image between the two readable ones, and a third
+    image, so batches span images and a skipped image sits mid-stream."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(11)
+    third = str(folder / "third.png")
+    cv2.imwrite(third, rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    bad = str(folder / "missing.jpg")
+    extra = [PersonRecord(image_path=bad, bbox=np.array([5, 5, 60, 90.0]), keypoints=np.zeros((17, 3)),
+                          image_id=7, score=0.9)]
+    extra += [PersonRecord(image_path=third, bbox=np.array([10 + 30 * j, 15, 70, 110.0]),
+                           keypoints=np.zeros((17, 3)), image_id=8, score=0.3 + 0.1 * j)
+              for j in range(4)]
+    return noise_records[:5] + extra + noise_records[5:]
+
+
+@pytest.mark.parametrize("workers", [0, 1, 3])
+def test_pipeline_equals_the_sequential_loop(mixed_records, tiny_net, workers):
+    """Two members (batch sizes 3 and 4: batches span images), two views, flip test, one image
+    skipped: the pipeline gives bit-identical predictions to the former sequential loop, with any
+    number of loader threads."""
+    from _sequential_inference import predict_records_sequential
+    big = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    preds = [TopDownPredictor(tiny_net, big, flip=True, batch_size=3, name="a"),
+             TopDownPredictor(tiny_net, big, flip=True, batch_size=4, name="b")]
+    views = ((0.0, 1.0), (20.0, 0.9))
+    ref = predict_records_sequential(preds, mixed_records, views=views, on_bad_image="skip")
+    got = predict_records(preds, mixed_records, views=views, progress=False, on_bad_image="skip",
+                          workers=workers)
+    for field in ("coords", "scores", "box_scores", "areas", "image_ids", "record_index"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(ref, field), err_msg=field)
+    assert 5 not in got.record_index and len(got.record_index) == len(mixed_records) - 1
+
+
+def test_pipeline_results_json_is_byte_identical(data_dir, tmp_path):
+    """The results json of an evaluation (real COCO sample, detection boxes, flip test) is the
+    same file, byte for byte, from the sequential loop and from the pipeline."""
+    from _sequential_inference import predict_records_sequential
+    from gluonpose.evaluation.gt_layout import prepare_eval_target
+    from gluonpose.evaluation.runner import evaluate_predictor, load_test_boxes, score_keypoints
+    gt, folder = _sample(data_dir, "coco")
+    det = os.path.join(folder, "test_coco_det_AP_H_56.json")
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    mx.random.seed(2)
+    net = mx.gluon.nn.HybridSequential()
+    net.add(mx.gluon.nn.Conv2D(8, 3, padding=1, activation="relu"), mx.gluon.nn.Conv2D(51, 4, strides=4))
+    net.initialize(mx.init.Normal(0.5))
+    pred = TopDownPredictor(net, codec, flip=True, batch_size=16)
+    boxes = load_test_boxes(gt, folder, det_json=det)
+    res = predict_records_sequential(pred, boxes.records)
+    target = prepare_eval_target(gt, "coco", str(tmp_path))
+    score_keypoints(res.keypoints(), res.box_scores, res.areas, res.image_ids, target,
+                    str(tmp_path / "sequential.json"))
+    for workers in (0, 2):
+        out = str(tmp_path / ("pipeline%d.json" % workers))
+        evaluate_predictor(pred, gt, img_prefix=folder, det_json=det, out_json=out, workers=workers)
+        assert open(out, "rb").read() == open(str(tmp_path / "sequential.json"), "rb").read()
+
+
+class _Exploding:
+    """A net that fails on its n-th call."""
+
+    def __init__(self, net, n):
+        self.net, self.n, self.calls = net, n, 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.calls == self.n:
+            raise RuntimeError("boom in forward %d" % self.n)
+        return self.net(x)
+
+
+class _BadCodec(HeatmapOffsetCodec):
+    def decode(self, outputs):
+        raise RuntimeError("boom in decode")
+
+    def decode_flip(self, outputs, flipped, fusion="maps", *, inplace=False):
+        raise RuntimeError("boom in decode")
+
+
+def test_pipeline_errors_stop_every_stage(mixed_records, tiny_net):
+    """An error in the forward pass, in the decoder or a bad image ('raise') ends the call with
+    that error (no hang, no thread left behind)."""
+    import threading
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="boom in forward 3"):
+        predict_records(TopDownPredictor(_Exploding(tiny_net, 3), codec, batch_size=2), mixed_records,
+                        progress=False, on_bad_image="skip", workers=2)
+    with pytest.raises(RuntimeError, match="boom in decode"):
+        predict_records(TopDownPredictor(tiny_net, _BadCodec(input_size_wh=(64, 96)), batch_size=2),
+                        mixed_records, progress=False, on_bad_image="skip", workers=2)
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        predict_records(TopDownPredictor(tiny_net, codec, batch_size=2), mixed_records,
+                        progress=False, workers=2)
+    assert threading.active_count() == before
+
+
+def test_pipeline_stats_count_every_stage(mixed_records, tiny_net):
+    from gluonpose.evaluation.inference import PipelineStats
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    stats = PipelineStats()
+    predict_records(TopDownPredictor(tiny_net, codec, batch_size=4), mixed_records, progress=False,
+                    on_bad_image="skip", workers=2, stats=stats, views=((0.0, 1.0), (10.0, 1.0)))
+    assert stats.boxes == 2 * (len(mixed_records) - 1) and stats.images == 3
+    assert all(v > 0 for v in stats.seconds.values()) and stats.wall > 0

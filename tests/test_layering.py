@@ -6,8 +6,9 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
 1. ``codecs``, ``models``, ``data``;
 2. ``config`` (checks ``codec.params`` against the codecs);
 3. ``engine``, ``evaluation``, ``deploy``;
-4. ``tools`` (the commands behind ``scripts/*.py`` and the ``gluonpose-*`` entry points) and the
-   package root (``gluonpose/__init__.py``).
+4. ``tools`` (the commands behind ``scripts/*.py`` and the ``gluonpose-*`` entry points),
+   ``benchmarks`` (speed measurements over the whole package) and the package root
+   (``gluonpose/__init__.py``).
 
 And no import circle between modules.
 """
@@ -18,7 +19,7 @@ import pytest
 
 PACKAGE = "gluonpose"
 LAYERS = {"errors": 0, "utils": 0, "codecs": 1, "models": 1, "data": 1, "config": 2,
-          "engine": 3, "evaluation": 3, "deploy": 3, "tools": 4, "": 4}
+          "engine": 3, "evaluation": 3, "deploy": 3, "tools": 4, "benchmarks": 4, "": 4}
 
 
 def _modules(root):

@@ -67,12 +67,15 @@ def test_tta_maps_back_to_known_positions(scene, udp, flip):
 
 
 def test_flip_branch_is_live(scene, monkeypatch):
-    """Without the codec's flip-back the flipped crops' outputs spoil the average: the oracle test
-    above really goes through the flip branch."""
+    """Without the codec's flip-back (no joint swap, no offset negation) the flipped crops'
+    outputs spoil the average: the oracle test above really goes through the flip branch."""
+    from gluonpose.codecs.flipfuse import FlipSpec
     views = ((20.0, 1.1),)
     codec = HeatmapOffsetCodec(input_size_wh=(288, 384))
     predictor = _oracle_predictor(codec, scene, views, flip=True)
-    monkeypatch.setattr(codec, "flip_back", lambda outputs: outputs)
+    c = codec.num_channels
+    monkeypatch.setattr(codec, "flip_spec", lambda: FlipSpec(
+        np.arange(c), np.ones(c, np.float32), np.zeros(c, np.float32), 0))
     res = predict_records(predictor, scene, views=views, progress=False)
     truth = np.stack([r.keypoints[:, :2] for r in scene])
     assert np.linalg.norm(res.coords[0, 0] - truth, axis=-1).max() > 5.0

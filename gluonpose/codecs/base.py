@@ -5,6 +5,10 @@ on these members only, never on probing with ``getattr``.
 """
 import abc
 
+import numpy as np
+
+from ..errors import ConfigError
+
 
 class Codec(abc.ABC):
     """Encodes training targets and decodes network outputs (exact inverses).
@@ -40,6 +44,38 @@ class Codec(abc.ABC):
     @abc.abstractmethod
     def flip_back(self, outputs):
         """(N, C, H, W) outputs of the horizontally flipped input -> outputs of the original."""
+
+    @abc.abstractmethod
+    def flip_spec(self):
+        """:class:`~gluonpose.codecs.flipfuse.FlipSpec`: :meth:`flip_back` as a per-channel
+        affine of the mirrored maps (the compiled flip test applies it in one pass)."""
+
+    def supports_flip_fusion(self, fusion):
+        """Whether :meth:`decode_flip` can fuse the flip test this way (``maps`` and ``coords``
+        work for every codec; ``votes`` needs a Hough-voting decoder)."""
+        return fusion in ("maps", "coords")
+
+    def decode_flip(self, outputs, flipped, fusion="maps", *, inplace=False):
+        """Decode with the flip test: ``outputs`` of the crops and ``flipped`` of their mirror
+        images (before ``flip_back``), fused as ``fusion`` says
+        (:data:`~gluonpose.codecs.flipfuse.FLIP_FUSIONS`): ``maps`` decodes the map average
+        ``(outputs + flip_back(flipped)) / 2`` (official HRNet; written into ``outputs`` with
+        ``inplace``), ``coords`` averages the two decoded positions and scores.
+
+        Returns:
+            (coords (N, K, 2) float32 input-crop pixels, scores (N, K)).
+        """
+        from .flipfuse import flip_average, flip_back
+        spec = self.flip_spec()
+        if fusion == "maps":
+            return self.decode(flip_average(spec, outputs, flipped, out=outputs if inplace else None))
+        if fusion == "coords":
+            c1, s1 = self.decode(outputs)
+            c2, s2 = self.decode(flip_back(spec, flipped))
+            return (((c1.astype(np.float64) + c2) * 0.5).astype(np.float32),
+                    ((s1.astype(np.float64) + s2) * 0.5).astype(np.float32))
+        raise ConfigError("flip fusion %r is not available for %r (valid: maps, coords%s)"
+                          % (fusion, self, ", votes" if self.supports_flip_fusion("votes") else ""))
 
     @property
     def stages(self):

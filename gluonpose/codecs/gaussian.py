@@ -13,6 +13,7 @@ from . import layout as _layout
 from .base import Codec
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      feature_stride, gather_2d, mirror_maps)
+from .flipfuse import FlipSpec, pair_sources
 
 DECODERS = ("quarter", "dark", "argmax")
 
@@ -166,3 +167,8 @@ class GaussianHeatmapCodec(Codec):
             out = out.copy()
             out[..., 1:] = out[..., :-1].copy()
         return np.ascontiguousarray(out)
+
+    def flip_spec(self):
+        k = self.num_joints
+        return FlipSpec(src=pair_sources(k, self.flip_pairs), sign=np.ones(k, np.float32),
+                        bias=np.zeros(k, np.float32), shift=int(self.shift_flip))

@@ -67,3 +67,12 @@ class MultiStageTargets(Codec):
     def flip_back(self, outputs):
         """Last stage's flip_back (N, C, H, W) -> (N, C, H, W)."""
         return self.last.flip_back(outputs)
+
+    def flip_spec(self):
+        return self.last.flip_spec()
+
+    def supports_flip_fusion(self, fusion):
+        return self.last.supports_flip_fusion(fusion)
+
+    def decode_flip(self, outputs, flipped, fusion="maps", *, inplace=False):
+        return self.last.decode_flip(outputs, flipped, fusion, inplace=inplace)

@@ -47,11 +47,16 @@ from . import layout as _layout
 from .base import Codec
 from .common import (argmax_2d, blur_maps, check_keypoints, check_outputs, default_heatmap_size,
                      feature_stride, gather_2d, mirror_maps)
-from .hough import hough_decode_blocked
+from .flipfuse import FlipSpec, flip_back, pair_sources
+from .hough import hough_decode_blocked, hough_decode_flip_fused
 
 DECODERS = ("argmax", "hough")
 RADIUS_FACTOR = 0.0546875
 BLUR_FACTOR = 15.0 / 64.0  # UDP-Pose blurs 64x48 heatmaps with a 15x15 kernel
+
+
+def _sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-np.clip(logits, -60.0, 60.0)))
 
 
 def default_blur_kernel(heatmap_size_wh):
@@ -191,12 +196,42 @@ class HeatmapOffsetCodec(Codec):
         hm, ox, oy = out[:, :k], out[:, k:2 * k], out[:, 2 * k:]
         activated = None
         if self.heatmap_activation == "sigmoid":
-            hm = activated = 1.0 / (1.0 + np.exp(-np.clip(hm, -60.0, 60.0)))
+            hm = activated = _sigmoid(hm)
         if self.decode_mode == "hough":
             coords, scores = hough_decode_blocked(out, activated, k, self.radius,
                                                   self.hough_refine_radius)
         else:
             coords, scores = self._decode_argmax(hm, ox, oy)
+        return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
+
+    def supports_flip_fusion(self, fusion):
+        return fusion in ("maps", "coords") or (fusion == "votes" and self.decode_mode == "hough")
+
+    def decode_flip(self, outputs, flipped, fusion="maps", *, inplace=False):
+        """:meth:`Codec.decode_flip`, and with Hough decoding: ``maps`` without writing the
+        average (formed per map in a buffer that stays in the cache; bit-identical), ``votes``:
+        every pixel of both outputs votes into one vote map, each with half its weight."""
+        if self.decode_mode != "hough" or fusion == "coords":
+            return super().decode_flip(outputs, flipped, fusion, inplace=inplace)
+        k = self.num_joints
+        out = check_outputs(outputs, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec")
+        flipped = check_outputs(flipped, self.num_channels, self.heatmap_size_wh,
+                                "HeatmapOffsetCodec")
+        if fusion == "maps":
+            if self.heatmap_activation is not None:
+                return super().decode_flip(outputs, flipped, fusion, inplace=inplace)
+            coords, scores = hough_decode_flip_fused(out, flipped, self.flip_spec(), k,
+                                                     self.radius, self.hough_refine_radius)
+        elif fusion == "votes":
+            back = flip_back(self.flip_spec(), flipped)
+            act = [None, None]
+            if self.heatmap_activation == "sigmoid":
+                act = [_sigmoid(a[:, :k]) for a in (out, back)]
+            coords, scores = hough_decode_blocked(out, act[0], k, self.radius,
+                                                  self.hough_refine_radius, second=back,
+                                                  second_heatmaps=act[1], wscale=0.5)
+        else:
+            return super().decode_flip(outputs, flipped, fusion, inplace=inplace)
         return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
 
     def _ideal_blurred_peak(self):
@@ -243,3 +278,14 @@ class HeatmapOffsetCodec(Codec):
         if not self.udp:
             ox = ox + (1.0 - 1.0 / self.stride[0]) / self.radius
         return np.ascontiguousarray(np.concatenate([hm, ox, oy], axis=1).astype(out.dtype))
+
+    def flip_spec(self):
+        k = self.num_joints
+        pairs = pair_sources(k, self.flip_pairs)
+        sign = np.ones(3 * k, np.float32)
+        sign[k:2 * k] = -1.0
+        bias = np.zeros(3 * k, np.float32)
+        if not self.udp:
+            bias[k:2 * k] = np.float32((1.0 - 1.0 / self.stride[0]) / self.radius)
+        return FlipSpec(src=np.concatenate([pairs, pairs + k, pairs + 2 * k]), sign=sign,
+                        bias=bias, shift=0)

@@ -54,6 +54,14 @@ def normalize_planes(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
     return out
 
 
+def normalize_table(mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
+    """(3, 256) float32: :func:`normalize_planes` of every uint8 value, per channel. Looking a
+    crop's bytes up in it (``cv2.LUT``) gives the same float32 values as normalising them."""
+    values = np.arange(256, dtype=np.uint8)
+    return np.ascontiguousarray(normalize_planes(np.stack([values] * 3, axis=1)[None], mean,
+                                                 std)[:, 0, :])
+
+
 def normalize_image(crop, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB):
     """(h, w, 3) uint8 RGB -> (3, h, w) float32, ``(x / 255 - mean) / std``.
 

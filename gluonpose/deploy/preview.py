@@ -54,7 +54,8 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     An image that cannot be read is left out (ValueError when none can). Returns a :class:`Preview`.
     """
     from ..data.pipeline import read_image
-    from ..evaluation.inference import TopDownPredictor, group_by_image, predict_records
+    from ..evaluation.inference import group_by_image, predict_records
+    from ..evaluation.runner import predictor_from_config
     from ..evaluation.runner import build_net_from_config, gt_boxes, resolve_val_set
     from ..utils.io import atomic_write
     from ..evaluation.visualize import draw_poses
@@ -72,8 +73,7 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
 
     ctx = list(ctx) if ctx else [mx.cpu()]
     net, codec = build_net_from_config(cfg, weights, ctx)
-    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=cfg.test.flip,
-                                 batch_size=cfg.test.batch_size, name=cfg.model.name)
+    predictor = predictor_from_config(net, codec, cfg, ctx=ctx)
     result = predict_records(predictor, [records[i] for i in rows], progress=False,
                              on_bad_image="skip")
     kpts = dict(zip(result.record_index.tolist(), result.keypoints()))  # unreadable images: absent

@@ -1,33 +1,68 @@
-"""Batched top-down inference: person boxes -> keypoints in image pixels.
+"""Batched top-down inference: person boxes -> keypoints in image pixels, as a pipeline.
 
 For every image (read once), every predictor (model) and every view (crop rotation, crop scale
-factor) each box is cropped with :class:`~gluonpose.data.pipeline.TopDownTestTransform` (the
-predictor's input size, ``udp`` = its codec's), crops are batched across images, the net runs on one
-or several contexts (``split_and_load(even_split=False)``), the **last** stage output is kept, the
-optional flip test averages it with ``codec.flip_back(net(flipped crops))`` (official HRNet:
-raw outputs averaged with 0.5, then decoded), ``codec.decode`` (vectorised) gives crop pixels and
-:func:`~gluonpose.data.geometry.crop_to_image` maps them back to the image, undoing rotation and
-scale exactly.
+factor) each box is cropped with the predictor's input size and ``udp`` (the crop arithmetic of
+:class:`~gluonpose.data.pipeline.TopDownTestTransform`), crops are batched across images, the net
+runs on one or several contexts (``split_and_load(even_split=False)``), the **last** stage output
+is kept, the optional flip test fuses it with the output of the mirrored crops (``flip_fusion``:
+official HRNet averages the raw outputs, then decodes), the codec decodes and
+:func:`~gluonpose.data.geometry.crop_to_image` maps the joints back to the image, undoing rotation
+and scale exactly.
+
+:func:`predict_records` runs three stages that overlap, so an evaluation runs at the speed of its
+slowest stage rather than their sum:
+
+1. loader workers (threads: OpenCV and the crop arithmetic release the GIL, and a crop is handed
+   to the network without a copy) read the images in order and crop whole batches, the mirrored
+   crops with them;
+2. the calling thread runs the forward passes on the contexts;
+3. a decode thread fuses the flip test, decodes (compiled kernels that release the GIL) and maps
+   the joints back to the image.
+
+Batches are formed exactly as the sequential loop formed them (the boxes of the readable images,
+in image order, ``batch_size`` at a time per predictor and view), so results are identical with
+any number of workers; ``workers=0`` runs the same stages one after the other in the calling
+thread. Memory stays bounded: at most ``workers + 2`` crop batches and 2 output batches are in
+flight, whatever the number of boxes, members and views.
 
 Areas follow the official OKS-NMS: ``prod(padded box scale in px)`` of the first predictor's crop
 (without any TTA scale factor).
 """
 import logging
+import queue
+import threading
+import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import cv2
 import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..codecs.flipfuse import FLIP_FUSIONS, flip_average
+from ..data import geometry as geo
 from ..data.geometry import box_to_center_scale, crop_to_image
-from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform, read_image
+from ..data.pipeline import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform,
+                             normalize_table, read_image)
 from ..errors import ConfigError, UserError
 
 LOG = logging.getLogger(__name__)
 
 #: The identity view: no rotation, crop scale factor 1.
 IDENTITY_VIEW = (0.0, 1.0)
+
+
+class CropBatch(NamedTuple):
+    """One batch of crops and what maps its predictions back to the image."""
+
+    rows: np.ndarray            # (B,) rows of the records
+    crops: np.ndarray           # (B, 3, h, w) float32 network input
+    flipped: object             # (B, 3, h, w) float32 mirrored crops, or None (no flip test)
+    centers: np.ndarray         # (B, 2) crop centres, image px (float32 values, as the samples')
+    scales: np.ndarray          # (B, 2) crop sizes, image px (float32 values)
+    rotations: np.ndarray       # (B,) degrees
 
 
 def last_stage(outputs):
@@ -39,7 +74,40 @@ def last_stage(outputs):
     return outputs
 
 
-def forward_batch(net, images, ctx_list):
+class BufferPool:
+    """Float32 arrays handed out and given back, so that batch buffers are reused instead of
+    allocated: a fresh 75 MB crop batch costs ~20,000 page faults, about as much time as the
+    crops themselves. Thread-safe; holds at most what was in use at the same time."""
+
+    def __init__(self):
+        self._free = {}
+        self._lock = threading.Lock()
+
+    def get(self, shape):
+        shape = tuple(int(v) for v in shape)
+        with self._lock:
+            free = self._free.get(shape)
+            if free:
+                arr = free.pop()
+                arr.flags.writeable = True         # MXNet's zero-copy input locked it
+                return arr
+        return np.empty(shape, np.float32)
+
+    def put(self, *arrays):
+        with self._lock:
+            for arr in arrays:
+                if arr is not None:
+                    self._free.setdefault(arr.shape, []).append(arr)
+
+
+def _copy_out(nd, out):
+    """NDArray -> the numpy array ``out`` (what ``asnumpy`` does, into a buffer of ours)."""
+    nd.wait_to_read()
+    mx.base.check_call(mx.base._LIB.MXNDArraySyncCopyToCPU(
+        nd.handle, out.ctypes.data_as(mx.base.ctypes.c_void_p), mx.base.ctypes.c_size_t(out.size)))
+
+
+def forward_batch(net, images, ctx_list, *, own_buffer=False, out=None):
     """Run ``net`` on a batch split over contexts.
 
     Args:
@@ -47,15 +115,34 @@ def forward_batch(net, images, ctx_list):
         images: (B, 3, h, w) float32 numpy crops.
         ctx_list: list of mx.Context (uneven splits allowed; fewer slices than contexts when B is
             smaller than the number of contexts).
+        own_buffer: ``images`` is a buffer of the caller's own that it will not touch until
+            this call returns: it is handed to MXNet without a copy (and becomes read-only).
+        out: float32 array of the output's shape to write the result into (default: a new one).
 
     Returns:
         (B, C, H, W) float32 numpy output of the last stage.
     """
     images = np.ascontiguousarray(images, dtype=np.float32)
     ctxs = list(ctx_list)[:max(1, images.shape[0])]
-    parts = gluon.utils.split_and_load(mx.nd.array(images), ctxs, batch_axis=0, even_split=False)
+    if own_buffer and images.flags.c_contiguous and images.flags.writeable:
+        data = mx.nd.from_numpy(images, zero_copy=True)    # DLPack: no copy
+    else:
+        data = mx.nd.array(images)
+    parts = gluon.utils.split_and_load(data, ctxs, batch_axis=0, even_split=False)
     outs = [last_stage(net(x)) for x in parts]
-    return np.concatenate([o.asnumpy() for o in outs], axis=0).astype(np.float32, copy=False)
+    if out is None:
+        if len(outs) == 1:
+            return outs[0].asnumpy().astype(np.float32, copy=False)
+        return np.concatenate([o.asnumpy() for o in outs], axis=0).astype(np.float32, copy=False)
+    start = 0
+    for o in outs:
+        stop = start + int(o.shape[0])
+        if o.dtype != np.float32 or tuple(o.shape[1:]) != out.shape[1:]:
+            out[start:stop] = o.asnumpy()
+        else:
+            _copy_out(o, out[start:stop])
+        start = stop
+    return out
 
 
 class TopDownPredictor:
@@ -65,14 +152,15 @@ class TopDownPredictor:
         net: the network (any callable NDArray -> NDArray or list of stage NDArrays).
         codec: its codec (decode / flip_back / input_size_wh / udp / num_joints).
         ctx: an mx.Context or a list of them (default CPU).
-        flip: flip test (average raw outputs of the crop and the flipped-back flipped crop).
+        flip: flip test (fuse the outputs of the crop and of the mirrored crop).
+        flip_fusion: how the flip test fuses the two outputs (see :data:`FLIP_FUSIONS`).
         batch_size: crops per forward pass (over all contexts).
         box_padding, mean, std: crop settings (official: 1.25, ImageNet RGB).
         name: label used in tables and logs.
     """
 
-    def __init__(self, net, codec, *, ctx=None, flip=True, batch_size=32, box_padding=1.25,
-                 mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, name="model"):
+    def __init__(self, net, codec, *, ctx=None, flip=True, flip_fusion="maps", batch_size=32,
+                 box_padding=1.25, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, name="model"):
         if ctx is None:
             ctx = [mx.cpu()]
         self.ctx_list = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx]
@@ -86,6 +174,16 @@ class TopDownPredictor:
         self.name = str(name)
         self.input_size_wh = tuple(int(v) for v in codec.input_size_wh)
         self.udp = bool(codec.udp)
+        if flip_fusion not in FLIP_FUSIONS:
+            raise ConfigError("unknown flip_fusion %r; valid: %s"
+                              % (flip_fusion, ", ".join(FLIP_FUSIONS)))
+        if not codec.supports_flip_fusion(flip_fusion):
+            raise ConfigError("test.flip_fusion %r needs a Hough-voting decoder; %r has none"
+                              % (flip_fusion, codec))
+        self.flip_fusion = flip_fusion
+        self._flip_spec = codec.flip_spec()
+        self._table = normalize_table(self.mean, self.std)
+        self._out_shape = None
 
     def transform(self, rotation=0.0, scale_factor=1.0):
         """The test crop of one view."""
@@ -94,12 +192,77 @@ class TopDownPredictor:
                                     rotation=rotation, scale_factor=scale_factor)
 
     def outputs(self, crops):
-        """(B, 3, h, w) float32 crops -> (B, C, H, W) raw last-stage outputs (flip-averaged)."""
+        """(B, 3, h, w) float32 crops -> (B, C, H, W) raw last-stage outputs; with the flip test
+        the map average ``(raw + flip_back(flipped)) / 2`` (whatever ``flip_fusion`` is)."""
         raw = forward_batch(self.net, crops, self.ctx_list)
         if not self.flip:
             return raw
-        flipped = forward_batch(self.net, np.ascontiguousarray(crops[..., ::-1]), self.ctx_list)
-        return (raw + self.codec.flip_back(flipped)) * np.float32(0.5)
+        flipped = forward_batch(self.net, np.ascontiguousarray(crops[..., ::-1]), self.ctx_list,
+                                own_buffer=True)
+        return flip_average(self._flip_spec, raw, flipped, out=raw)
+
+    # ---------------------------------------------------------------- the pipeline's stages
+    def crop_batch(self, images, records, rows, view, pool=None):
+        """Crop one batch: ``records[r]`` from ``images[r]`` for ``r`` in ``rows`` under ``view``.
+
+        The crop of :class:`~gluonpose.data.pipeline.TopDownTestTransform` (same matrix and warp)
+        written straight into the batch, normalised by table look-up (the same float32 values
+        for every uint8, :func:`~gluonpose.data.pipeline.normalize_table`); with the flip test
+        the mirrored crops too (mirroring commutes with the per-pixel normalisation).
+
+        Args:
+            pool: a :class:`BufferPool` the batch buffers come from (default: new arrays).
+
+        Returns:
+            :class:`CropBatch`.
+        """
+        rotation, scale_factor = view
+        w, h = self.input_size_wh
+        num = len(rows)
+        pool = pool or BufferPool()
+        crops = pool.get((num, 3, h, w))
+        flipped = pool.get((num, 3, h, w)) if self.flip else None
+        centers = np.empty((num, 2), np.float64)
+        scales = np.empty((num, 2), np.float64)
+        for i, row in enumerate(rows):
+            center, scale = geo.box_to_center_scale(records[row].bbox, self.input_size_wh,
+                                                    self.box_padding, udp=self.udp)
+            scale = scale * scale_factor
+            trans = geo.get_affine_transform(center, scale, rotation, self.input_size_wh,
+                                             udp=self.udp)
+            crop = cv2.warpAffine(images[i], trans, (w, h), flags=cv2.INTER_LINEAR)
+            for c, plane in enumerate(cv2.split(crop)):
+                cv2.LUT(plane, self._table[c], dst=crops[i, c])
+                if flipped is not None:
+                    cv2.LUT(cv2.flip(plane, 1), self._table[c], dst=flipped[i, c])
+            centers[i], scales[i] = center.astype(np.float32), scale.astype(np.float32)
+        return CropBatch(np.asarray(rows, np.int64), crops, flipped, centers, scales,
+                         np.full(num, float(rotation), np.float32))
+
+    def forward(self, batch, pool=None):
+        """:class:`CropBatch` -> (raw outputs, outputs of the mirrored crops or None), numpy
+        (in buffers from ``pool`` when given: the first forward pass gives their shape)."""
+        if pool is None or self._out_shape is None:
+            raw = forward_batch(self.net, batch.crops, self.ctx_list, own_buffer=True)
+            self._out_shape = raw.shape[1:]
+        else:
+            raw = forward_batch(self.net, batch.crops, self.ctx_list, own_buffer=True,
+                                out=pool.get((len(batch.rows),) + tuple(self._out_shape)))
+        if batch.flipped is None:
+            return raw, None
+        out = None if pool is None else pool.get(raw.shape)
+        return raw, forward_batch(self.net, batch.flipped, self.ctx_list, own_buffer=True, out=out)
+
+    def fuse_decode(self, batch, raw, flipped):
+        """Flip fusion, decoding and the way back to the image for one batch's outputs.
+
+        Returns:
+            coords (B, K, 2) float64 image pixels and scores (B, K) float64.
+        """
+        if flipped is None:
+            return self.decode_to_image(raw, batch.centers, batch.scales, batch.rotations)
+        coords, scores = self.codec.decode_flip(raw, flipped, self.flip_fusion, inplace=True)
+        return self._to_image(coords, scores, batch.centers, batch.scales, batch.rotations)
 
     def decode_to_image(self, outputs, centers, scales, rotations):
         """Decode outputs and map to image pixels.
@@ -112,6 +275,9 @@ class TopDownPredictor:
             coords (B, K, 2) float64 image pixels and scores (B, K) float64.
         """
         coords, scores = self.codec.decode(outputs)
+        return self._to_image(coords, scores, centers, scales, rotations)
+
+    def _to_image(self, coords, scores, centers, scales, rotations):
         out = np.empty(coords.shape, dtype=np.float64)
         for b in range(coords.shape[0]):              # one affine per crop, joints vectorised
             out[b] = crop_to_image(coords[b], centers[b], scales[b], rotations[b],
@@ -153,50 +319,125 @@ def group_by_image(records):
     return groups
 
 
-class _Queue:
-    """Crops waiting for one (predictor, view) forward pass; flushes into the result arrays."""
+class PipelineStats:
+    """Busy seconds of each stage (summed over its threads) and the boxes they handled."""
 
-    def __init__(self, predictor, view_index, coords, scores):
-        self.p, self.v = predictor, view_index
-        self.coords, self.scores = coords, scores
-        self.clear()
+    STAGES = ("read", "crop", "forward", "decode")
 
-    def clear(self):
-        self.crops, self.rows, self.centers, self.scales, self.rots = [], [], [], [], []
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.STAGES, 0.0)
+        self.boxes = 0          # box-predictions (boxes x members x views)
+        self.images = 0
+        self.wall = 0.0
+        self._lock = threading.Lock()
 
-    def add(self, sample, row):
-        self.crops.append(sample["image"])
-        self.rows.append(row)
-        self.centers.append(sample["center"])
-        self.scales.append(sample["scale"])
-        self.rots.append(float(sample["rotation"]))
-        if len(self.crops) >= self.p.batch_size:
-            self.flush()
+    def add(self, stage, seconds):
+        with self._lock:
+            self.seconds[stage] += seconds
 
-    def flush(self):
-        if not self.crops:
-            return
-        outputs = self.p.outputs(np.stack(self.crops))
-        c, s = self.p.decode_to_image(outputs, np.asarray(self.centers, np.float64),
-                                      np.asarray(self.scales, np.float64), np.asarray(self.rots))
-        self.coords[self.v, self.rows] = c
-        self.scores[self.v, self.rows] = s
-        self.clear()
+    def rates(self):
+        """{stage: box-predictions per busy second} (read: per image... in boxes too)."""
+        return {k: (self.boxes / v if v > 0 else float("inf")) for k, v in self.seconds.items()}
+
+
+class _Unit(NamedTuple):
+    """One forward batch: predictor ``m``, view ``v``, record rows and their images."""
+
+    m: int
+    v: int
+    rows: list
+    images: list
+
+
+def _units(preds, views, records, read, on_bad_image, areas, valid, stats):
+    """The forward batches in the order the sequential loop formed them: the boxes of the readable
+    images in image order, ``batch_size`` at a time for every (predictor, view); ``read(path)``
+    gives an image (or raises its UserError). Fills ``areas`` and ``valid``."""
+    pending = [[] for _ in preds]
+    bad_images = 0
+    for path, rows in read:
+        if isinstance(rows, UserError):         # (path, error) for an unreadable image
+            err, rows = rows, rows.rows
+            if on_bad_image == "raise":
+                raise err
+            bad_images += 1
+            LOG.warning("skipping %d box(es) of an unreadable image: %s", len(rows), err)
+            continue
+        rows, image = rows
+        stats.images += 1
+        for row in rows:
+            _, base_scale = box_to_center_scale(records[row].bbox, preds[0].input_size_wh,
+                                                preds[0].box_padding, udp=preds[0].udp)
+            # official all_boxes area: np.prod(s * 200) of the float32 scale (float32 product)
+            areas[row] = float(np.prod(base_scale if preds[0].udp else base_scale.astype(np.float32)))
+            valid[row] = True
+            for m, p in enumerate(preds):
+                pending[m].append((row, image))
+                if len(pending[m]) >= p.batch_size:
+                    yield from _emit(m, pending[m], len(views))
+                    pending[m] = []
+    for m, rest in enumerate(pending):
+        if rest:
+            yield from _emit(m, rest, len(views))
+    if bad_images:
+        LOG.warning("%d image(s) could not be read; their boxes were skipped", bad_images)
+
+
+def _emit(m, items, num_views):
+    rows = [r for r, _ in items]
+    images = [im for _, im in items]
+    for v in range(num_views):
+        yield _Unit(m, v, rows, images)
+
+
+def _read_in_order(groups, pool, lookahead, stats):
+    """(path, (rows, image)) or (path, error with .rows) for every image group, in order, reading
+    ``lookahead`` images ahead on ``pool`` (inline without a pool)."""
+    def read(path):
+        tic = time.perf_counter()
+        try:
+            return read_image(path)
+        except UserError as err:
+            return err
+        finally:
+            stats.add("read", time.perf_counter() - tic)
+
+    items = list(groups.items())
+    if pool is None:
+        futures = None
+    else:
+        futures = [pool.submit(read, path) for path, _ in items[:lookahead]]
+    for i, (path, rows) in enumerate(items):
+        if pool is None:
+            image = read(path)
+        else:
+            if i + lookahead < len(items):
+                futures.append(pool.submit(read, items[i + lookahead][0]))
+            image = futures[i].result()
+            futures[i] = None
+        if isinstance(image, UserError):
+            image.rows = rows
+            yield path, image
+        else:
+            yield path, (rows, image)
 
 
 def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=True, desc="inference",
-                    on_bad_image="raise"):
+                    on_bad_image="raise", workers=2, stats=None):
     """Top-down prediction of every record by every predictor under every view.
 
     Args:
         predictors: a :class:`TopDownPredictor` or a list of them (same ``num_joints``).
         records: list of PersonRecord (boxes; ``score`` = box score, ``image_id``).
         views: (rotation degrees, scale factor) pairs.
-        progress: tqdm bar over images.
+        progress: tqdm bar over boxes.
         on_bad_image: ``'raise'`` or ``'skip'`` (log, count, drop that image's boxes).
+        workers: loader threads (reading and cropping; the forward pass runs in the calling
+            thread, decoding in one more thread); 0 runs every stage in the calling thread.
+        stats: a :class:`PipelineStats` to fill with each stage's busy time.
 
     Returns:
-        :class:`TopDownResult`.
+        :class:`TopDownResult` (identical for any ``workers``).
     """
     from tqdm import tqdm
 
@@ -212,43 +453,144 @@ def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=Tru
     views = tuple((float(r), float(s)) for r, s in views)
     if not views or any(s <= 0 for _, s in views):
         raise ConfigError("views must be non-empty (rotation, scale_factor > 0) pairs: %s" % (views,))
+    workers = int(workers)
+    if workers < 0:
+        raise ConfigError("workers must be >= 0, got %d" % workers)
+    stats = PipelineStats() if stats is None else stats
     n, k = len(records), num_joints.pop()
     coords = np.zeros((len(preds), len(views), n, k, 2))
     scores = np.zeros((len(preds), len(views), n, k))
-    transforms = [[p.transform(r, s) for r, s in views] for p in preds]
-    queues = [[_Queue(p, v, coords[m], scores[m]) for v in range(len(views))]
-              for m, p in enumerate(preds)]
     areas = np.zeros(n)
     valid = np.zeros(n, dtype=bool)
-    bad_images = 0
-    for path, rows in tqdm(group_by_image(records).items(), desc=desc, disable=not progress,
-                           dynamic_ncols=True):
-        try:
-            image = read_image(path)
-        except UserError as err:  # missing, truncated or corrupt image file (named)
-            if on_bad_image == "raise":
-                raise
-            bad_images += 1
-            LOG.warning("skipping %d box(es) of an unreadable image: %s", len(rows), err)
-            continue
-        for row in rows:
-            rec = records[row]
-            _, base_scale = box_to_center_scale(rec.bbox, preds[0].input_size_wh,
-                                                preds[0].box_padding, udp=preds[0].udp)
-            # official all_boxes area: np.prod(s * 200) of the float32 scale (float32 product)
-            areas[row] = float(np.prod(base_scale if preds[0].udp else base_scale.astype(np.float32)))
-            valid[row] = True
-            for m in range(len(preds)):
-                for v in range(len(views)):
-                    queues[m][v].add(transforms[m][v](image, rec), row)
-    for per_member in queues:
-        for q in per_member:
-            q.flush()
-    if bad_images:
-        LOG.warning("%d image(s) could not be read; their boxes were skipped", bad_images)
+    bar = tqdm(total=n * len(preds) * len(views), desc=desc, disable=not progress,
+               dynamic_ncols=True, unit="box")
+    tic = time.perf_counter()
+
+    pool = BufferPool()
+
+    def crop(unit):
+        t0 = time.perf_counter()
+        batch = preds[unit.m].crop_batch(unit.images, records, unit.rows, views[unit.v], pool)
+        stats.add("crop", time.perf_counter() - t0)
+        return batch
+
+    def forward(unit, batch):
+        t0 = time.perf_counter()
+        raw, flipped = preds[unit.m].forward(batch, pool)
+        pool.put(batch.crops, batch.flipped)
+        stats.add("forward", time.perf_counter() - t0)
+        return raw, flipped
+
+    def decode(unit, batch, raw, flipped):
+        t0 = time.perf_counter()
+        c, s = preds[unit.m].fuse_decode(batch, raw, flipped)
+        pool.put(raw, flipped)
+        coords[unit.m, unit.v, batch.rows] = c
+        scores[unit.m, unit.v, batch.rows] = s
+        stats.add("decode", time.perf_counter() - t0)
+        stats.boxes += len(batch.rows)
+        bar.update(len(batch.rows))
+
+    groups = group_by_image(records)
+    try:
+        if workers == 0:
+            for unit in _units(preds, views, records, _read_in_order(groups, None, 0, stats),
+                               on_bad_image, areas, valid, stats):
+                batch = crop(unit)
+                decode(unit, batch, *forward(unit, batch))
+        else:
+            _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, valid,
+                          stats, crop, forward, decode)
+    finally:
+        bar.close()
+        stats.wall += time.perf_counter() - tic
     keep = np.flatnonzero(valid)
     return TopDownResult(
         coords=coords[:, :, keep], scores=scores[:, :, keep],
         box_scores=np.array([float(records[i].score) for i in keep], dtype=np.float64),
         areas=areas[keep], image_ids=np.array([int(records[i].image_id) for i in keep], np.int64),
         record_index=keep.astype(np.int64), views=views)
+
+
+_DONE = object()
+
+
+def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, valid, stats,
+                  crop, forward, decode):
+    """Loader threads -> forward (this thread) -> decode thread, bounded queues in between. The
+    first error of any stage stops the others and is raised here."""
+    crops = queue.Queue(maxsize=workers + 1)      # futures of crop batches, in order
+    outputs = queue.Queue(maxsize=2)              # forward outputs waiting for the decoder
+    stop = threading.Event()
+    errors = []
+
+    def put(q, item):
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce(pool):
+        try:
+            reads = _read_in_order(groups, pool, 2 * workers, stats)
+            for unit in _units(preds, views, records, reads, on_bad_image, areas, valid, stats):
+                if not put(crops, (unit, pool.submit(crop, unit))):
+                    return
+        except BaseException as err:              # noqa: B902 - handed to the caller
+            errors.append(err)
+            stop.set()
+        finally:
+            put(crops, _DONE)
+
+    def consume():
+        try:
+            while True:
+                item = outputs.get()
+                if item is _DONE:
+                    return
+                if not stop.is_set():
+                    decode(*item)
+        except BaseException as err:              # noqa: B902
+            errors.append(err)
+            stop.set()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gluonpose-loader") as pool:
+        producer = threading.Thread(target=produce, args=(pool,), name="gluonpose-batches",
+                                    daemon=True)
+        decoder = threading.Thread(target=consume, name="gluonpose-decode", daemon=True)
+        producer.start()
+        decoder.start()
+        try:
+            while not stop.is_set():
+                item = crops.get()
+                if item is _DONE:
+                    break
+                unit, future = item
+                batch = future.result()
+                raw, flipped = forward(unit, batch)
+                if not put(outputs, (unit, batch, raw, flipped)):
+                    break
+        except BaseException as err:              # noqa: B902
+            errors.append(err)
+            stop.set()
+        finally:
+            while decoder.is_alive():              # the decoder ends after what is queued
+                try:
+                    outputs.put(_DONE, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            while producer.is_alive() or not crops.empty():   # on an error: drop what is left
+                try:
+                    item = crops.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is not _DONE:
+                    item[1].cancel()
+            producer.join()
+            decoder.join()
+    if errors:
+        raise errors[0]

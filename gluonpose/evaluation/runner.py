@@ -110,6 +110,16 @@ def build_net_from_config(cfg, weights, ctx_list):
     return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)
 
 
+def predictor_from_config(net, codec, cfg, *, ctx=None, flip=None, batch_size=None, name=None):
+    """A :class:`TopDownPredictor` with a config's ``test`` settings (``flip``, ``flip_fusion``,
+    ``batch_size``); ``flip`` / ``batch_size`` override them when given."""
+    test = cfg.test
+    return TopDownPredictor(net, codec, ctx=ctx, flip=test.flip if flip is None else flip,
+                            flip_fusion=test.flip_fusion,
+                            batch_size=batch_size or test.batch_size,
+                            name=name or cfg.model.name)
+
+
 def score_keypoints(keypoints, box_scores, areas, image_ids, target, out_json, *, in_vis_thr=0.2,
                     oks_thr=0.9, verbose=False):
     """Rescore, OKS-NMS per image, write the results json, run pycocotools.
@@ -148,10 +158,12 @@ class EvalReport(NamedTuple):
 
 def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, image_thr=0.0,
                        in_vis_thr=0.2, oks_thr=0.9, layout="coco", out_json=None, progress=False,
-                       verbose=False, on_bad_image="raise", boxes=None):
+                       verbose=False, on_bad_image="raise", boxes=None, workers=2, stats=None):
     """Boxes -> inference -> AP for one :class:`TopDownPredictor`. Returns :class:`EvalReport`.
 
     ``boxes`` (a :class:`Boxes`) replaces loading them from ``det_json`` / the ground truth.
+    ``workers``: loader threads of the pipeline (:func:`~.inference.predict_records`; the results
+    do not depend on it); ``stats``: a :class:`~.inference.PipelineStats` to fill.
     With ``out_json=None`` the results (and any rewritten ground truth) go to a temporary folder
     that is removed afterwards (``results_json`` is then empty).
     """
@@ -163,7 +175,7 @@ def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, imag
         work = os.path.dirname(os.path.abspath(path)) if out_json else tmp
         target = prepare_eval_target(gt_json, layout, work)
         res = predict_records(predictor, boxes.records, progress=progress,
-                              on_bad_image=on_bad_image)
+                              on_bad_image=on_bad_image, workers=workers, stats=stats)
         stats, count = score_keypoints(res.keypoints(0, 0), res.box_scores, res.areas,
                                        res.image_ids, target, path, in_vis_thr=in_vis_thr,
                                        oks_thr=oks_thr, verbose=verbose)
@@ -173,7 +185,7 @@ def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, imag
 
 def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=True, ctx=None,
                    batch_size=32, image_thr=0.0, in_vis_thr=0.2, oks_thr=0.9, layout="coco",
-                   out_json=None, progress=False, verbose=False):
+                   out_json=None, progress=False, verbose=False, flip_fusion="maps", workers=2):
     """COCO keypoint AP of ``net`` on ``gt_json`` (GT boxes unless ``det_json`` is given).
 
     Args:
@@ -182,15 +194,17 @@ def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=Tr
         image_thr: minimum detection score. in_vis_thr, oks_thr: rescoring / OKS-NMS thresholds.
         layout: keypoint layout of ``gt_json`` (see :mod:`.gt_layout`).
         out_json: where to keep the results json (default: a temporary file).
+        flip_fusion: how the flip test fuses the two outputs; workers: loader threads.
 
     Returns:
         OrderedDict of the 10 COCO stats (``'AP'``, ``'AP .5'``, ... ``'AR (L)'``).
     """
-    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip, batch_size=batch_size)
+    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip, flip_fusion=flip_fusion,
+                                 batch_size=batch_size)
     return evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
                               image_thr=image_thr, in_vis_thr=in_vis_thr, oks_thr=oks_thr,
                               layout=layout, out_json=out_json, progress=progress,
-                              verbose=verbose).stats
+                              verbose=verbose, workers=workers).stats
 
 
 def make_validate_hook(cfg, ctx=None, out_dir=None, progress=False):
@@ -208,7 +222,8 @@ def make_validate_hook(cfg, ctx=None, out_dir=None, progress=False):
                                    flip=test.flip, ctx=ctx, batch_size=test.batch_size,
                                    image_thr=test.image_thr, in_vis_thr=test.in_vis_thr,
                                    oks_thr=test.oks_thr, layout=layout, out_json=out,
-                                   progress=progress))
+                                   progress=progress, flip_fusion=test.flip_fusion,
+                                   workers=test.workers))
 
     return validate
 

@@ -15,7 +15,7 @@ except ``members``)::
     tta: {rotations: [-20, 0, 20], scales: [0.9, 1.0, 1.1], flip: true, average: score_weighted}
     boxes: {det_json: dets.json, use_gt_boxes: false, gt_json: gt.json, img_prefix: images,
             image_thr: 0.0, layout: coco}
-    test: {in_vis_thr: 0.2, oks_thr: 0.9, batch_size: 32}
+    test: {in_vis_thr: 0.2, oks_thr: 0.9, batch_size: 32, workers: 2}
 """
 import itertools
 import os
@@ -32,7 +32,7 @@ ENSEMBLE_DEFAULTS = {
     "tta": {"rotations": [0.0], "scales": [1.0], "flip": True, "average": "score_weighted"},
     "boxes": {"det_json": "", "use_gt_boxes": False, "gt_json": "", "img_prefix": "",
               "image_thr": 0.0, "layout": ""},
-    "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32},
+    "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32, "workers": 2},
 }
 ENSEMBLE_SCHEMA = ENSEMBLE_DEFAULTS   # former name
 ENSEMBLE_TYPES = {"members": "list[dict]"}

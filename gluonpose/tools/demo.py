@@ -98,8 +98,7 @@ class Demo:
         from gluonpose.config import load_config
         from gluonpose.deploy.demo import BoxFile
         from gluonpose.engine.context import get_contexts
-        from gluonpose.evaluation.inference import TopDownPredictor
-        from gluonpose.evaluation.runner import build_net_from_config
+        from gluonpose.evaluation.runner import build_net_from_config, predictor_from_config
 
         self.args = args
         ctx = get_contexts(args.gpus, check_available=True)  # before any work
@@ -117,8 +116,7 @@ class Demo:
         else:
             net.hybridize(static_alloc=True)
         flip = cfg.test.flip if args.flip is None else args.flip
-        self.predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
-                                          batch_size=cfg.test.batch_size, name=cfg.model.name)
+        self.predictor = predictor_from_config(net, codec, cfg, ctx=ctx, flip=flip)
         self.results = []
         self.people_drawn = 0  # people with at least one joint at or above --score-thr
 

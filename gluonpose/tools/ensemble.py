@@ -86,16 +86,16 @@ def _settings(args):
 
 def _build_members(conf, ctx):
     from gluonpose.config import load_config
-    from gluonpose.evaluation.inference import TopDownPredictor
-    from gluonpose.evaluation.runner import build_net_from_config
+    from gluonpose.evaluation.runner import build_net_from_config, predictor_from_config
 
     predictors, cfgs = [], []
     for m in conf["members"]:
         cfg = load_config(m["config"])
         net, codec = build_net_from_config(cfg, m["weights"], ctx)
         net.hybridize(static_alloc=True)
-        predictors.append(TopDownPredictor(net, codec, ctx=ctx, flip=conf["tta"]["flip"],
-                                           batch_size=conf["test"]["batch_size"], name=m["name"]))
+        predictors.append(predictor_from_config(net, codec, cfg, ctx=ctx, flip=conf["tta"]["flip"],
+                                                batch_size=conf["test"]["batch_size"],
+                                                name=m["name"]))
         cfgs.append(cfg)
         print("member %s: %s (%s), weights %s, weight %g, input %dx%d, codec %r"
               % (m["name"], cfg.model.name, m["config"], m["weights"], m["weight"],
@@ -135,7 +135,7 @@ def run(args):
           % (len(views), list(tta["rotations"]), list(tta["scales"]),
              "on" if tta["flip"] else "off", tta["average"], len(predictors)))
     result = predict_records(predictors, boxes.records, views=views, progress=not args.no_progress,
-                             desc="ensemble")
+                             desc="ensemble", workers=test["workers"])
     names = [p.name for p in predictors]
     weights = [m["weight"] for m in conf["members"]]
     if args.no_breakdown:

@@ -62,9 +62,8 @@ def run(args):
     from gluonpose.config import ConfigError, load_config
     from gluonpose.engine.context import get_contexts
     from gluonpose.evaluation.coco_metric import format_stats_table
-    from gluonpose.evaluation.inference import TopDownPredictor
     from gluonpose.evaluation.runner import (build_net_from_config, evaluate_predictor,
-                                             load_test_boxes)
+                                             load_test_boxes, predictor_from_config)
 
     ctx = get_contexts(args.gpus, check_available=True)  # before any work
     cfg = load_config(args.config, args.overrides)
@@ -86,19 +85,19 @@ def run(args):
         net = deploy_for_inference(net, codec, args.deploy, batch_size=batch_size, records=boxes.records, ctx=ctx)
     else:
         net.hybridize(static_alloc=True)
-    predictor = TopDownPredictor(net, codec, ctx=ctx, flip=flip,
-                                 batch_size=batch_size,
-                                 name=cfg.model.name)
+    predictor = predictor_from_config(net, codec, cfg, ctx=ctx, flip=flip, batch_size=batch_size)
     print("model: %s (%s), weights %s, input %dx%d (w x h), codec %r, contexts %s"
           % (cfg.model.name, args.config, args.weights, codec.input_size_wh[0],
              codec.input_size_wh[1], codec, ctx))
-    print("flip test: %s; graph: %s" % ("on" if flip else "off",
-                                         "deploy " + args.deploy if args.deploy else "training net"))
+    print("flip test: %s; graph: %s; loader threads: %d"
+          % ("on (%s fused)" % test.flip_fusion if flip else "off",
+             "deploy " + args.deploy if args.deploy else "training net", test.workers))
     print(boxes.description)
     report = evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
                                 image_thr=image_thr, in_vis_thr=test.in_vis_thr,
                                 oks_thr=test.oks_thr, layout=layout, out_json=args.out,
-                                progress=not args.no_progress, verbose=True, boxes=boxes)
+                                progress=not args.no_progress, verbose=True, boxes=boxes,
+                                workers=test.workers)
     print("evaluation: %s" % report.target_note)
     print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
           % (test.in_vis_thr, test.oks_thr, report.num_boxes, report.num_results, args.out))

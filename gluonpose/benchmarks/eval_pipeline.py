@@ -1,0 +1,113 @@
+"""The evaluation pipeline at COCO-val size with a stand-in network that costs nothing.
+
+``scripts/benchmark.py --eval`` runs the real test path (:func:`~gluonpose.evaluation.runner.
+evaluate_predictor`: boxes from the detection json, loader threads reading and cropping, the
+forward pass, flip test, decoding and mapping back on their own thread, rescoring, OKS-NMS, the
+results json and pycocotools) on the COCO-val-sized job of :mod:`.coco_val` (5,000 images,
+104,125 boxes), with a network replaced by :class:`StandInNet`: it returns prebuilt trained-like
+outputs of the right shape (so decoding costs what it costs on a trained net), and nothing else.
+What is measured is therefore everything around the network: the rate a GPU server must not fall
+below for its CPUs not to become the bottleneck.
+"""
+import os
+import time
+
+import mxnet as mx
+import numpy as np
+
+from ..codecs import HeatmapOffsetCodec
+from ..codecs.trained_like import trained_like_outputs
+from ..evaluation.inference import PipelineStats, TopDownPredictor
+from ..evaluation.runner import evaluate_predictor, load_test_boxes
+from .coco_val import coco_val_job
+
+CROPS = ((288, 384), (384, 512))
+
+
+class StandInNet:
+    """A network that costs nothing: NDArray (B, 3, h, w) -> a prebuilt NDArray of B trained-like
+    heatmap + offset outputs (nothing is computed, the input is not read).
+
+    Like a trained net, it answers the mirrored crops with the mirror image of its answer (plus
+    its own noise), so that the flip test fuses consistent outputs: the predictor runs the crops
+    and then their mirror images, batch after batch, so every second call of a batch size returns
+    the mirrored outputs.
+
+    Args:
+        codec: the codec whose outputs to imitate.
+        seed: of the outputs.
+    """
+
+    def __init__(self, codec, seed=0):
+        self.codec = codec
+        self.seed = int(seed)
+        self._bank = {}
+        self._calls = {}
+
+    def __call__(self, x):
+        from ..codecs.flipfuse import flip_back
+        n = int(x.shape[0])
+        if n not in self._bank:
+            rng = np.random.default_rng(self.seed)
+            outputs, _ = trained_like_outputs(self.codec, n, rng=rng)
+            noise = rng.normal(0.0, 0.02, outputs.shape).astype(np.float32)
+            mirrored = flip_back(self.codec.flip_spec(), outputs) + noise
+            self._bank[n] = (mx.nd.array(outputs, ctx=x.context),
+                             mx.nd.array(mirrored, ctx=x.context))
+            self._calls[n] = 0
+        self._calls[n] += 1
+        return self._bank[n][(self._calls[n] - 1) % 2]
+
+
+def run_eval_benchmark(*, size_wh, cache_root, workers=2, batch_size=32, flip=True, images=None,
+                       boxes=None, out_json=None, progress=False):
+    """One evaluation of the COCO-val-sized job at ``size_wh`` through the real test path.
+
+    Args:
+        size_wh: crop (w, h). cache_root: where the job is generated / cached.
+        workers: loader threads. images, boxes: job size (default COCO val's 5,000 / 104,125).
+        out_json: keep the results json there (default: a temporary file).
+
+    Returns:
+        dict with ``boxes``, ``images``, ``wall`` (s, inference), ``boxes_per_s`` (inference),
+        ``stage_rates`` (box-predictions per busy second of each stage), ``stage_seconds``,
+        ``postprocess_s`` (rescoring + NMS + json + pycocotools), ``total_s``, ``ap``.
+    """
+    from .coco_val import COCO_VAL_BOXES, COCO_VAL_IMAGES
+    job = coco_val_job(cache_root, images=images or COCO_VAL_IMAGES, boxes=boxes or COCO_VAL_BOXES)
+    codec = HeatmapOffsetCodec(tuple(size_wh))
+    predictor = TopDownPredictor(StandInNet(codec), codec, flip=flip, batch_size=batch_size,
+                                 name="stand-in")
+    test_boxes = load_test_boxes(job["gt_json"], job["img_prefix"], det_json=job["det_json"])
+    stats = PipelineStats()
+    tic = time.perf_counter()
+    report = evaluate_predictor(predictor, job["gt_json"], img_prefix=job["img_prefix"],
+                                boxes=test_boxes, out_json=out_json, workers=workers, stats=stats,
+                                progress=progress)
+    total = time.perf_counter() - tic
+    return {"boxes": report.num_boxes, "images": stats.images, "wall": stats.wall,
+            "boxes_per_s": stats.boxes / stats.wall, "stage_rates": stats.rates(),
+            "stage_seconds": dict(stats.seconds), "postprocess_s": total - stats.wall,
+            "total_s": total, "ap": report.stats["AP"], "job": job["folder"]}
+
+
+def format_eval_result(size_wh, res, workers):
+    """Lines describing one :func:`run_eval_benchmark` result, ending with the RESULT line."""
+    w, h = size_wh
+    lines = ["eval pipeline %dx%d: %d boxes of %d images, flip test, %d loader threads, stand-in "
+             "network (costs nothing): inference %.1f s, %.1f boxes/s" % (
+                 h, w, res["boxes"], res["images"], workers, res["wall"], res["boxes_per_s"])]
+    for stage in PipelineStats.STAGES:
+        lines.append("  stage %-8s %8.1f s busy  %9.1f boxes per busy second"
+                     % (stage, res["stage_seconds"][stage], res["stage_rates"][stage]))
+    lines.append("  post-processing (rescoring, OKS-NMS, results json, pycocotools): %.1f s; "
+                 "total %.1f s; AP %.3f (meaningless: a stand-in network)"
+                 % (res["postprocess_s"], res["total_s"], res["ap"]))
+    lines.append("RESULT eval-pipeline %dx%d boxes/s: %.3f" % (h, w, res["boxes_per_s"]))
+    return lines
+
+
+def default_cache_root():
+    """``work_dirs/bench`` of the repository checkout (the generated job is kept there)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return os.path.join(os.path.dirname(os.path.dirname(here)), "work_dirs", "bench")
