@@ -14,6 +14,8 @@
       --model hrnet_w32 --head heatmap --size 192 256 --batch 8 --deploy fp32 --rounds 3 --threads 2
   python scripts/benchmark.py --loader --side-by-side --official-repo PATH --official-python PY \
       --size 288 384 --rounds 5                                 # data pipeline vs the official JointsDataset
+  python scripts/benchmark.py --postprocess --side-by-side --official-repo PATH --official-python PY --rounds 3
+      # COCO-val-sized rescoring, OKS-NMS, results json, pycocotools vs the official COCODataset.evaluate
 
 ``--side-by-side`` runs this benchmark and the official HRNet PyTorch pose net (its ``lib/models/pose_hrnet.py``
 read from the checkout or git mirror ``--official-repo``, run by ``--official-python``, a Python with torch)
@@ -68,6 +70,11 @@ def parse_args(argv=None):
                    help="side-by-side: threads for both programs (default: OMP_NUM_THREADS or the cores)")
     p.add_argument("--loader", action="store_true", help="benchmark the training data pipeline instead")
     p.add_argument("--train", action="store_true", help="benchmark full training steps (Adam) instead")
+    p.add_argument("--postprocess", action="store_true",
+                   help="time the COCO-val-sized post-processing (rescoring, OKS-NMS, results json, pycocotools; "
+                        "5,000 images, 104,125 poses, cached under work_dirs/bench); with --side-by-side against "
+                        "the official COCODataset.evaluate (an --official-python with numpy<1.24, pycocotools "
+                        "and json_tricks; no torch needed)")
     p.add_argument("--profile", default=None, metavar="OUT.json",
                    help="--train: MXNet profiler trace of 2 steps (+ OUT.txt aggregate table)")
     p.add_argument("--phases", action="store_true", help="--train: also time forward+backward, "
@@ -208,6 +215,11 @@ def run(args):
     if not args.summary:
         args.model = args.model or "hrnet_w32"
     print("machine: %s" % machine_description())
+    if args.postprocess:
+        from gluonpose.benchmarks.postprocess import run_postprocess
+        return run_postprocess(cache_root=os.path.join(ROOT, "work_dirs", "bench"), side_by_side=args.side_by_side,
+                               official_repo=args.official_repo, official_python=args.official_python,
+                               rounds=args.rounds, quiet_wait=args.quiet_wait, threads=args.threads)
     if args.side_by_side:
         return side_by_side(args)
     if args.codec_grid:

@@ -49,10 +49,12 @@ def atomic_save_parameters(net, path):
 
 
 def atomic_write_json(obj, path, **kwargs):
-    """Write ``obj`` as json atomically."""
+    """Write ``obj`` as json atomically (``json.dumps``: the C encoder when ``indent`` is None, which
+    ``json.dump`` never uses; the same text)."""
     def write(tmp):
+        text = json.dumps(obj, **kwargs)
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, **kwargs)
+            f.write(text)
     atomic_write(path, write)
 
 
