@@ -303,3 +303,26 @@ def test_pipeline_stats_count_every_stage(mixed_records, tiny_net):
                     on_bad_image="skip", workers=2, stats=stats, views=((0.0, 1.0), (10.0, 1.0)))
     assert stats.boxes == 2 * (len(mixed_records) - 1) and stats.images == 3
     assert all(v > 0 for v in stats.seconds.values()) and stats.wall > 0
+
+
+def test_pipeline_error_while_waiting_for_the_first_batch_does_not_hang(mixed_records, tiny_net):
+    """The producer fails while the forward thread waits for its first batch (regression: the
+    forward thread waited forever)."""
+    import threading
+    codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
+    records = mixed_records[:6]              # 5 boxes (fewer than a batch), then the missing image
+    outcome = []
+
+    def run():
+        try:
+            predict_records(TopDownPredictor(tiny_net, codec, batch_size=32), records,
+                            progress=False, workers=2)
+        except FileNotFoundError as err:
+            outcome.append(err)
+
+    for _ in range(5):
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "predict_records hung"
+    assert len(outcome) == 5 and all("missing.jpg" in str(e) for e in outcome)

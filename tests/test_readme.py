@@ -55,12 +55,18 @@ def test_benchmark_summary_prints_the_readme_table():
             break
         if not line.startswith("| report"):  # the report's own figures are not ours to print
             readme_rows.append(line)
-    code, out = run_main(load_script("benchmark").main, ["--summary"])
+    code, out = run_main(load_script("benchmark").main, ["--summary", "--decode-seconds", "0.01"])
     assert code == 0
     printed = [line for line in out.splitlines() if line.startswith("|")]
-    assert printed == readme_rows
-    assert len(printed) == 2 + 6
+    assert printed[:8] == readme_rows
+    assert len(readme_rows) == 2 + 6
+    # then every decoder's rate at the three crops (timed briefly here)
+    decoders = printed[8:]
+    assert decoders[0].split("|")[2:5] == ["   256x192 ", "   384x288 ", "   512x384 "]
+    assert len(decoders) == 2 + 6 and all(float(c) > 0 for row in decoders[2:]
+                                          for c in row.split("|")[2:5])
     # --model restricts it to one row
-    code, out = run_main(load_script("benchmark").main, ["--summary", "--model", "hrnet_w8"])
+    code, out = run_main(load_script("benchmark").main, ["--summary", "--model", "hrnet_w8",
+                                                        "--decode-seconds", "0.01"])
     rows = [line for line in out.splitlines() if line.startswith("| hrnet_w8")]
     assert code == 0 and len(rows) == 1 and rows[0].count("/") == 3

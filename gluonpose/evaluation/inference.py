@@ -100,14 +100,31 @@ class BufferPool:
                     self._free.setdefault(arr.shape, []).append(arr)
 
 
-def _copy_out(nd, out):
-    """NDArray -> the numpy array ``out`` (what ``asnumpy`` does, into a buffer of ours)."""
-    nd.wait_to_read()
-    mx.base.check_call(mx.base._LIB.MXNDArraySyncCopyToCPU(
-        nd.handle, out.ctypes.data_as(mx.base.ctypes.c_void_p), mx.base.ctypes.c_size_t(out.size)))
+class _DLPack:
+    """An MXNet DLPack capsule with the protocol ``np.from_dlpack`` reads."""
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, stream=None):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)                               # kDLCPU, device 0
 
 
-def forward_batch(net, images, ctx_list, *, own_buffer=False, out=None):
+def host_view(nd):
+    """A read-only numpy view of a float32 NDArray's memory, on the host (GPU outputs are copied
+    to the host first, as ``asnumpy`` would), without a host-side copy. It keeps the memory alive;
+    MXNet hands every forward pass new output arrays, so nothing writes into it afterwards."""
+    if nd.context.device_type != "cpu":
+        nd = nd.as_in_context(mx.cpu())
+    if nd.dtype != np.float32:
+        return nd.asnumpy().astype(np.float32)
+    return np.from_dlpack(_DLPack(nd.to_dlpack_for_read()))
+
+
+def forward_batch(net, images, ctx_list, *, own_buffer=False, host_views=False):
     """Run ``net`` on a batch split over contexts.
 
     Args:
@@ -117,7 +134,8 @@ def forward_batch(net, images, ctx_list, *, own_buffer=False, out=None):
             smaller than the number of contexts).
         own_buffer: ``images`` is a buffer of the caller's own that it will not touch until
             this call returns: it is handed to MXNet without a copy (and becomes read-only).
-        out: float32 array of the output's shape to write the result into (default: a new one).
+        host_views: return a read-only view of the output's memory (:func:`host_view`) instead
+            of a copy when the batch ran on one context.
 
     Returns:
         (B, C, H, W) float32 numpy output of the last stage.
@@ -130,19 +148,9 @@ def forward_batch(net, images, ctx_list, *, own_buffer=False, out=None):
         data = mx.nd.array(images)
     parts = gluon.utils.split_and_load(data, ctxs, batch_axis=0, even_split=False)
     outs = [last_stage(net(x)) for x in parts]
-    if out is None:
-        if len(outs) == 1:
-            return outs[0].asnumpy().astype(np.float32, copy=False)
-        return np.concatenate([o.asnumpy() for o in outs], axis=0).astype(np.float32, copy=False)
-    start = 0
-    for o in outs:
-        stop = start + int(o.shape[0])
-        if o.dtype != np.float32 or tuple(o.shape[1:]) != out.shape[1:]:
-            out[start:stop] = o.asnumpy()
-        else:
-            _copy_out(o, out[start:stop])
-        start = stop
-    return out
+    if len(outs) == 1:
+        return host_view(outs[0]) if host_views else outs[0].asnumpy().astype(np.float32, copy=False)
+    return np.concatenate([o.asnumpy() for o in outs], axis=0).astype(np.float32, copy=False)
 
 
 class TopDownPredictor:
@@ -183,7 +191,6 @@ class TopDownPredictor:
         self.flip_fusion = flip_fusion
         self._flip_spec = codec.flip_spec()
         self._table = normalize_table(self.mean, self.std)
-        self._out_shape = None
 
     def transform(self, rotation=0.0, scale_factor=1.0):
         """The test crop of one view."""
@@ -202,7 +209,7 @@ class TopDownPredictor:
         return flip_average(self._flip_spec, raw, flipped, out=raw)
 
     # ---------------------------------------------------------------- the pipeline's stages
-    def crop_batch(self, images, records, rows, view, pool=None):
+    def crop_batch(self, images, records, rows, view, buffers=None):
         """Crop one batch: ``records[r]`` from ``images[r]`` for ``r`` in ``rows`` under ``view``.
 
         The crop of :class:`~gluonpose.data.pipeline.TopDownTestTransform` (same matrix and warp)
@@ -211,7 +218,7 @@ class TopDownPredictor:
         the mirrored crops too (mirroring commutes with the per-pixel normalisation).
 
         Args:
-            pool: a :class:`BufferPool` the batch buffers come from (default: new arrays).
+            buffers: a :class:`BufferPool` the batch buffers come from (default: new arrays).
 
         Returns:
             :class:`CropBatch`.
@@ -219,9 +226,9 @@ class TopDownPredictor:
         rotation, scale_factor = view
         w, h = self.input_size_wh
         num = len(rows)
-        pool = pool or BufferPool()
-        crops = pool.get((num, 3, h, w))
-        flipped = pool.get((num, 3, h, w)) if self.flip else None
+        buffers = buffers or BufferPool()
+        crops = buffers.get((num, 3, h, w))
+        flipped = buffers.get((num, 3, h, w)) if self.flip else None
         centers = np.empty((num, 2), np.float64)
         scales = np.empty((num, 2), np.float64)
         for i, row in enumerate(rows):
@@ -239,19 +246,15 @@ class TopDownPredictor:
         return CropBatch(np.asarray(rows, np.int64), crops, flipped, centers, scales,
                          np.full(num, float(rotation), np.float32))
 
-    def forward(self, batch, pool=None):
-        """:class:`CropBatch` -> (raw outputs, outputs of the mirrored crops or None), numpy
-        (in buffers from ``pool`` when given: the first forward pass gives their shape)."""
-        if pool is None or self._out_shape is None:
-            raw = forward_batch(self.net, batch.crops, self.ctx_list, own_buffer=True)
-            self._out_shape = raw.shape[1:]
-        else:
-            raw = forward_batch(self.net, batch.crops, self.ctx_list, own_buffer=True,
-                                out=pool.get((len(batch.rows),) + tuple(self._out_shape)))
+    def forward(self, batch):
+        """:class:`CropBatch` -> (raw outputs, outputs of the mirrored crops or None): read-only
+        numpy views of the network's outputs (no host-side copy, :func:`host_view`)."""
+        raw = forward_batch(self.net, batch.crops, self.ctx_list, own_buffer=True,
+                            host_views=True)
         if batch.flipped is None:
             return raw, None
-        out = None if pool is None else pool.get(raw.shape)
-        return raw, forward_batch(self.net, batch.flipped, self.ctx_list, own_buffer=True, out=out)
+        return raw, forward_batch(self.net, batch.flipped, self.ctx_list, own_buffer=True,
+                                  host_views=True)
 
     def fuse_decode(self, batch, raw, flipped):
         """Flip fusion, decoding and the way back to the image for one batch's outputs.
@@ -261,7 +264,8 @@ class TopDownPredictor:
         """
         if flipped is None:
             return self.decode_to_image(raw, batch.centers, batch.scales, batch.rotations)
-        coords, scores = self.codec.decode_flip(raw, flipped, self.flip_fusion, inplace=True)
+        coords, scores = self.codec.decode_flip(raw, flipped, self.flip_fusion,
+                                                inplace=raw.flags.writeable)
         return self._to_image(coords, scores, batch.centers, batch.scales, batch.rotations)
 
     def decode_to_image(self, outputs, centers, scales, rotations):
@@ -466,25 +470,24 @@ def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=Tru
                dynamic_ncols=True, unit="box")
     tic = time.perf_counter()
 
-    pool = BufferPool()
+    buffers = BufferPool()
 
     def crop(unit):
         t0 = time.perf_counter()
-        batch = preds[unit.m].crop_batch(unit.images, records, unit.rows, views[unit.v], pool)
+        batch = preds[unit.m].crop_batch(unit.images, records, unit.rows, views[unit.v], buffers)
         stats.add("crop", time.perf_counter() - t0)
         return batch
 
     def forward(unit, batch):
         t0 = time.perf_counter()
-        raw, flipped = preds[unit.m].forward(batch, pool)
-        pool.put(batch.crops, batch.flipped)
+        raw, flipped = preds[unit.m].forward(batch)
+        buffers.put(batch.crops, batch.flipped)
         stats.add("forward", time.perf_counter() - t0)
         return raw, flipped
 
     def decode(unit, batch, raw, flipped):
         t0 = time.perf_counter()
         c, s = preds[unit.m].fuse_decode(batch, raw, flipped)
-        pool.put(raw, flipped)
         coords[unit.m, unit.v, batch.rows] = c
         scores[unit.m, unit.v, batch.rows] = s
         stats.add("decode", time.perf_counter() - t0)
@@ -565,7 +568,12 @@ def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, v
         decoder.start()
         try:
             while not stop.is_set():
-                item = crops.get()
+                try:
+                    item = crops.get(timeout=0.1)
+                except queue.Empty:             # the producer may have stopped on an error
+                    if producer.is_alive() or not crops.empty():
+                        continue
+                    break
                 if item is _DONE:
                     break
                 unit, future = item

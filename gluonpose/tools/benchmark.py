@@ -48,7 +48,8 @@ def parse_args(argv=None):
     p.add_argument("--model", default=None,
                    help="model name (default: hrnet_w32; for --summary: every model of the README table)")
     p.add_argument("--head", default=None, help="heatmap | heatmap_offset (default: the model's)")
-    p.add_argument("--size", nargs=2, type=int, default=(192, 256), metavar=("W", "H"))
+    p.add_argument("--size", nargs=2, type=int, default=None, metavar=("W", "H"),
+                   help="crop (default 192 256; --eval: 288 384 and 384 512)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--gpus", default="", help="'' = CPU, else e.g. 0")
@@ -98,8 +99,31 @@ def parse_args(argv=None):
                         "384x288 and 512x384 crops, both decoders, udp on/off (no network)")
     p.add_argument("--summary", action="store_true",
                    help="print the README's table of parameters and multiply-adds at 256x192, 384x288 "
-                        "and 512x384 (all its models, or only --model; nothing runs)")
-    return parse_cli_args(p, argv)
+                        "and 512x384 (all its models, or only --model), then every decoder's rate at the "
+                        "three crop sizes (one thread, trained-like outputs)")
+    p.add_argument("--eval", action="store_true",
+                   help="the evaluation pipeline on a COCO-val-sized job (5,000 images, 104,125 boxes, "
+                        "generated once into work_dirs/bench) with a stand-in network that costs nothing, "
+                        "flip test on, at 384x288 and 512x384 (or --size)")
+    p.add_argument("--eval-workers", type=int, default=2, help="--eval: loader threads")
+    p.add_argument("--eval-batch", type=int, default=32, help="--eval: crops per forward pass")
+    p.add_argument("--eval-images", type=int, default=0,
+                   help="--eval: a smaller job of this many images (default: COCO val's 5,000)")
+    p.add_argument("--eval-boxes", type=int, default=0,
+                   help="--eval: boxes of the smaller job (default: COCO val's 104,125)")
+    p.add_argument("--decode-seconds", type=float, default=0.5,
+                   help="--decode / --summary: at least this long per timed pass of a decoder")
+    p.add_argument("--flip-study", action="store_true",
+                   help="validation AP of --config/--weights without the flip test and with each flip fusion "
+                        "(maps, votes, coords), for both heatmap+offset decoders")
+    p.add_argument("--config", default=None, help="--flip-study: the model's config")
+    p.add_argument("--weights", default=None, help="--flip-study: its .params")
+    p.add_argument("--decode", action="store_true",
+                   help="only the decoders' rates (samples/s, one thread, trained-like outputs, the three crops)")
+    args = parse_cli_args(p, argv)
+    args.size_given = args.size is not None
+    args.size = tuple(args.size) if args.size_given else (192, 256)
+    return args
 
 
 def bench_model(args):
@@ -210,6 +234,47 @@ def _interleave(args, ours, official, env, official_name, what):
     return 0
 
 
+def bench_decoders(min_seconds=0.5):
+    """Every decoder's rate at the three crop sizes (one thread; RESULT line: the default Hough
+    decoder at 512x384)."""
+    from gluonpose.benchmarks.decode import CROPS, decoder_rates, decoder_table
+    quick = min_seconds < 0.1
+    rates = decoder_rates(min_seconds=min_seconds, repeats=1 if quick else 3,
+                          samples=16 if quick else 64)
+    print("decoders, samples/s on one thread, trained-like outputs (batches of 32):")
+    print("\n".join(decoder_table(rates)))
+    for (label, size), rate in rates.items():
+        if label.endswith("(default)") and size == CROPS[-1]:
+            print("RESULT decode hough %dx%d samples/s: %.3f" % (size[1], size[0], rate))
+
+
+def bench_flip_study(args):
+    """``--flip-study``: AP without the flip test and with each fusion (docs/benchmarks.md)."""
+    from gluonpose.benchmarks.flip_study import flip_study, format_flip_table
+    from gluonpose.config import load_config
+    from gluonpose.errors import MissingFileError
+    if not args.config or not args.weights:
+        raise MissingFileError("--flip-study needs --config C.yaml and --weights W.params")
+    cfg = load_config(args.config)
+    table, boxes = flip_study(cfg, args.weights, ctx=get_contexts(args.gpus, check_available=True))
+    print(boxes)
+    print("\n".join(format_flip_table(table)))
+    best = max(table.items(), key=lambda kv: kv[1])
+    print("RESULT flip-study best %s %s AP: %.4f" % (best[0][0], best[0][1], best[1]))
+
+
+def bench_eval(args):
+    """``--eval``: the evaluation pipeline on the COCO-val-sized job (RESULT line per crop)."""
+    from gluonpose.benchmarks.eval_pipeline import (CROPS, default_cache_root, format_eval_result,
+                                                    run_eval_benchmark)
+    sizes = [tuple(args.size)] if args.size_given else list(CROPS)
+    for size in sizes:
+        res = run_eval_benchmark(size_wh=size, cache_root=default_cache_root(),
+                                 workers=args.eval_workers, batch_size=args.eval_batch,
+                                 images=args.eval_images or None, boxes=args.eval_boxes or None)
+        print("\n".join(format_eval_result(size, res, args.eval_workers)))
+
+
 def run(args):
     get_contexts(args.gpus, check_available=True)  # before any work
     if not args.summary:
@@ -235,6 +300,14 @@ def run(args):
         print("\n".join(summary_table(models)))
         print("GMAC = multiply-adds / 1e9; GFLOPs = multiply-adds / 2^30 (the HRNet convention); "
               "params without BatchNorm running statistics")
+        print()
+        bench_decoders(args.decode_seconds)
+    elif args.decode:
+        bench_decoders(args.decode_seconds)
+    elif args.eval:
+        bench_eval(args)
+    elif args.flip_study:
+        bench_flip_study(args)
     elif args.loader:
         from gluonpose.data.benchmark import bench_loader
         per_core = bench_loader(args.size, args.batch, args.workers, args.iters, coco_dir=args.coco_dir)
