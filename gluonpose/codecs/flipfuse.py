@@ -22,6 +22,9 @@ import numpy as np
 FLIP_FUSIONS = ("maps", "votes", "coords")
 
 
+_U = np.uint64
+
+
 class FlipSpec(NamedTuple):
     """``flip_back`` as a per-channel affine of the mirrored maps (see module docstring)."""
 
@@ -35,41 +38,48 @@ class FlipSpec(NamedTuple):
 def fuse_plane(r, f, neg, bias, shift, out, average):
     """One (H, W) plane: ``back = (-)mirror(f) (+ bias)``, shifted by ``shift`` columns; ``out``
     = ``(r + back) * 0.5`` with ``average``, else ``back`` (float32, numpy's order of operations;
-    ``out`` may be ``r``)."""
+    ``out`` may be ``r``). Each case is its own loop without branches, with unsigned indices (no
+    negative-index handling), so that LLVM vectorises the mirrored reads."""
     hei, wid = f.shape
     half = np.float32(0.5)
-    for y in range(hei):
-        fr = f[y]
-        orow = out[y]
-        rr = r[y]
-        if shift:                               # column 0 keeps the mirrored column 0
-            v = fr[wid - 1]
+    last = _U(wid - 1 + shift)
+    first = _U(shift)
+    if shift:                                   # column 0 keeps the mirrored column 0
+        for y in range(hei):
+            v = f[y, wid - 1]
             if neg:
                 v = -v
             v = v + bias
-            orow[0] = (rr[0] + v) * half if average else v
-        # the common cases in loops without branches
-        if not neg and bias == 0:
+            out[y, 0] = (r[y, 0] + v) * half if average else v
+    for y in range(hei):
+        if bias == 0 and not neg:
             if average:
-                for x in range(shift, wid):
-                    orow[x] = (rr[x] + fr[wid - 1 - x + shift]) * half
+                for x in range(first, _U(wid)):
+                    out[y, x] = (r[y, x] + f[y, last - x]) * half
             else:
-                for x in range(shift, wid):
-                    orow[x] = fr[wid - 1 - x + shift]
-        elif neg and bias == 0:
+                for x in range(first, _U(wid)):
+                    out[y, x] = f[y, last - x]
+        elif bias == 0:
             if average:
-                for x in range(shift, wid):
-                    orow[x] = (rr[x] + (-fr[wid - 1 - x + shift])) * half
+                for x in range(first, _U(wid)):
+                    out[y, x] = (r[y, x] + (-f[y, last - x])) * half
             else:
-                for x in range(shift, wid):
-                    orow[x] = -fr[wid - 1 - x + shift]
+                for x in range(first, _U(wid)):
+                    out[y, x] = -f[y, last - x]
+        elif not neg:
+            if average:
+                for x in range(first, _U(wid)):
+                    out[y, x] = (r[y, x] + (f[y, last - x] + bias)) * half
+            else:
+                for x in range(first, _U(wid)):
+                    out[y, x] = f[y, last - x] + bias
         else:
-            for x in range(shift, wid):
-                v = fr[wid - 1 - x + shift]
-                if neg:
-                    v = -v
-                v = v + bias
-                orow[x] = (rr[x] + v) * half if average else v
+            if average:
+                for x in range(first, _U(wid)):
+                    out[y, x] = (r[y, x] + ((-f[y, last - x]) + bias)) * half
+            else:
+                for x in range(first, _U(wid)):
+                    out[y, x] = (-f[y, last - x]) + bias
 
 
 @numba.njit(nogil=True, cache=True)

@@ -15,19 +15,20 @@ slowest stage rather than their sum:
 1. loader workers (threads: OpenCV and the crop arithmetic release the GIL, and a crop is handed
    to the network without a copy) read the images in order and crop whole batches, the mirrored
    crops with them;
-2. the calling thread runs the forward passes on the contexts;
-3. a decode thread fuses the flip test, decodes (compiled kernels that release the GIL) and maps
-   the joints back to the image.
+2. the calling thread runs the forward passes on the contexts (the outputs are read in place);
+3. the same workers fuse the flip test, decode (compiled kernels that release the GIL) and map
+   the joints back to the image, off the forward pass's thread.
 
 Batches are formed exactly as the sequential loop formed them (the boxes of the readable images,
 in image order, ``batch_size`` at a time per predictor and view), so results are identical with
 any number of workers; ``workers=0`` runs the same stages one after the other in the calling
-thread. Memory stays bounded: at most ``workers + 2`` crop batches and 2 output batches are in
-flight, whatever the number of boxes, members and views.
+thread. Memory stays bounded: at most ``workers + 2`` crop batches and ``workers + 1`` output
+batches are in flight, whatever the number of boxes, members and views.
 
 Areas follow the official OKS-NMS: ``prod(padded box scale in px)`` of the first predictor's crop
 (without any TTA scale factor).
 """
+import collections
 import logging
 import queue
 import threading
@@ -98,6 +99,28 @@ class BufferPool:
             for arr in arrays:
                 if arr is not None:
                     self._free.setdefault(arr.shape, []).append(arr)
+
+
+_SCRATCH = threading.local()
+
+
+class _CropScratch(NamedTuple):
+    crop: np.ndarray
+    planes: list
+    mirror: np.ndarray
+
+
+def _crop_scratch(w, h):
+    """The calling thread's uint8 buffers for one (h, w) crop (no allocation per crop: a fresh
+    590 kB array is a fresh mapping, paid in page faults)."""
+    cache = getattr(_SCRATCH, "crops", None)
+    if cache is None:
+        cache = _SCRATCH.crops = {}
+    if (w, h) not in cache:
+        cache[(w, h)] = _CropScratch(np.empty((h, w, 3), np.uint8),
+                                     [np.empty((h, w), np.uint8) for _ in range(3)],
+                                     np.empty((h, w), np.uint8))
+    return cache[(w, h)]
 
 
 class _DLPack:
@@ -231,17 +254,19 @@ class TopDownPredictor:
         flipped = buffers.get((num, 3, h, w)) if self.flip else None
         centers = np.empty((num, 2), np.float64)
         scales = np.empty((num, 2), np.float64)
+        scratch = _crop_scratch(w, h)        # this thread's uint8 crop, planes, mirrored plane
         for i, row in enumerate(rows):
             center, scale = geo.box_to_center_scale(records[row].bbox, self.input_size_wh,
                                                     self.box_padding, udp=self.udp)
             scale = scale * scale_factor
             trans = geo.get_affine_transform(center, scale, rotation, self.input_size_wh,
                                              udp=self.udp)
-            crop = cv2.warpAffine(images[i], trans, (w, h), flags=cv2.INTER_LINEAR)
-            for c, plane in enumerate(cv2.split(crop)):
+            cv2.warpAffine(images[i], trans, (w, h), dst=scratch.crop, flags=cv2.INTER_LINEAR)
+            for c, plane in enumerate(cv2.split(scratch.crop, scratch.planes)):
                 cv2.LUT(plane, self._table[c], dst=crops[i, c])
                 if flipped is not None:
-                    cv2.LUT(cv2.flip(plane, 1), self._table[c], dst=flipped[i, c])
+                    cv2.LUT(cv2.flip(plane, 1, dst=scratch.mirror), self._table[c],
+                            dst=flipped[i, c])
             centers[i], scales[i] = center.astype(np.float32), scale.astype(np.float32)
         return CropBatch(np.asarray(rows, np.int64), crops, flipped, centers, scales,
                          np.full(num, float(rotation), np.float32))
@@ -436,8 +461,8 @@ def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=Tru
         views: (rotation degrees, scale factor) pairs.
         progress: tqdm bar over boxes.
         on_bad_image: ``'raise'`` or ``'skip'`` (log, count, drop that image's boxes).
-        workers: loader threads (reading and cropping; the forward pass runs in the calling
-            thread, decoding in one more thread); 0 runs every stage in the calling thread.
+        workers: loader threads (reading, cropping and decoding; the forward pass runs in the
+            calling thread); 0 runs every stage in the calling thread.
         stats: a :class:`PipelineStats` to fill with each stage's busy time.
 
     Returns:
@@ -485,14 +510,17 @@ def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=Tru
         stats.add("forward", time.perf_counter() - t0)
         return raw, flipped
 
+    done = threading.Lock()
+
     def decode(unit, batch, raw, flipped):
         t0 = time.perf_counter()
         c, s = preds[unit.m].fuse_decode(batch, raw, flipped)
         coords[unit.m, unit.v, batch.rows] = c
         scores[unit.m, unit.v, batch.rows] = s
         stats.add("decode", time.perf_counter() - t0)
-        stats.boxes += len(batch.rows)
-        bar.update(len(batch.rows))
+        with done:
+            stats.boxes += len(batch.rows)
+            bar.update(len(batch.rows))
 
     groups = group_by_image(records)
     try:
@@ -520,10 +548,11 @@ _DONE = object()
 
 def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, valid, stats,
                   crop, forward, decode):
-    """Loader threads -> forward (this thread) -> decode thread, bounded queues in between. The
-    first error of any stage stops the others and is raised here."""
+    """Loader threads read and crop, this thread runs the forward passes, the same loader threads
+    decode (at most ``workers`` batches waiting or decoding); a batch-forming thread keeps the
+    crop tasks ``workers + 1`` batches ahead. The first error of any stage stops the others and
+    is raised here."""
     crops = queue.Queue(maxsize=workers + 1)      # futures of crop batches, in order
-    outputs = queue.Queue(maxsize=2)              # forward outputs waiting for the decoder
     stop = threading.Event()
     errors = []
 
@@ -548,24 +577,11 @@ def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, v
         finally:
             put(crops, _DONE)
 
-    def consume():
-        try:
-            while True:
-                item = outputs.get()
-                if item is _DONE:
-                    return
-                if not stop.is_set():
-                    decode(*item)
-        except BaseException as err:              # noqa: B902
-            errors.append(err)
-            stop.set()
-
+    decoding = collections.deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gluonpose-loader") as pool:
         producer = threading.Thread(target=produce, args=(pool,), name="gluonpose-batches",
                                     daemon=True)
-        decoder = threading.Thread(target=consume, name="gluonpose-decode", daemon=True)
         producer.start()
-        decoder.start()
         try:
             while not stop.is_set():
                 try:
@@ -579,18 +595,17 @@ def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, v
                 unit, future = item
                 batch = future.result()
                 raw, flipped = forward(unit, batch)
-                if not put(outputs, (unit, batch, raw, flipped)):
-                    break
+                decoding.append(pool.submit(decode, unit, batch, raw, flipped))
+                while decoding and (len(decoding) > workers or decoding[0].done()):
+                    decoding.popleft().result()  # raises a decoding error here
+            while decoding:
+                decoding.popleft().result()
         except BaseException as err:              # noqa: B902
             errors.append(err)
             stop.set()
         finally:
-            while decoder.is_alive():              # the decoder ends after what is queued
-                try:
-                    outputs.put(_DONE, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
+            for future in decoding:
+                future.cancel()
             while producer.is_alive() or not crops.empty():   # on an error: drop what is left
                 try:
                     item = crops.get(timeout=0.1)
@@ -599,6 +614,5 @@ def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, v
                 if item is not _DONE:
                     item[1].cancel()
             producer.join()
-            decoder.join()
     if errors:
         raise errors[0]
