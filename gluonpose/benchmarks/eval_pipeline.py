@@ -99,6 +99,64 @@ def run_eval_benchmark(*, size_wh, cache_root, workers=2, batch_size=32, flip=Tr
             "total_s": total, "ap": report.stats["AP"], "job": job["folder"]}
 
 
+def peak_rss_gib():
+    """This process's peak resident memory so far, GiB (Linux ``ru_maxrss`` is in KiB)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / float(1 << 20)
+
+
+def run_ensemble_benchmark(*, size_wh, cache_root, members=3, rotations=(-20.0, 0.0, 20.0),
+                           scales=(0.9, 1.0, 1.1), workers=2, batch_size=32, images=None,
+                           boxes=None, with_breakdown=True, progress=False):
+    """The report's ensemble (``configs/ensemble/example.yaml``: 3 members x rotations
+    {-20, 0, 20} x scales {0.9, 1, 1.1}, flip test in every view, score-weighted average, the
+    per-member and per-view breakdown) on the COCO-val-sized job with stand-in networks, through
+    :func:`~gluonpose.evaluation.tta.evaluate_ensemble`. Returns a dict with the rates, the
+    times and the peak RSS."""
+    import tempfile
+
+    from ..evaluation.tta import evaluate_ensemble, tta_views
+    from .coco_val import COCO_VAL_BOXES, COCO_VAL_IMAGES
+    job = coco_val_job(cache_root, images=images or COCO_VAL_IMAGES, boxes=boxes or COCO_VAL_BOXES)
+    codec = HeatmapOffsetCodec(tuple(size_wh))
+    test_boxes = load_test_boxes(job["gt_json"], job["img_prefix"], det_json=job["det_json"])
+    net = StandInNet(codec)                   # one set of outputs for every member (memory)
+    net.prepare([batch_size, len(test_boxes.records) % batch_size])
+    predictors = [TopDownPredictor(net, codec, flip=True, batch_size=batch_size,
+                                   name="member%d" % m) for m in range(members)]
+    views = tta_views(rotations, scales)
+    stats = PipelineStats()
+    rss_before = peak_rss_gib()
+    tic = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="gluonpose_bench_ens_") as tmp:
+        table, num_boxes, _ = evaluate_ensemble(
+            predictors, test_boxes, views, gt_json=job["gt_json"], layout="coco",
+            out_json=os.path.join(tmp, "ensemble.json"), with_breakdown=with_breakdown,
+            workers=workers, progress=progress, stats=stats, log=lambda *a: None, verbose=False)
+    total = time.perf_counter() - tic
+    return {"boxes": num_boxes, "members": members, "views": len(views), "wall": stats.wall,
+            "box_views_per_s": stats.boxes / stats.wall, "stage_rates": stats.rates(),
+            "stage_seconds": dict(stats.seconds), "fuse_and_score_s": total - stats.wall,
+            "rows": len(table), "total_s": total, "peak_rss_gib": peak_rss_gib(),
+            "rss_before_gib": rss_before}
+
+
+def format_ensemble_result(size_wh, res, workers):
+    """Lines describing one :func:`run_ensemble_benchmark` result, ending with the RESULT line."""
+    w, h = size_wh
+    per_view = res["boxes"] * res["members"] * res["views"]
+    lines = ["ensemble %dx%d: %d boxes x %d members x %d views = %d box-views, flip test, %d loader "
+             "threads, stand-in networks: inference %.1f s, %.1f box-views/s" % (
+                 h, w, res["boxes"], res["members"], res["views"], per_view, workers, res["wall"],
+                 res["box_views_per_s"]),
+             "  fusing + scoring %d rows (members, views, ensemble): %.1f s; total %.1f s"
+             % (res["rows"], res["fuse_and_score_s"], res["total_s"]),
+             "  peak RSS %.2f GiB (%.2f GiB before the evaluation: the job's records, the stand-in "
+             "outputs)" % (res["peak_rss_gib"], res["rss_before_gib"]),
+             "RESULT eval-ensemble %dx%d peak RSS GiB: %.3f" % (h, w, res["peak_rss_gib"])]
+    return lines
+
+
 def format_eval_result(size_wh, res, workers):
     """Lines describing one :func:`run_eval_benchmark` result, ending with the RESULT line."""
     w, h = size_wh

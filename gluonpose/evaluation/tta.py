@@ -141,9 +141,9 @@ def fuse(coords, scores, *, members=None, views=None, member_weights=None, mode=
     pairs = [(m, v) for m in members for v in views]
     if not pairs:
         raise ValueError("fuse: no (member, view) pair selected")
-    c = np.stack([coords[m, v] for m, v in pairs])
-    s = np.stack([scores[m, v] for m, v in pairs])
-    fused_c, fused_s = average_keypoints(c, s, mode=mode, weights=[w[m] for m, _ in pairs])
+    fused_c, fused_s = average_keypoints([coords[m, v] for m, v in pairs],
+                                         [scores[m, v] for m, v in pairs], mode=mode,
+                                         weights=[w[m] for m, _ in pairs])
     return np.concatenate([fused_c, fused_s[..., None]], axis=-1)
 
 
@@ -184,3 +184,46 @@ def format_summary_table(rows, keys=("AP", "AP .5", "AP .75", "AP (M)", "AP (L)"
         vals = " | ".join(("%.3f" % float(stats[k])).rjust(c) for k, c in zip(keys, cols))
         lines.append("| %s | %s |" % (label.ljust(width), vals))
     return "\n".join(lines)
+
+
+def evaluate_ensemble(predictors, boxes, views, *, gt_json, layout, out_json, member_weights=None,
+                      mode="score_weighted", with_breakdown=True, in_vis_thr=0.2, oks_thr=0.9,
+                      workers=2, progress=False, stats=None, log=print, verbose=True):
+    """Every member under every view (:func:`~.inference.predict_records`), fused rows
+    (:func:`breakdown`, or only the ensemble), each row rescored, OKS-NMS'd and scored by
+    pycocotools (its table printed for the ensemble row with ``verbose``); the ensemble's
+    results json is ``out_json``.
+
+    Returns:
+        (table: list of (label, stats), number of boxes, number of poses written).
+    """
+    import tempfile
+
+    from .gt_layout import prepare_eval_target
+    from .inference import predict_records
+    from .runner import score_keypoints
+
+    result = predict_records(predictors, boxes.records, views=views, progress=progress,
+                             desc="ensemble", workers=workers, stats=stats)
+    names = [p.name for p in predictors]
+    if with_breakdown:
+        rows = breakdown(result.coords, result.scores, names, views,
+                         member_weights=member_weights, mode=mode)
+    else:
+        rows = [("ensemble", fuse(result.coords, result.scores, member_weights=member_weights,
+                                  mode=mode))]
+    table, count = [], 0
+    with tempfile.TemporaryDirectory(prefix="gluonpose_ens_") as tmp:
+        target = prepare_eval_target(gt_json, layout, os.path.dirname(os.path.abspath(out_json)))
+        log("evaluation: %s" % target.note)
+        for i, (label, kpts) in enumerate(rows):
+            last = label == "ensemble"
+            path = out_json if last else os.path.join(tmp, "row%d.json" % i)
+            if last and verbose:
+                log("pycocotools, ensemble:")
+            stats_row, count = score_keypoints(kpts, result.box_scores, result.areas,
+                                               result.image_ids, target, path,
+                                               in_vis_thr=in_vis_thr, oks_thr=oks_thr,
+                                               verbose=last and verbose)
+            table.append((label, stats_row))
+    return table, len(result.box_scores), count

@@ -105,6 +105,9 @@ def parse_args(argv=None):
                    help="the evaluation pipeline on a COCO-val-sized job (5,000 images, 104,125 boxes, "
                         "generated once into work_dirs/bench) with a stand-in network that costs nothing, "
                         "flip test on, at 384x288 and 512x384 (or --size)")
+    p.add_argument("--eval-ensemble", action="store_true",
+                   help="--eval with the report's ensemble (3 stand-in members x 9 rotation/scale views, flip "
+                        "test, breakdown rows) at 512x384 (or --size): rates and peak RSS")
     p.add_argument("--eval-workers", type=int, default=2, help="--eval: loader threads")
     p.add_argument("--eval-batch", type=int, default=32, help="--eval: crops per forward pass")
     p.add_argument("--eval-images", type=int, default=0,
@@ -267,6 +270,14 @@ def bench_eval(args):
     """``--eval``: the evaluation pipeline on the COCO-val-sized job (RESULT line per crop)."""
     from gluonpose.benchmarks.eval_pipeline import (CROPS, default_cache_root, format_eval_result,
                                                     run_eval_benchmark)
+    if args.eval_ensemble:
+        from gluonpose.benchmarks.eval_pipeline import format_ensemble_result, run_ensemble_benchmark
+        size = tuple(args.size) if args.size_given else CROPS[-1]
+        res = run_ensemble_benchmark(size_wh=size, cache_root=default_cache_root(),
+                                     workers=args.eval_workers, batch_size=args.eval_batch,
+                                     images=args.eval_images or None, boxes=args.eval_boxes or None)
+        print("\n".join(format_ensemble_result(size, res, args.eval_workers)))
+        return
     sizes = [tuple(args.size)] if args.size_given else list(CROPS)
     for size in sizes:
         res = run_eval_benchmark(size_wh=size, cache_root=default_cache_root(),
@@ -304,7 +315,7 @@ def run(args):
         bench_decoders(args.decode_seconds)
     elif args.decode:
         bench_decoders(args.decode_seconds)
-    elif args.eval:
+    elif args.eval or args.eval_ensemble:
         bench_eval(args)
     elif args.flip_study:
         bench_flip_study(args)

@@ -14,9 +14,7 @@ views), one per view (over all members) and the ensemble. Command-line values ov
 ensemble config file; --models replaces its member list.
 """
 import argparse
-import os
 import sys
-import tempfile
 
 from gluonpose.utils.cli import parse_cli_args, run_cli
 
@@ -105,10 +103,8 @@ def _build_members(conf, ctx):
 
 def run(args):
     from gluonpose.engine.context import get_contexts
-    from gluonpose.evaluation.gt_layout import prepare_eval_target
-    from gluonpose.evaluation.inference import predict_records
-    from gluonpose.evaluation.runner import load_test_boxes, resolve_val_set, score_keypoints
-    from gluonpose.evaluation.tta import breakdown, format_summary_table, fuse, tta_views
+    from gluonpose.evaluation.runner import load_test_boxes, resolve_val_set
+    from gluonpose.evaluation.tta import evaluate_ensemble, format_summary_table, tta_views
 
     ctx = get_contexts(args.gpus, check_available=True)  # before any work
     conf = _settings(args)
@@ -134,32 +130,13 @@ def run(args):
     print("TTA: %d view(s) (rotations %s x scales %s), flip test %s, %s averaging; %d member(s)"
           % (len(views), list(tta["rotations"]), list(tta["scales"]),
              "on" if tta["flip"] else "off", tta["average"], len(predictors)))
-    result = predict_records(predictors, boxes.records, views=views, progress=not args.no_progress,
-                             desc="ensemble", workers=test["workers"])
-    names = [p.name for p in predictors]
-    weights = [m["weight"] for m in conf["members"]]
-    if args.no_breakdown:
-        rows = [("ensemble", fuse(result.coords, result.scores, member_weights=weights,
-                                  mode=tta["average"]))]
-    else:
-        rows = breakdown(result.coords, result.scores, names, views, member_weights=weights,
-                         mode=tta["average"])
-    table = []
-    with tempfile.TemporaryDirectory(prefix="gluonpose_ens_") as tmp:
-        out_dir = os.path.dirname(os.path.abspath(args.out))
-        target = prepare_eval_target(gt_json, layout, out_dir)
-        print("evaluation: %s" % target.note)
-        for i, (label, kpts) in enumerate(rows):
-            last = label == "ensemble"
-            path = args.out if last else os.path.join(tmp, "row%d.json" % i)
-            if last:
-                print("pycocotools, ensemble:")
-            stats, count = score_keypoints(kpts, result.box_scores, result.areas, result.image_ids,
-                                           target, path, in_vis_thr=test["in_vis_thr"],
-                                           oks_thr=test["oks_thr"], verbose=last)
-            table.append((label, stats))
+    table, num_boxes, count = evaluate_ensemble(
+        predictors, boxes, views, gt_json=gt_json, layout=layout, out_json=args.out,
+        member_weights=[m["weight"] for m in conf["members"]], mode=tta["average"],
+        with_breakdown=not args.no_breakdown, in_vis_thr=test["in_vis_thr"],
+        oks_thr=test["oks_thr"], workers=test["workers"], progress=not args.no_progress)
     print("rescoring: in_vis_thr %g; OKS-NMS threshold %g; %d boxes -> %d poses written to %s"
-          % (test["in_vis_thr"], test["oks_thr"], len(result.box_scores), count, args.out))
+          % (test["in_vis_thr"], test["oks_thr"], num_boxes, count, args.out))
     print(format_summary_table(table))
     return table
 
