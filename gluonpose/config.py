@@ -119,7 +119,7 @@ DEFAULTS = {
         "in_vis_thr": 0.2,
         "oks_thr": 0.9,
         "batch_size": 32,
-        "flip_fusion": "maps",            # flip test: average the maps (official), Hough votes, or coords
+        "flip_fusion": None,              # flip test: maps | votes | coords; null = the codec's (Hough: votes)
         "workers": 2,                     # loader threads of the evaluation pipeline (0: one thread)
     },
     "reference": {                        # a published result this config reproduces (informational;
@@ -137,6 +137,7 @@ TYPES = {
     "codec.input_size": "pair[int]",
     "codec.heatmap_size": "pair[int]",
     "codec.params": "dict",
+    "test.flip_fusion": "str|None",
     "data.train": "list[dict]",
     "data.val": "dict",
     "loss.stage_weights": "list[float]",
@@ -228,7 +229,7 @@ CHOICES = {
     ("train", "val_errors"): ("continue", "stop"),
     ("train", "gradient_compression"): ("none", "2bit"),
     ("augment", "sampling"): ("official", "uniform"),
-    ("test", "flip_fusion"): FLIP_FUSIONS,
+    ("test", "flip_fusion"): FLIP_FUSIONS + (None,),
 }
 
 
@@ -236,7 +237,8 @@ def _check_choices(cfg, choices=CHOICES):
     for (section, key), valid in choices.items():
         value = cfg[section][key]
         if value not in valid:
-            raise ConfigError("%s.%s must be one of %s, got %r" % (section, key, ", ".join(valid), value))
+            raise ConfigError("%s.%s must be one of %s, got %r"
+                              % (section, key, ", ".join("null" if v is None else v for v in valid), value))
 
 
 def _number(lo=None, hi=None, hi_open=False, none=False, integer=False):

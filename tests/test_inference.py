@@ -215,13 +215,13 @@ def mixed_records(noise_records, tmp_path_factory):
 
 @pytest.mark.parametrize("workers", [0, 1, 3])
 def test_pipeline_equals_the_sequential_loop(mixed_records, tiny_net, workers):
-    """Two members (batch sizes 3 and 4: batches span images), two views, flip test, one image
-    skipped: the pipeline gives bit-identical predictions to the former sequential loop, with any
-    number of loader threads."""
+    """Two members (batch sizes 3 and 4: batches span images), two views, flip test (the map
+    average, the one flip test the former loop had), one image skipped: the pipeline gives
+    bit-identical predictions to the former sequential loop, with any number of loader threads."""
     from _sequential_inference import predict_records_sequential
     big = HeatmapOffsetCodec(input_size_wh=(64, 96))
-    preds = [TopDownPredictor(tiny_net, big, flip=True, batch_size=3, name="a"),
-             TopDownPredictor(tiny_net, big, flip=True, batch_size=4, name="b")]
+    preds = [TopDownPredictor(tiny_net, big, flip=True, flip_fusion="maps", batch_size=3, name="a"),
+             TopDownPredictor(tiny_net, big, flip=True, flip_fusion="maps", batch_size=4, name="b")]
     views = ((0.0, 1.0), (20.0, 0.9))
     ref = predict_records_sequential(preds, mixed_records, views=views, on_bad_image="skip")
     got = predict_records(preds, mixed_records, views=views, progress=False, on_bad_image="skip",
@@ -244,7 +244,7 @@ def test_pipeline_results_json_is_byte_identical(data_dir, tmp_path):
     net = mx.gluon.nn.HybridSequential()
     net.add(mx.gluon.nn.Conv2D(8, 3, padding=1, activation="relu"), mx.gluon.nn.Conv2D(51, 4, strides=4))
     net.initialize(mx.init.Normal(0.5))
-    pred = TopDownPredictor(net, codec, flip=True, batch_size=16)
+    pred = TopDownPredictor(net, codec, flip=True, flip_fusion="maps", batch_size=16)
     boxes = load_test_boxes(gt, folder, det_json=det)
     res = predict_records_sequential(pred, boxes.records)
     target = prepare_eval_target(gt, "coco", str(tmp_path))

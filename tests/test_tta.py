@@ -37,9 +37,9 @@ def scene(tmp_path_factory):
     return records
 
 
-def _oracle_predictor(codec, records, views, flip):
+def _oracle_predictor(codec, records, views, flip, flip_fusion=None):
     oracle = OracleNet(codec)
-    predictor = TopDownPredictor(oracle, codec, flip=flip, batch_size=7)
+    predictor = TopDownPredictor(oracle, codec, flip=flip, flip_fusion=flip_fusion, batch_size=7)
     oracle.add_records(records, [predictor.transform(r, s) for r, s in views])
     return predictor
 
@@ -68,11 +68,12 @@ def test_tta_maps_back_to_known_positions(scene, udp, flip):
 
 def test_flip_branch_is_live(scene, monkeypatch):
     """Without the codec's flip-back (no joint swap, no offset negation) the flipped crops'
-    outputs spoil the average: the oracle test above really goes through the flip branch."""
+    outputs spoil the map average: the oracle test above really goes through the flip branch.
+    (Added vote maps would still peak at the right place: the unflipped view's votes agree.)"""
     from gluonpose.codecs.flipfuse import FlipSpec
     views = ((20.0, 1.1),)
     codec = HeatmapOffsetCodec(input_size_wh=(288, 384))
-    predictor = _oracle_predictor(codec, scene, views, flip=True)
+    predictor = _oracle_predictor(codec, scene, views, flip=True, flip_fusion="maps")
     c = codec.num_channels
     monkeypatch.setattr(codec, "flip_spec", lambda: FlipSpec(
         np.arange(c), np.ones(c, np.float32), np.zeros(c, np.float32), 0))

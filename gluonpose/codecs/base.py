@@ -50,6 +50,12 @@ class Codec(abc.ABC):
         """:class:`~gluonpose.codecs.flipfuse.FlipSpec`: :meth:`flip_back` as a per-channel
         affine of the mirrored maps (the compiled flip test applies it in one pass)."""
 
+    @property
+    def default_flip_fusion(self):
+        """The flip fusion used when the config leaves ``test.flip_fusion`` null: ``maps`` (the
+        official HRNet flip test)."""
+        return "maps"
+
     def supports_flip_fusion(self, fusion):
         """Whether :meth:`decode_flip` can fuse the flip test this way (``maps`` and ``coords``
         work for every codec; ``votes`` needs a Hough-voting decoder)."""

@@ -18,7 +18,9 @@ import numpy as np
 
 #: How the flip test fuses the outputs of a crop and of its mirror image: ``maps`` averages the
 #: raw outputs and decodes once (official HRNet), ``votes`` adds the two Hough vote maps (heatmap +
-#: offset codec with Hough decoding only), ``coords`` averages the two decoded positions and scores.
+#: offset codec with Hough decoding only; its default, the best of the three measured), ``coords``
+#: averages the two decoded positions and scores. A codec's ``default_flip_fusion`` is used when
+#: the config's ``test.flip_fusion`` is null.
 FLIP_FUSIONS = ("maps", "votes", "coords")
 
 

@@ -71,6 +71,10 @@ class MultiStageTargets(Codec):
     def flip_spec(self):
         return self.last.flip_spec()
 
+    @property
+    def default_flip_fusion(self):
+        return self.last.default_flip_fusion
+
     def supports_flip_fusion(self, fusion):
         return self.last.supports_flip_fusion(fusion)
 

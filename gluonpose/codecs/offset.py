@@ -204,6 +204,12 @@ class HeatmapOffsetCodec(Codec):
             coords, scores = self._decode_argmax(hm, ox, oy)
         return (coords * self.stride).astype(np.float32), scores.astype(np.float32)
 
+    @property
+    def default_flip_fusion(self):
+        """``votes`` with Hough decoding (the best of the three on the overfit check and on the
+        demo, docs/benchmarks.md), else ``maps``."""
+        return "votes" if self.decode_mode == "hough" else "maps"
+
     def supports_flip_fusion(self, fusion):
         return fusion in ("maps", "coords") or (fusion == "votes" and self.decode_mode == "hough")
 

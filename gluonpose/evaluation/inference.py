@@ -184,13 +184,14 @@ class TopDownPredictor:
         codec: its codec (decode / flip_back / input_size_wh / udp / num_joints).
         ctx: an mx.Context or a list of them (default CPU).
         flip: flip test (fuse the outputs of the crop and of the mirrored crop).
-        flip_fusion: how the flip test fuses the two outputs (see :data:`FLIP_FUSIONS`).
+        flip_fusion: how the flip test fuses the two outputs (see :data:`FLIP_FUSIONS`; None:
+            the codec's ``default_flip_fusion``).
         batch_size: crops per forward pass (over all contexts).
         box_padding, mean, std: crop settings (official: 1.25, ImageNet RGB).
         name: label used in tables and logs.
     """
 
-    def __init__(self, net, codec, *, ctx=None, flip=True, flip_fusion="maps", batch_size=32,
+    def __init__(self, net, codec, *, ctx=None, flip=True, flip_fusion=None, batch_size=32,
                  box_padding=1.25, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, name="model"):
         if ctx is None:
             ctx = [mx.cpu()]
@@ -205,6 +206,8 @@ class TopDownPredictor:
         self.name = str(name)
         self.input_size_wh = tuple(int(v) for v in codec.input_size_wh)
         self.udp = bool(codec.udp)
+        if flip_fusion is None:
+            flip_fusion = codec.default_flip_fusion
         if flip_fusion not in FLIP_FUSIONS:
             raise ConfigError("unknown flip_fusion %r; valid: %s"
                               % (flip_fusion, ", ".join(FLIP_FUSIONS)))

@@ -185,7 +185,7 @@ def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, imag
 
 def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=True, ctx=None,
                    batch_size=32, image_thr=0.0, in_vis_thr=0.2, oks_thr=0.9, layout="coco",
-                   out_json=None, progress=False, verbose=False, flip_fusion="maps", workers=2):
+                   out_json=None, progress=False, verbose=False, flip_fusion=None, workers=2):
     """COCO keypoint AP of ``net`` on ``gt_json`` (GT boxes unless ``det_json`` is given).
 
     Args:
@@ -194,7 +194,8 @@ def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=Tr
         image_thr: minimum detection score. in_vis_thr, oks_thr: rescoring / OKS-NMS thresholds.
         layout: keypoint layout of ``gt_json`` (see :mod:`.gt_layout`).
         out_json: where to keep the results json (default: a temporary file).
-        flip_fusion: how the flip test fuses the two outputs; workers: loader threads.
+        flip_fusion: how the flip test fuses the two outputs (None: the codec's default);
+            workers: loader threads.
 
     Returns:
         OrderedDict of the 10 COCO stats (``'AP'``, ``'AP .5'``, ... ``'AR (L)'``).

@@ -90,7 +90,7 @@ def run(args):
           % (cfg.model.name, args.config, args.weights, codec.input_size_wh[0],
              codec.input_size_wh[1], codec, ctx))
     print("flip test: %s; graph: %s; loader threads: %d"
-          % ("on (%s fused)" % test.flip_fusion if flip else "off",
+          % ("on (%s fused)" % predictor.flip_fusion if flip else "off",
              "deploy " + args.deploy if args.deploy else "training net", test.workers))
     print(boxes.description)
     report = evaluate_predictor(predictor, gt_json, img_prefix=img_prefix, det_json=det_json,
