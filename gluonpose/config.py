@@ -146,7 +146,7 @@ TYPES = {
     "train.kvstore": "str|None",
 }
 
-from .errors import ConfigError  # noqa: E402,F401  (re-exported: gluonpose.config.ConfigError)
+from .errors import ConfigError  # noqa: E402
 from .utils.io import atomic_write  # noqa: E402
 
 _SCALARS = {"bool": "a boolean (true/false)", "int": "an integer", "float": "a number",

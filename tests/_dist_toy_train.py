@@ -35,7 +35,8 @@ import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
-from gluonpose.engine.distributed import (ShardSampler, allreduce_scalars, barrier,  # noqa: E402
+from gluonpose.data.sampler import ShardSampler  # noqa: E402
+from gluonpose.engine.distributed import (allreduce_scalars, barrier,  # noqa: E402
                                           broadcast_parameters, check_same_start_epoch,
                                           create_kvstore, exit_promptly_on_error,
                                           global_batch_size, make_trainer)

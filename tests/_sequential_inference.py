@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from gluonpose.data.geometry import box_to_center_scale
-from gluonpose.data.pipeline import read_image
+from gluonpose.data.imageio import read_image
 from gluonpose.errors import ConfigError, UserError
 from gluonpose.evaluation.inference import TopDownResult, group_by_image
 

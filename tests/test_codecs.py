@@ -31,6 +31,7 @@ from gluonpose.codecs import (GaussianHeatmapCodec, HeatmapOffsetCodec, MultiSta
                               build_codec, build_stage_codecs, layout)
 from gluonpose.codecs.grid import grid_errors, round_trip
 from gluonpose.data import geometry as geo
+from gluonpose.keypoints import swap_flip_pairs
 
 SIZES = [((192, 256), 2.0), ((288, 384), 3.0)]
 
@@ -251,14 +252,14 @@ def test_offset_decoders_tolerate_noise(coco_people):
 
 # ---------------------------------------------------------------- flip back
 def _flipped(kp, w_in):
-    return geo.swap_flip_pairs(np.stack([w_in - 1 - kp[:, 0], kp[:, 1]], axis=1))
+    return swap_flip_pairs(np.stack([w_in - 1 - kp[:, 0], kp[:, 1]], axis=1))
 
 
 def test_offset_flip_back_udp_is_exact(coco_people):
     codec = HeatmapOffsetCodec((192, 256))
     for kp, w in crops(coco_people, codec.input_size_wh, True):
         direct = codec.encode(kp, w)["target"]
-        fw = geo.swap_flip_pairs(w)
+        fw = swap_flip_pairs(w)
         back = codec.flip_back(codec.encode(_flipped(kp, 192), fw)["target"][None])[0]
         np.testing.assert_allclose(back, direct, atol=1e-5)
 
@@ -266,7 +267,7 @@ def test_offset_flip_back_udp_is_exact(coco_people):
 def test_offset_flip_back_official_stride_decodes_exactly(coco_people):
     codec = HeatmapOffsetCodec((192, 256), udp=False)
     for kp, w in crops(coco_people, codec.input_size_wh, False):
-        enc = codec.encode(_flipped(kp, 192), geo.swap_flip_pairs(w))
+        enc = codec.encode(_flipped(kp, 192), swap_flip_pairs(w))
         coords, _ = codec.decode(codec.flip_back(enc["target"][None]))
         m = w > 0
         np.testing.assert_allclose(coords[0][m], kp[m], atol=1e-3)
@@ -277,7 +278,7 @@ def test_gaussian_udp_flip_back_is_exact(coco_people):
     assert not codec.shift_flip
     for kp, w in crops(coco_people, codec.input_size_wh, True):
         direct = codec.encode(kp, w)["target"]
-        back = codec.flip_back(codec.encode(_flipped(kp, 192), geo.swap_flip_pairs(w))["target"][None])
+        back = codec.flip_back(codec.encode(_flipped(kp, 192), swap_flip_pairs(w))["target"][None])
         np.testing.assert_allclose(back[0], direct, atol=1e-5)
 
 

@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from gluonpose.config import ConfigError, DEFAULTS, load_config, read_yaml
+from gluonpose.config import DEFAULTS, load_config, read_yaml
+from gluonpose.errors import ConfigError
 
 
 def _write(path, text):
@@ -66,7 +67,7 @@ def test_every_shipped_config_loads(repo_root):
 @pytest.mark.parametrize("override, key", [("train.val_errors=maybe", "train.val_errors"),
                                            ("data.on_bad=ignore", "data.on_bad")])
 def test_choice_keys_are_checked_at_load_time(override, key):
-    from gluonpose.config import ConfigError, load_config
+    from gluonpose.config import load_config
 
     with pytest.raises(ConfigError, match=key.replace(".", r"\.") + " must be one of"):
         load_config(None, [override])

@@ -11,7 +11,8 @@ from pycocotools.coco import COCO
 from gluonpose.data.datasets import (AicKeypoints, CocoKeypoints, CombinedDataset,
                                      CrowdPoseKeypoints, DatasetError, MpiiKeypoints,
                                      build_dataset, dataset_types)
-from gluonpose.data.keypoints import COCO_KEYPOINT_NAMES, get_keypoint_map, map_to_coco
+from gluonpose.data.keypoints import get_keypoint_map, map_to_coco
+from gluonpose.keypoints import COCO_KEYPOINT_NAMES
 from gluonpose.data.records import PersonRecord
 
 

@@ -191,7 +191,7 @@ DETECTOR = "yolo3_mobilenet1.0_coco"
 
 
 def test_demo_with_a_local_gluoncv_detector(data_dir, tiny_model, detector_root, tmp_path):
-    from gluonpose.data.pipeline import read_image
+    from gluonpose.data.imageio import read_image
     from gluonpose.deploy.detector import PersonDetector
     image_path = os.path.join(data_dir, "samples", "coco", IMAGE)
     image = read_image(image_path)

@@ -2,11 +2,13 @@
 
 Layers, lowest first; a module may import its own layer and the ones below, never one above:
 
-0. ``errors``, ``utils`` (files, logging, CLI glue, curves, timing);
-1. ``codecs``, ``models``, ``data``;
-2. ``config`` (checks ``codec.params`` against the codecs);
-3. ``engine``, ``evaluation``, ``deploy``;
-4. ``tools`` (the commands behind ``scripts/*.py`` and the ``gluonpose-*`` entry points),
+0. ``errors``, ``utils`` (files, logging, CLI glue, curves, timing), ``keypoints`` (COCO-17
+   metadata);
+1. ``codecs``, ``models``;
+2. ``data`` (its training transforms encode targets with the codecs; the codecs never read data);
+3. ``config`` (checks every choice against the components that publish them);
+4. ``engine``, ``evaluation``, ``deploy``;
+5. ``tools`` (the commands behind ``scripts/*.py`` and the ``gluonpose-*`` entry points),
    ``benchmarks`` (speed measurements over the whole package) and the package root
    (``gluonpose/__init__.py``).
 
@@ -18,8 +20,8 @@ import os
 import pytest
 
 PACKAGE = "gluonpose"
-LAYERS = {"errors": 0, "utils": 0, "codecs": 1, "models": 1, "data": 1, "config": 2,
-          "engine": 3, "evaluation": 3, "deploy": 3, "tools": 4, "benchmarks": 4, "": 4}
+LAYERS = {"errors": 0, "utils": 0, "keypoints": 0, "codecs": 1, "models": 1, "data": 2, "config": 3,
+          "engine": 4, "evaluation": 4, "deploy": 4, "tools": 5, "benchmarks": 5, "": 5}
 
 
 def _modules(root):

@@ -18,7 +18,8 @@ import pytest
 import gluonpose
 from gluonpose.models.hrnet import HRNetBackbone
 from gluonpose.models.summary import count_macs, count_parameters
-from gluonpose.models.weights import CheckpointError, load_official
+from gluonpose.errors import CheckpointError
+from gluonpose.models.weights import load_official
 
 
 def _scaled_err(ours, ref):

@@ -5,7 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from gluonpose.evaluation.nms import (COCO_SIGMAS, oks_iou, oks_nms, oks_nms_arrays,
+from gluonpose.keypoints import COCO_SIGMAS
+from gluonpose.evaluation.nms import (oks_iou, oks_nms, oks_nms_arrays,
                                       soft_oks_nms, soft_oks_nms_arrays)
 
 # A plausible standing person (COCO-17 order), about 100 x 250 px.

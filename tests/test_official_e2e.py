@@ -100,7 +100,8 @@ OFFICIAL_ROWS = {
 def test_official_rows_build_for_training_and_testing(repo_root, row):
     """Each configs/hrnet row is the official yaml: model, Gaussian target (sigma 2 / 3), schedule,
     augmentation factors, test settings; its codec, train transform and loss build."""
-    from gluonpose.config import ConfigError, load_config
+    from gluonpose.config import load_config
+    from gluonpose.errors import ConfigError
     from gluonpose.data.pipeline import TopDownTrainTransform
     from gluonpose.engine.losses import PoseLoss
     from gluonpose.engine.runner import build_codec_from_config
@@ -133,7 +134,7 @@ def test_official_rows_build_for_training_and_testing(repo_root, row):
 
 def _samples(case, rows=None):
     """The test crops of ``rows`` (all by default), made as test_mshrnet.py makes them."""
-    from gluonpose.data.pipeline import read_image
+    from gluonpose.data.imageio import read_image
 
     transform = case["predictor"].transform()
     rows = range(len(case["records"])) if rows is None else rows

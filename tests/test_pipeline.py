@@ -9,10 +9,12 @@ import pytest
 
 from gluonpose.codecs import GaussianHeatmapCodec, HeatmapOffsetCodec, build_codec
 from gluonpose.data import geometry as geo
+from gluonpose.data.imageio import read_image
 from gluonpose.data.pipeline import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform,
-                                     TopDownTrainTransform, read_image, sample_rng)
+                                     TopDownTrainTransform, sample_rng)
 from gluonpose.data.records import PersonRecord
 from gluonpose.errors import DatasetError, MissingFileError
+from gluonpose.keypoints import COCO_FLIP_PAIRS, swap_flip_pairs
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ def test_warped_keypoints_land_inside_warped_box(coco, tmp_path, flip_prob):
             inside = cv2.pointPolygonTest(poly, (float(px), float(py)), True)
             # some real COCO joints lie a few pixels outside their own box: the warp must scale
             # that signed distance by the zoom, and joints inside the box must stay inside
-            src = rec.keypoints[geo.swap_flip_pairs(np.arange(17))[k] if flip_prob else k, :2]
+            src = rec.keypoints[swap_flip_pairs(np.arange(17))[k] if flip_prob else k, :2]
             before = cv2.pointPolygonTest(corners.astype(np.float32),
                                           (float(src[0]), float(src[1])), True)
             assert abs(inside - zoom * before) < 0.5 + 0.01 * abs(inside), (i, k)
@@ -97,7 +99,7 @@ def test_image_and_keypoints_are_warped_together(coco, udp):
         cv2.circle(painted, (int(round(kp[k, 0])), int(round(kp[k, 1]))), 8,
                    tuple(int(c) for c in colours[k]), -1)
     codec = HeatmapOffsetCodec((192, 256), udp=udp)
-    partner = dict(sum(([(a, b), (b, a)] for a, b in geo.COCO_FLIP_PAIRS), []))
+    partner = dict(sum(([(a, b), (b, a)] for a, b in COCO_FLIP_PAIRS), []))
     for flip in (0.0, 1.0):
         s = _strong(codec, flip_prob=flip)(painted, rec, sample_rng(3, 1, 7))
         crop = _denormalize(s["image"]).astype(int)
@@ -126,8 +128,8 @@ def test_end_to_end_round_trip_with_augmentation(coco, codec_kind):
         coords, _ = codec.decode(s["target"][None])
         back = geo.affine_points(coords[0], geo.invert_affine(s["trans"].astype(np.float64)))
         if s["flipped"]:
-            back = geo.swap_flip_pairs(back)
-            weight = geo.swap_flip_pairs(s["target_weight"])
+            back = swap_flip_pairs(back)
+            weight = swap_flip_pairs(s["target_weight"])
         else:
             weight = s["target_weight"]
             if s["rotation"] != 0:   # rotation-aware inverse from (center, scale, rotation)
@@ -136,7 +138,7 @@ def test_end_to_end_round_trip_with_augmentation(coco, codec_kind):
                 np.testing.assert_allclose(back2, back, atol=1e-2)
         m = weight > 0
         if codec_kind != "offset":       # DARK's zero-padded blur is biased near the border
-            kp_crop = geo.swap_flip_pairs(s["keypoints"]) if s["flipped"] else s["keypoints"]
+            kp_crop = swap_flip_pairs(s["keypoints"]) if s["flipped"] else s["keypoints"]
             m &= np.all((kp_crop[:, :2] >= 28) & (kp_crop[:, :2] <= [163, 227]), axis=1)
         image_px_per_crop_px = s["scale"][0] / 191.0
         errors.append(np.linalg.norm(back[m] - rec.keypoints[m, :2], axis=1) / image_px_per_crop_px)

@@ -19,7 +19,8 @@ import pytest
 from gluonpose.benchmarks import postprocess
 from gluonpose.data.geometry import box_to_center_scale
 from gluonpose.evaluation.coco_metric import nms_per_image
-from gluonpose.evaluation.nms import COCO_SIGMAS, _oks_rows, oks_iou, oks_nms_arrays, oks_nms_grouped
+from gluonpose.evaluation.nms import _oks_rows, oks_iou, oks_nms_arrays, oks_nms_grouped
+from gluonpose.keypoints import COCO_SIGMAS
 from gluonpose.tools import benchmark
 
 # ------------------------------------------------------------------------------------------- stand-in official

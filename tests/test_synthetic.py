@@ -147,7 +147,7 @@ def _generate_concurrently(out_dir, n):
 def test_concurrent_generators_make_one_complete_set_and_reuse_it(tmp_path):
     """Several processes (ranks) generating the same set at once end with one complete folder keyed
     by the parameters; later calls reuse it without rewriting a file."""
-    from gluonpose.data.pipeline import read_image
+    from gluonpose.data.imageio import read_image
 
     out = tmp_path / "syn"
     paths = _generate_concurrently(out, 4)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from gluonpose.codecs import HeatmapOffsetCodec
-from gluonpose.data.pipeline import TopDownTrainTransform, read_image, sample_rng
+from gluonpose.data.imageio import read_image
+from gluonpose.data.pipeline import TopDownTrainTransform, sample_rng
 from gluonpose.data.records import PersonRecord
 from gluonpose.utils.curves import MetricsCSV
 from gluonpose.evaluation.visualize import (GT_COLOR_BGR, PRED_COLOR_BGR, denormalize_crop,

@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from ..data.geometry import swap_flip_pairs
+from ..keypoints import swap_flip_pairs
 from ..errors import ConfigError
 
 

@@ -7,7 +7,7 @@ is exactly what the official ``transform_preds`` does (it inverts a crop of heat
 """
 import numpy as np
 
-from ..data.geometry import COCO_FLIP_PAIRS
+from ..keypoints import COCO_FLIP_PAIRS
 from ..errors import ConfigError
 from . import layout as _layout
 from .base import Codec

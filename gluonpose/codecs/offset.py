@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from ..data.geometry import COCO_FLIP_PAIRS
+from ..keypoints import COCO_FLIP_PAIRS
 from ..errors import ConfigError
 from . import layout as _layout
 from .base import Codec

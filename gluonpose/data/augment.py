@@ -20,6 +20,7 @@ from typing import NamedTuple, Optional, Tuple
 import numpy as np
 
 from ..errors import ConfigError
+from ..keypoints import COCO_UPPER_BODY_IDS
 from . import geometry as geo
 
 SAMPLINGS = ("official", "uniform")
@@ -44,7 +45,7 @@ class AugmentParams:
     half_body_min_joints: int = 8
     half_body_upper_prob: float = geo.OFFICIAL_HALF_BODY_UPPER_PROB
     half_body_padding: float = 1.5
-    upper_body_ids: Tuple[int, ...] = geo.COCO_UPPER_BODY_IDS
+    upper_body_ids: Tuple[int, ...] = COCO_UPPER_BODY_IDS
 
     def __post_init__(self):
         if self.sampling not in SAMPLINGS:

@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 
 from .datasets.base import DatasetError, check_box_xywh, load_json
-from .keypoints import NUM_COCO_KEYPOINTS
+from ..keypoints import NUM_COCO_KEYPOINTS
 from .records import PersonRecord
 
 logger = logging.getLogger(__name__)

@@ -28,12 +28,9 @@ import math
 import cv2
 import numpy as np
 
-PIXEL_STD = 200.0
+from ..keypoints import COCO_FLIP_PAIRS, COCO_UPPER_BODY_IDS, swap_flip_pairs
 
-#: COCO-17 left/right pairs (0 nose, 1/2 eyes, 3/4 ears, 5/6 shoulders, ..., 15/16 ankles).
-COCO_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
-COCO_UPPER_BODY_IDS = tuple(range(0, 11))
-COCO_LOWER_BODY_IDS = tuple(range(11, 17))
+PIXEL_STD = 200.0
 
 #: Probability that the official code picks the upper body in half-body augmentation: it tests
 #: ``np.random.randn() < 0.5`` (a normal, not a uniform draw), i.e. Phi(0.5).
@@ -192,15 +189,6 @@ def hflip_matrix(image_width):
 def flip_image(image):
     """Horizontal flip of an (H, W, ...) image (contiguous copy)."""
     return np.ascontiguousarray(image[:, ::-1])
-
-
-def swap_flip_pairs(array, flip_pairs=COCO_FLIP_PAIRS, axis=0):
-    """Copy of ``array`` with the left/right entries along ``axis`` swapped."""
-    out = np.array(array, copy=True)
-    idx = np.arange(out.shape[axis])
-    for a, b in flip_pairs:
-        idx[a], idx[b] = b, a
-    return np.take(out, idx, axis=axis)
 
 
 def flip_joints(joints, image_width, flip_pairs=COCO_FLIP_PAIRS):

@@ -9,22 +9,9 @@ import os
 from typing import NamedTuple, Tuple
 
 import numpy as np
+
 from ..errors import ConfigError
-
-NUM_COCO_KEYPOINTS = 17
-
-COCO_KEYPOINT_NAMES = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hip", "right_hip",
-    "left_knee", "right_knee", "left_ankle", "right_ankle",
-)
-
-#: COCO-17 skeleton as 0-based joint index pairs (the COCO json stores these 1-based).
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-    (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)
+from ..keypoints import NUM_COCO_KEYPOINTS
 
 _MAPS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keypoint_maps.json")
 

@@ -16,7 +16,8 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import ConfigError, DatasetError
-from .pipeline import read_image, sample_rng
+from .imageio import read_image
+from .pipeline import sample_rng
 
 LOG = logging.getLogger(__name__)
 

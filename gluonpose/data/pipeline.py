@@ -19,9 +19,9 @@ udp)`` (unflipped samples) or ``geometry.affine_points(coords, invert_affine(tra
 import cv2
 import numpy as np
 
+from ..keypoints import COCO_FLIP_PAIRS, COCO_UPPER_BODY_IDS
 from . import geometry as geo
 from .augment import AugmentParams, sample_augmentation
-from .imageio import image_bytes_problem, read_image  # noqa: F401  (re-exported)
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
@@ -137,7 +137,7 @@ class TopDownTrainTransform:
                  half_body_prob=0.3, half_body_min_joints=8,
                  half_body_upper_prob=geo.OFFICIAL_HALF_BODY_UPPER_PROB, half_body_padding=1.5,
                  box_padding=1.25, mean=IMAGENET_MEAN_RGB, std=IMAGENET_STD_RGB, udp=None,
-                 flip_pairs=geo.COCO_FLIP_PAIRS, upper_body_ids=geo.COCO_UPPER_BODY_IDS):
+                 flip_pairs=COCO_FLIP_PAIRS, upper_body_ids=COCO_UPPER_BODY_IDS):
         self.codec = codec
         self.input_size_wh = tuple(int(v) for v in (input_size_wh or codec.input_size_wh))
         if self.input_size_wh != tuple(codec.input_size_wh):

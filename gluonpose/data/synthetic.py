@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import ConfigError, DatasetError
-from .keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS
+from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON, NUM_COCO_KEYPOINTS
 
 _SHIFT = 4  # fixed-point bits for sub-pixel polygon drawing
 _LIMBS = ((5, 7, "arm"), (7, 9, "arm"), (6, 8, "arm"), (8, 10, "arm"),

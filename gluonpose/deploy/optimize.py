@@ -344,7 +344,8 @@ def convert_bf16(sym, arg_params, aux_params):
 def calibration_crops(records, input_size_wh, *, udp=False, limit=32, mirrored=False):
     """Normalised network inputs of the first ``limit`` readable person records (boxes), for int8 calibration;
     ``mirrored`` appends their mirror images (the flip test feeds those too)."""
-    from ..data.pipeline import TopDownTestTransform, read_image  # pylint: disable=import-outside-toplevel
+    from ..data.imageio import read_image  # pylint: disable=import-outside-toplevel
+    from ..data.pipeline import TopDownTestTransform  # pylint: disable=import-outside-toplevel
     transform = TopDownTestTransform(input_size_wh=input_size_wh, udp=udp)
     crops, images = [], {}
     for record in records:

@@ -53,7 +53,7 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     ``score_thr`` are drawn (the demo's default), limbs between two drawn joints, no score labels.
     An image that cannot be read is left out (ValueError when none can). Returns a :class:`Preview`.
     """
-    from ..data.pipeline import read_image
+    from ..data.imageio import read_image
     from ..evaluation.inference import group_by_image, predict_records
     from ..evaluation.runner import predictor_from_config
     from ..evaluation.runner import build_net_from_config, gt_boxes, resolve_val_set

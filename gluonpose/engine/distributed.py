@@ -52,14 +52,13 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import CheckpointError, ConfigError, LaunchError
-from ..data.sampler import ShardSampler  # noqa: F401  (re-exported; a data sampler, see gluonpose.data.sampler)
 from .launch import parent_death_signal_available, set_parent_death_signal
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
            "make_trainer", "check_compression", "compression_threshold", "global_batch_size",
            "allreduce_scalars", "allgather_scalars",
            "check_same_start_epoch", "install_fail_fast", "exit_promptly_on_error",
-           "watch_parent", "ShardSampler"]
+           "watch_parent"]
 
 KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 _BROADCAST_KEY_BASE = 100000   # + parameter index

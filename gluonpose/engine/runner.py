@@ -5,7 +5,7 @@ import os
 import mxnet as mx
 import numpy as np
 
-from ..codecs import build_codec_from_config  # (defined in codecs.builder; still importable here)
+from ..codecs.builder import build_codec_from_config
 from ..config import dump_config
 from ..errors import ConfigError
 from ..data.builder import build_train_records

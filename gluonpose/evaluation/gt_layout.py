@@ -19,9 +19,9 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from ..data.keypoints import COCO_KEYPOINT_NAMES, NUM_COCO_KEYPOINTS, get_keypoint_map
+from ..data.keypoints import get_keypoint_map
+from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS, NUM_COCO_KEYPOINTS
 from ..errors import ConfigError, DatasetError
-from .nms import COCO_SIGMAS
 
 LOG = logging.getLogger(__name__)
 

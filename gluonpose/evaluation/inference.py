@@ -45,8 +45,9 @@ from mxnet import gluon
 from ..codecs.flipfuse import FLIP_FUSIONS, flip_average
 from ..data import geometry as geo
 from ..data.geometry import box_to_center_scale, crop_to_image
+from ..data.imageio import read_image
 from ..data.pipeline import (IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, TopDownTestTransform,
-                             normalize_table, read_image)
+                             normalize_table)
 from ..errors import ConfigError, UserError
 
 LOG = logging.getLogger(__name__)

@@ -20,10 +20,8 @@ evaluation never sets ``in_vis_thr``, so its numbers are unaffected.
 """
 import numpy as np
 
-#: COCO-17 per-keypoint OKS sigmas (the constants of the COCO keypoint evaluation), read-only.
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
-                        1.07, 1.07, .87, .87, .89, .89], dtype=np.float64) / 10.0
-COCO_SIGMAS.setflags(write=False)
+from ..keypoints import COCO_SIGMAS
+
 
 
 def _as_sigmas(sigmas, num_joints):

@@ -14,8 +14,8 @@ import hashlib
 import mxnet as mx
 import numpy as np
 
-from ..data.geometry import swap_flip_pairs
-from ..data.pipeline import read_image
+from ..keypoints import swap_flip_pairs
+from ..data.imageio import read_image
 from .inference import group_by_image
 
 

@@ -15,7 +15,7 @@ from ..codecs.builder import build_codec_from_config
 from ..data.datasets.base import format_skipped
 from ..data.datasets.coco import CocoStyleReader
 from ..data.detections import load_detections
-from ..data.keypoints import NUM_COCO_KEYPOINTS
+from ..keypoints import NUM_COCO_KEYPOINTS
 from ..data.records import PersonRecord
 from ..errors import ConfigError, MissingFileError
 from .coco_metric import evaluate_keypoints, nms_per_image, write_coco_results

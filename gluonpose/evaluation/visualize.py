@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from ..codecs import layout
-from ..data.keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
+from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SKELETON
 from ..data.pipeline import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from ..errors import OutputError
 

@@ -30,7 +30,7 @@ KINDS = ("pose", "imagenet")
 NON_BACKBONE_PREFIXES = ("final_layer.", "cross_conv.", "skip_adapters.")
 
 
-from ..errors import CheckpointError, MissingDependencyError, MissingFileError  # noqa: F401  (re-exported)
+from ..errors import CheckpointError, MissingDependencyError, MissingFileError
 
 
 def error_reason(err):

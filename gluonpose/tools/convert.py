@@ -11,7 +11,6 @@ Examples:
       --arch hrnet_w32 --kind pose --head heatmap
 """
 import argparse
-import logging
 import sys
 
 from gluonpose.utils.cli import parse_cli_args, run_cli

@@ -156,7 +156,7 @@ def _image_out(out, image_path):
 
 
 def run_images(demo, paths, out, single):
-    from gluonpose.data.pipeline import read_image
+    from gluonpose.data.imageio import read_image
     from gluonpose.evaluation.visualize import save_image
     for path in paths:
         target = _image_out(out, path) if single else os.path.join(out, os.path.basename(path))

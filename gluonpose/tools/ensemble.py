@@ -51,7 +51,7 @@ def parse_args(argv=None):
 
 def _settings(args):
     """Ensemble config file (or its defaults) with the command line on top."""
-    from gluonpose.config import ConfigError
+    from gluonpose.errors import ConfigError
     from gluonpose.evaluation.tta import load_ensemble_config, parse_member_spec
 
     conf = load_ensemble_config(args.config)   # the defaults without --config

@@ -105,7 +105,8 @@ def _export_deploy(args, cfg, net, codec, prefix):
 
 
 def run(args):
-    from gluonpose.config import ConfigError, load_config
+    from gluonpose.config import load_config
+    from gluonpose.errors import ConfigError
     from gluonpose.deploy.export import export_onnx, export_symbol
     from gluonpose.evaluation.runner import build_net_from_config
 

@@ -59,7 +59,8 @@ def _ground_truth(cfg, args):
 
 
 def run(args):
-    from gluonpose.config import ConfigError, load_config
+    from gluonpose.config import load_config
+    from gluonpose.errors import ConfigError
     from gluonpose.engine.context import get_contexts
     from gluonpose.evaluation.coco_metric import format_stats_table
     from gluonpose.evaluation.runner import (build_net_from_config, evaluate_predictor,

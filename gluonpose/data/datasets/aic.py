@@ -11,7 +11,8 @@ import os
 import numpy as np
 
 from ..records import PersonRecord
-from .base import DatasetError, check_box_xywh
+from ...errors import DatasetError
+from .base import check_box_xywh
 from .coco import CocoStyleReader
 
 #: raw AIC visibility -> COCO visibility

@@ -20,7 +20,7 @@ from collections import Counter
 
 import numpy as np
 
-from ...errors import ConfigError, DatasetError  # noqa: F401  (DatasetError re-exported)
+from ...errors import ConfigError, DatasetError
 from ..keypoints import map_to_coco
 
 logger = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..keypoints import get_keypoint_map
 from ..records import PersonRecord
-from .base import (DatasetError, KeypointReader, check_box_xywh, check_keypoints, clean_box_xywh,
+from ...errors import DatasetError
+from .base import (KeypointReader, check_box_xywh, check_keypoints, clean_box_xywh,
                    positive_size)
 
 _REQUIRED_ANN_KEYS = ("image_id", "bbox", "keypoints")

@@ -18,7 +18,8 @@ from ...errors import UserError
 from ..imageio import read_image
 from ..keypoints import get_keypoint_map
 from ..records import PersonRecord
-from .base import DatasetError, KeypointReader, check_box_xywh
+from ...errors import DatasetError
+from .base import KeypointReader, check_box_xywh
 
 PIXEL_STD = 200.0
 CENTER_SHIFT_PX_PER_SCALE = 15.0
