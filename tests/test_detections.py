@@ -23,7 +23,7 @@ def test_coco_sample_detections(coco_sample):
     det_file, gt_file, folder = coco_sample
     with open(det_file) as f:
         raw = json.load(f)
-    recs, skipped = load_detections(det_file, gt_file, folder, return_skipped=True)
+    recs, skipped = load_detections(det_file, gt_file, folder)
     assert len(recs) == len(raw) == 118 and not skipped
     for rec, det in zip(recs, raw):
         np.testing.assert_allclose(rec.bbox, det["bbox"], rtol=1e-6)
@@ -32,7 +32,7 @@ def test_coco_sample_detections(coco_sample):
         assert os.path.isfile(rec.image_path)
         assert rec.keypoints.shape == (17, 3) and not rec.keypoints.any() and rec.ann_id == -1
     thr = 0.5
-    kept = load_detections(det_file, gt_file, folder, score_thresh=thr)
+    kept = load_detections(det_file, gt_file, folder, score_thresh=thr).records
     assert len(kept) == sum(d["score"] >= thr for d in raw) < 118
     assert min(r.score for r in kept) >= thr
 
@@ -40,7 +40,7 @@ def test_coco_sample_detections(coco_sample):
 def test_crowdpose_sample_detections(data_dir):
     folder = os.path.join(data_dir, "samples", "crowdpose")
     recs = load_detections(os.path.join(folder, "test_crowdpose_det_AP_40.json"),
-                           os.path.join(folder, "test_crowdpose.json"), folder)
+                           os.path.join(folder, "test_crowdpose.json"), folder).records
     assert len(recs) == 6
     assert {os.path.basename(r.image_path) for r in recs} <= {"103319.jpg", "106848.jpg"}
 
@@ -71,8 +71,7 @@ def test_degenerate_and_filtered_boxes_are_counted(tmp_path, image_list, caplog)
             {"image_id": 7, "category_id": 1, "bbox": [3, 3, 0.4, 0.9], "score": 0.9}]
     det_file = _write(tmp_path, "dets.json", dets)
     with caplog.at_level(logging.INFO, logger="gluonpose.data.detections"):
-        recs, skipped = load_detections(det_file, image_list, "img", score_thresh=0.1,
-                                        return_skipped=True)
+        recs, skipped = load_detections(det_file, image_list, "img", score_thresh=0.1)
     # NaN, a negative side, 0x0 and below 1 px are degenerate; w = 0, h = 40 is widened by the
     # aspect fix to a 30x40 crop (as the official test would) and kept
     assert [r.extra["det_index"] for r in recs] == [0, 1, 7]
@@ -94,7 +93,7 @@ def test_empty_detections(tmp_path, image_list, caplog):
     with pytest.raises(DatasetError, match="no detection left"):
         load_detections(det_file, image_list)
     with caplog.at_level(logging.WARNING):
-        assert load_detections(det_file, image_list, on_empty="warn") == []
+        assert load_detections(det_file, image_list, on_empty="warn").records == []
     assert "no detection left" in caplog.text
     low = _write(tmp_path, "low.json", [{"image_id": 7, "category_id": 1, "bbox": [1, 2, 3, 4],
                                           "score": 0.01}])

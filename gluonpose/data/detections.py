@@ -10,14 +10,16 @@ import logging
 import math
 import os
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 
-from .datasets.base import DatasetError, check_box_xywh, load_json
+from ..errors import DatasetError
 from ..keypoints import NUM_COCO_KEYPOINTS
+from .datasets.base import check_box_xywh, load_json
 from .records import PersonRecord
 
-logger = logging.getLogger(__name__)
+LOG = logging.getLogger(__name__)
 
 ON_EMPTY_CHOICES = ("raise", "warn")
 
@@ -49,8 +51,14 @@ def box_problem(box):
     return "malformed_box" if problem[0] == "malformed" else "degenerate_box"
 
 
-def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on_empty="raise",
-                    return_skipped=False):
+class Detections(NamedTuple):
+    """The boxes of a detection file as test records, and what was skipped."""
+
+    records: list          # PersonRecord per kept box
+    skipped: Counter       # reason -> count (not_person, low_score, degenerate_box, ...)
+
+
+def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on_empty="raise"):
     """Read a COCO-results detection file into test PersonRecords.
 
     Args:
@@ -59,13 +67,12 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
         img_prefix: folder prepended to the image file names.
         score_thresh: keep boxes with ``score >= score_thresh``.
         on_empty: when no box is left (empty file or all filtered): ``'raise'`` a DatasetError or
-            ``'warn'`` (log a warning, return ``[]``).
-        return_skipped: also return the Counter of skip reasons (``not_person``, ``low_score``,
-            ``degenerate_box``, ``malformed_box``, ``bad_score``).
+            ``'warn'`` (log a warning, return no records).
 
     Returns:
-        list of PersonRecord (``ann_id = -1``, ``extra['det_index']`` = position in the file), or
-        ``(records, skipped)`` with ``return_skipped``.
+        :class:`Detections`: the PersonRecords (``ann_id = -1``, ``extra['det_index']`` =
+        position in the file) and the Counter of skip reasons (``not_person``, ``low_score``,
+        ``degenerate_box``, ``malformed_box``, ``bad_score``).
 
     Raises:
         DatasetError: missing / malformed file, an entry that is not a detection object, image ids
@@ -73,11 +80,32 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
     """
     if on_empty not in ON_EMPTY_CHOICES:
         raise ValueError(f"on_empty must be one of {ON_EMPTY_CHOICES}, got {on_empty!r}")
+    dets = _checked_entries(det_file)
+    images = load_image_index(image_file)
+    unknown = sorted({d["image_id"] for d in dets if d["image_id"] not in images})
+    if unknown:
+        raise DatasetError(f"{det_file}: {len(unknown)} image ids are not in {image_file}: "
+                           f"{unknown[:20]}{' ...' if len(unknown) > 20 else ''}")
+    skipped = Counter()
+    records = [rec for i, det in enumerate(dets)
+               for rec in _record_of(det, i, det_file, images, img_prefix, score_thresh, skipped)]
+    LOG.info("%s: %d of %d detections kept (score >= %g)%s", det_file, len(records), len(dets),
+             score_thresh, f", skipped {dict(skipped)}" if skipped else "")
+    if not records:
+        msg = (f"{det_file}: no detection left ({len(dets)} in the file, score_thresh "
+               f"{score_thresh}, skipped {dict(skipped)})")
+        if on_empty == "raise":
+            raise DatasetError(msg)
+        LOG.warning(msg)
+    return Detections(records, skipped)
+
+
+def _checked_entries(det_file):
+    """The file's list of detection dicts, each with an integer image id, bbox and score."""
     dets = load_json(det_file, what="detection file")
     if not isinstance(dets, list):
         raise DatasetError(f"{det_file}: a detection file must be a json list of "
                            "{image_id, category_id, bbox, score}")
-    images = load_image_index(image_file)
     keys = ("image_id", "bbox", "score")
     for i, det in enumerate(dets):
         if not isinstance(det, dict) or any(k not in det for k in keys):
@@ -85,48 +113,36 @@ def load_detections(det_file, image_file, img_prefix="", *, score_thresh=0.0, on
         if not isinstance(det["image_id"], int) or isinstance(det["image_id"], bool):
             raise DatasetError(f"{det_file}: detection {i} has a non-integer image_id "
                                f"{det['image_id']!r}")
-    unknown = sorted({d["image_id"] for d in dets if d["image_id"] not in images})
-    if unknown:
-        raise DatasetError(f"{det_file}: {len(unknown)} image ids are not in {image_file}: "
-                           f"{unknown[:20]}{' ...' if len(unknown) > 20 else ''}")
-    skipped = Counter()
-    records = []
-    for i, det in enumerate(dets):
-        if det.get("category_id", 1) != 1:
-            skipped["not_person"] += 1
-            continue
-        try:
-            score = float(det["score"])
-        except (TypeError, ValueError):
-            score = float("nan")
-        if not math.isfinite(score):
-            skipped["bad_score"] += 1
-            logger.warning("%s: detection %d has a non-finite score %r, skipped", det_file, i,
-                           det["score"])
-            continue
-        if score < score_thresh:
-            skipped["low_score"] += 1
-            continue
-        reason = box_problem(det["bbox"])
-        if reason is not None:
-            skipped[reason] += 1
-            logger.warning("%s: detection %d (image %s) has a %s %r, skipped", det_file, i,
-                           det["image_id"], reason.replace("_", " "), det["bbox"])
-            continue
-        file_name, size_wh = images[det["image_id"]]
-        box = np.asarray(det["bbox"], dtype=np.float64)     # the detector's values, unrounded
-        records.append(PersonRecord(
-            image_path=os.path.join(img_prefix, file_name), bbox=box,
-            keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),
-            image_id=int(det["image_id"]), score=score, area=float(box[2] * box[3]),
-            dataset="detections", ann_id=-1, extra={"det_index": i, "image_size_wh": size_wh}))
-    logger.info("%s: %d of %d detections kept (score >= %g)%s", det_file, len(records), len(dets),
-                score_thresh, f", skipped {dict(skipped)}" if skipped else "")
-    if not records:
-        msg = (f"{det_file}: no detection left ({len(dets)} in the file, score_thresh "
-               f"{score_thresh}, skipped {dict(skipped)})")
-        if on_empty == "raise":
-            raise DatasetError(msg)
-        logger.warning(msg)
-    return (records, skipped) if return_skipped else records
+    return dets
 
+
+def _record_of(det, i, det_file, images, img_prefix, score_thresh, skipped):
+    """[PersonRecord] of detection ``i``, or [] (counted in ``skipped``, logged when malformed)."""
+    if det.get("category_id", 1) != 1:
+        skipped["not_person"] += 1
+        return []
+    try:
+        score = float(det["score"])
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not math.isfinite(score):
+        skipped["bad_score"] += 1
+        LOG.warning("%s: detection %d has a non-finite score %r, skipped", det_file, i,
+                    det["score"])
+        return []
+    if score < score_thresh:
+        skipped["low_score"] += 1
+        return []
+    reason = box_problem(det["bbox"])
+    if reason is not None:
+        skipped[reason] += 1
+        LOG.warning("%s: detection %d (image %s) has a %s %r, skipped", det_file, i,
+                    det["image_id"], reason.replace("_", " "), det["bbox"])
+        return []
+    file_name, size_wh = images[det["image_id"]]
+    box = np.asarray(det["bbox"], dtype=np.float64)     # the detector's values, unrounded
+    return [PersonRecord(
+        image_path=os.path.join(img_prefix, file_name), bbox=box,
+        keypoints=np.zeros((NUM_COCO_KEYPOINTS, 3), dtype=np.float32),
+        image_id=int(det["image_id"]), score=score, area=float(box[2] * box[3]),
+        dataset="detections", ann_id=-1, extra={"det_index": i, "image_size_wh": size_wh})]

@@ -42,11 +42,6 @@ def _load_tables():
     return {k: v for k, v in tables.items() if not k.startswith("_")}
 
 
-def available_keypoint_maps():
-    """Names of the layouts in the table file, e.g. ``('aic', 'coco', 'crowdpose', 'mpii')``."""
-    return tuple(sorted(_load_tables()))
-
-
 def get_keypoint_map(name):
     """Load the :class:`KeypointMap` of layout ``name`` (ValueError listing the valid names)."""
     tables = _load_tables()

@@ -54,6 +54,8 @@ from mxnet import gluon
 from ..errors import CheckpointError, ConfigError, LaunchError
 from .launch import parent_death_signal_available, set_parent_death_signal
 
+LOG = logging.getLogger(__name__)
+
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
            "make_trainer", "check_compression", "compression_threshold", "global_batch_size",
            "allreduce_scalars", "allgather_scalars",
@@ -418,7 +420,7 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compres
     """
     compression = check_compression(compression)
     if compression and not is_distributed(kvstore):
-        logging.getLogger(__name__).warning(
+        LOG.warning(
             "gradient compression applies to dist kvstores only; not used with kvstore %r",
             getattr(kvstore, "type", kvstore))
         compression = None

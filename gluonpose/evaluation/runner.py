@@ -76,8 +76,7 @@ def gt_boxes(gt_json, img_prefix="", layout="coco"):
 
 def detection_boxes(det_json, gt_json, img_prefix="", image_thr=0.0):
     """Detector boxes (COCO results json) with a minimum score. Returns :class:`Boxes`."""
-    records, skipped = load_detections(det_json, gt_json, img_prefix, score_thresh=image_thr,
-                                       return_skipped=True)
+    records, skipped = load_detections(det_json, gt_json, img_prefix, score_thresh=image_thr)
     total = len(records) + sum(skipped.values())
     desc = ("boxes: detections of %s: %d of %d boxes kept (score >= %g) in %d images; skipped: %s"
             % (det_json, len(records), total, image_thr, len({r.image_id for r in records}),

@@ -34,12 +34,10 @@ ENSEMBLE_DEFAULTS = {
               "image_thr": 0.0, "layout": ""},
     "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32, "workers": 2},
 }
-ENSEMBLE_SCHEMA = ENSEMBLE_DEFAULTS   # former name
 ENSEMBLE_TYPES = {"members": "list[dict]"}
 ENSEMBLE_CHOICES = {("tta", "average"): MODES}
 #: Defaults and schema of one ``members`` entry (``config`` and ``weights`` are required).
 MEMBER_DEFAULTS = {"config": "", "weights": "", "weight": 1.0, "name": ""}
-MEMBER_KEYS = tuple(MEMBER_DEFAULTS)
 
 
 def tta_views(rotations=(0.0,), scales=(1.0,)):

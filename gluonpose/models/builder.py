@@ -10,7 +10,6 @@ from .weights import format_report, load_official, load_params_checked
 from .zoo import get_model, parse_model_name
 
 LOG = logging.getLogger(__name__)
-MULTI_STAGE_ONLY = ("stage_input", "cross_stage")
 
 
 def build_model(name, *, num_joints=17, head="heatmap_offset", stage_input="features",

@@ -18,6 +18,8 @@ import time
 
 from gluonpose.utils.cli import parse_cli_args, report_user_error, run_cli
 
+LOG = logging.getLogger("gluonpose.train")
+
 #: the repository's configs/ (a source checkout, as ``pip install -e .`` keeps it)
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                           "configs")
@@ -85,7 +87,7 @@ def run(args):
                                                num_images=args.preview)
                 box_file = write_box_file(preview, os.path.join(work_dir, "val_boxes.json"))
             except (ValueError, OSError) as err:  # the training itself is saved: report, go on
-                logging.getLogger("train").warning("predictions.png not drawn: %s", err)
+                LOG.warning("predictions.png not drawn: %s", err)
         print(run_summary(work_dir, history, time.time() - start, preview, box_file,
                           cpu_seconds=time.process_time() - cpu_start), flush=True)
 

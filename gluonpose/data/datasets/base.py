@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import ConfigError, DatasetError
 from ..keypoints import map_to_coco
 
-logger = logging.getLogger(__name__)
+LOG = logging.getLogger(__name__)
 
 ON_BAD_CHOICES = ("raise", "skip")
 
@@ -56,7 +56,7 @@ class BadDataPolicy:
         if self.on_bad == "raise":
             raise DatasetError(f"{self.source}: {where}: {detail} [{reason}]")
         self.skipped[reason] += 1
-        logger.debug("%s: skipped %s: %s [%s]", self.source, where, detail, reason)
+        LOG.debug("%s: skipped %s: %s [%s]", self.source, where, detail, reason)
 
     def skip(self, reason):
         """Official cleaning skip: always counted, never raised."""
@@ -66,9 +66,9 @@ class BadDataPolicy:
         msg = f"{self.source}: {num_kept} person records"
         if self.skipped:
             msg += ", skipped " + ", ".join(f"{k}={v}" for k, v in sorted(self.skipped.items()))
-        logger.info(msg)
+        LOG.info(msg)
         if num_kept == 0:
-            logger.warning("%s: no usable person record (skipped: %s)", self.source, dict(self.skipped))
+            LOG.warning("%s: no usable person record (skipped: %s)", self.source, dict(self.skipped))
 
 
 #: A box whose longer side is below this many pixels is degenerate: nothing is left to crop after

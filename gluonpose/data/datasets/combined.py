@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 from ...errors import ConfigError, DatasetError
 
-logger = logging.getLogger(__name__)
+LOG = logging.getLogger(__name__)
 
 
 def _dataset_name(ds, index):
@@ -78,7 +78,7 @@ class CombinedDataset:
         self._record_index = np.concatenate(per_set)
         if len(self._set_index) == 0:
             raise DatasetError(f"CombinedDataset is empty: {self.counts()}")
-        logger.info("CombinedDataset (seed %s): %s", seed, self.summary())
+        LOG.info("CombinedDataset (seed %s): %s", seed, self.summary())
 
     def __len__(self):
         return int(len(self._set_index))
