@@ -415,11 +415,11 @@ def _check_codec(codec_cfg):
 def _check_flip_fusion(cfg):
     """``test.flip_fusion: votes`` needs the heatmap + offset codec with Hough decoding."""
     codec = cfg["codec"]
-    decode = codec["params"].get("decode", "hough")
-    if cfg["test"]["flip_fusion"] == "votes" and (codec["type"] != "heatmap_offset" or decode != "hough"):
+    decoder = codec["params"].get("decoder", "hough")
+    if cfg["test"]["flip_fusion"] == "votes" and (codec["type"] != "heatmap_offset" or decoder != "hough"):
         raise ConfigError("test.flip_fusion 'votes' adds Hough vote maps: it needs codec.type "
-                          "heatmap_offset with codec.params.decode hough (got %s, decode %s); "
-                          "use maps or coords" % (codec["type"], decode))
+                          "heatmap_offset with codec.params.decoder hough (got %s, decoder %s); "
+                          "use maps or coords" % (codec["type"], decoder))
 
 
 def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices=None):

@@ -88,7 +88,7 @@ def _to_image(coords, reference):
 
 @pytest.mark.parametrize("mode,key", [("quarter", "preds_post"), ("argmax", "preds_raw")])
 def test_gaussian_decode_matches_official(reference, mode, key):
-    codec = GaussianHeatmapCodec((192, 256), sigma=2, decode=mode)
+    codec = GaussianHeatmapCodec((192, 256), sigma=2, decoder=mode)
     coords, scores = codec.decode(reference["heatmaps"])
     # float32 storage of ~500 px coordinates: 1 ulp is 3e-5
     np.testing.assert_allclose(_to_image(coords, reference), reference[key], atol=1e-4, rtol=0)
@@ -126,7 +126,7 @@ def test_gaussian_encode_hand_computed():
 @pytest.mark.parametrize("mode", ["argmax", "hough"])
 def test_offset_round_trip_real_coco(coco_people, size, sigma, mode):
     for udp in (True, False):
-        codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
+        codec = HeatmapOffsetCodec(size, decoder=mode, udp=udp)
         dist, _ = round_trip_errors(codec, coco_people)
         assert dist.max() < 0.05, (udp, dist.max())
 
@@ -146,7 +146,7 @@ def test_offset_dense_grid_round_trip(size, step, band_step, mode):
     """decode(encode(p)) == p within 0.05 px at every grid position, sub-pixel offsets cycled
     (-3/8, -1/8, 1/8, 3/8 px), the borders and the four corners exact, udp on and off."""
     for udp in (True, False):
-        codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
+        codec = HeatmapOffsetCodec(size, decoder=mode, udp=udp)
         band = int(codec.stride[0] * (codec.blur_kernel // 2 + np.ceil(codec.radius) + 2))
         points, err, scores, weight = grid_errors(codec, step=step, band=band, band_step=band_step)
         w, h = size
@@ -163,7 +163,7 @@ def test_argmax_no_longer_pulled_into_the_corner():
     padding the blurred maximum sits on the corner pixel, outside the disk (18.4 px off); the
     zero-padded blur keeps it inside."""
     from gluonpose.codecs.common import argmax_2d, blur_maps
-    codec = HeatmapOffsetCodec((192, 256), decode="argmax")
+    codec = HeatmapOffsetCodec((192, 256), decoder="argmax")
     kp = np.full((17, 2), 96.0)
     kp[0] = [13.0, 13.0]
     target = codec.encode(kp, np.ones(17))["target"][None]
@@ -186,7 +186,7 @@ def test_offset_joints_outside_the_crop(size):
         (t, np.full_like(t, -dd)), (t, np.full_like(t, h - 1 + dd)))])
     for mode in ("hough", "argmax"):
         for udp in (True, False):
-            codec = HeatmapOffsetCodec(size, decode=mode, udp=udp)
+            codec = HeatmapOffsetCodec(size, decoder=mode, udp=udp)
             coords, scores, weight = round_trip(codec, pts)
             assert (weight == 0).all()
             assert (scores == 0).all()
@@ -211,8 +211,8 @@ def test_hough_decode_flags_non_finite_maps():
 
 
 def test_default_decoder_is_hough():
-    assert HeatmapOffsetCodec().decode_mode == "hough"
-    assert build_codec("heatmap_offset").decode_mode == "hough"
+    assert HeatmapOffsetCodec().decoder == "hough"
+    assert build_codec("heatmap_offset").decoder == "hough"
 
 
 @pytest.mark.parametrize("size,sigma", SIZES)
@@ -221,7 +221,7 @@ def test_gaussian_round_trips_real_coco(coco_people, size, sigma):
     dist, per_axis = round_trip_errors(official, coco_people, inside_only=True)
     assert per_axis.max() <= 0.5 * 4 + 1e-3       # integer centre: at most half a heatmap pixel
     assert 0.8 < dist.mean() < 1.7
-    dark = GaussianHeatmapCodec(size, sigma=sigma, unbiased=True, decode="dark")
+    dark = GaussianHeatmapCodec(size, sigma=sigma, unbiased=True, decoder="dark")
     dist_dark, _ = round_trip_errors(dark, coco_people, inside_only=True)
     udp = GaussianHeatmapCodec(size, sigma=sigma, udp=True)
     dist_udp, _ = round_trip_errors(udp, coco_people, inside_only=True)
@@ -236,7 +236,7 @@ def test_offset_decoders_tolerate_noise(coco_people):
     rng = np.random.default_rng(0)
     medians = {}
     for mode in ("argmax", "hough"):
-        codec = HeatmapOffsetCodec((192, 256), decode=mode)
+        codec = HeatmapOffsetCodec((192, 256), decoder=mode)
         items = crops(coco_people, codec.input_size_wh, True)
         enc = [codec.encode(kp, w) for kp, w in items]
         target = np.stack([e["target"] for e in enc])
@@ -307,7 +307,7 @@ def test_factory_errors():
     with pytest.raises(ValueError, match="differs"):
         MultiStageTargets([GaussianHeatmapCodec((192, 256)), GaussianHeatmapCodec((288, 384))])
     with pytest.raises(ValueError, match="decode"):
-        GaussianHeatmapCodec(decode="soft")
+        GaussianHeatmapCodec(decoder="soft")
 
 
 def test_interface_and_bad_inputs():

@@ -110,9 +110,9 @@ def test_report_rows_decode_with_hough_and_draw_as_official(repo_root):
         if os.path.basename(os.path.dirname(path)) == "synthetic":
             # the 10-minute demo is no report row: it names its own measured choices explicitly
             raw = read_yaml(path)
-            assert "decode" in raw["codec"]["params"] and "sampling" in raw["augment"], path
+            assert "decoder" in raw["codec"]["params"] and "sampling" in raw["augment"], path
             continue
-        assert cfg.codec.type == "heatmap_offset" and cfg.codec.params["decode"] == "hough", path
+        assert cfg.codec.type == "heatmap_offset" and cfg.codec.params["decoder"] == "hough", path
         assert (cfg.augment.sampling, cfg.augment.rot_factor, cfg.augment.scale_factor) == (
             "official", 15.0, 0.2), path
 
@@ -185,7 +185,7 @@ def test_flip_fusion_checked_at_load_time():
         load_config(None, ["test.flip_fusion=vote"])
     with pytest.raises(ConfigError, match="heatmap_offset"):
         load_config(None, ["test.flip_fusion=votes", "codec.type=gaussian"])
-    with pytest.raises(ConfigError, match="decode hough"):
-        load_config(None, ["test.flip_fusion=votes", "codec.params={decode: argmax}"])
+    with pytest.raises(ConfigError, match="decoder hough"):
+        load_config(None, ["test.flip_fusion=votes", "codec.params={decoder: argmax}"])
     with pytest.raises(ConfigError, match="test.workers"):
         load_config(None, ["test.workers=-1"])

@@ -238,7 +238,7 @@ def test_flip_coords_fusion_and_the_codecs_without_votes():
     c2, s2 = codec.decode(codec.flip_back(flipped))
     np.testing.assert_allclose(c, (c1.astype(np.float64) + c2) / 2, rtol=0, atol=1e-4)
     np.testing.assert_allclose(s, (s1.astype(np.float64) + s2) / 2, rtol=1e-6)
-    for other in (GaussianHeatmapCodec((192, 256)), HeatmapOffsetCodec((192, 256), decode="argmax")):
+    for other in (GaussianHeatmapCodec((192, 256)), HeatmapOffsetCodec((192, 256), decoder="argmax")):
         assert not other.supports_flip_fusion("votes")
         with pytest.raises(ConfigError, match="votes"):
             other.decode_flip(np.zeros((1, other.num_channels, 64, 48), np.float32),

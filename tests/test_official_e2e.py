@@ -112,7 +112,7 @@ def test_official_rows_build_for_training_and_testing(repo_root, row):
     assert cfg.model.pretrained.endswith(("hrnet_w32-36af842e.pth", "hrnet_w48-8ef0771d.pth")[width == 48])
     codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
     assert (codec.input_size_wh, codec.heatmap_size_wh, codec.sigma) == (size, hm_size, sigma)
-    assert not codec.udp and not codec.unbiased and codec.decode_mode == "quarter" and codec.shift_flip
+    assert not codec.udp and not codec.unbiased and codec.decoder == "quarter" and codec.shift_flip
     t = cfg.train
     assert (t.optimizer, t.lr, t.wd, tuple(t.lr_steps), t.lr_factor, t.epochs) == \
         ("adam", 1e-3, 0.0, (170, 200), 0.1, 210)
@@ -146,7 +146,7 @@ def test_the_config_is_the_official_recipe(runs, kind):
     case = runs(kind)
     cfg, codec = case["cfg"], case["codec"]
     assert (codec.input_size_wh, codec.heatmap_size_wh, codec.sigma) == ((192, 256), (48, 64), 2.0)
-    assert not codec.udp and codec.decode_mode == "quarter" and codec.shift_flip
+    assert not codec.udp and codec.decoder == "quarter" and codec.shift_flip
     assert cfg.test.flip and cfg.test.in_vis_thr == 0.2 and cfg.test.oks_thr == 0.9
     assert cfg.reference.checkpoint == "pose_hrnet_w32_256x192.pth" and cfg.reference.val_ap == 0.744
     assert "reference: pose_hrnet_w32_256x192.pth gives AP 0.744" in case["text"]

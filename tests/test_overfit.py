@@ -50,7 +50,7 @@ def _evaluate(trained, coco, flip, decode="hough"):
     code, text = run_main(load_script("test_mshrnet").main,
                           ["--config", trained["config"], "--weights", trained["weights"],
                            "--use-gt-boxes", "--flip" if flip else "--no-flip", "--out", out,
-                           "--no-progress", "codec.params={radius: 2.5, decode: %s}" % decode])
+                           "--no-progress", "codec.params={radius: 2.5, decoder: %s}" % decode])
     assert code == 0, text
     assert "ground-truth boxes" in text.lower()
     return _pycocotools_ap(coco["gt"], out), text

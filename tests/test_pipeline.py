@@ -118,7 +118,7 @@ def test_end_to_end_round_trip_with_augmentation(coco, codec_kind):
     Gaussian (UDP + DARK) joints within 28 crop px (7 heatmap px) of the border are skipped:
     DARK's zero-padded blur biases them by up to ~1 crop px; elsewhere both are exact."""
     if codec_kind == "offset":
-        codec, tol = HeatmapOffsetCodec((192, 256), decode="hough"), 0.05
+        codec, tol = HeatmapOffsetCodec((192, 256), decoder="hough"), 0.05
     else:
         codec, tol = GaussianHeatmapCodec((192, 256), udp=True), 0.1
     transform = TopDownTrainTransform(codec, half_body_prob=0.5)

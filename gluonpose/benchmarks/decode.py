@@ -36,11 +36,11 @@ def decoder_setups(size_wh):
     codecs = [
         ("heatmap+offset, Hough voting (default)", hough, hough.decode),
         ("heatmap+offset, Hough voting, numpy reference", hough, hough_reference),
-        ("heatmap+offset, argmax", HeatmapOffsetCodec(size_wh, decode="argmax"), None),
+        ("heatmap+offset, argmax", HeatmapOffsetCodec(size_wh, decoder="argmax"), None),
         ("gaussian, official quarter shift (get_final_preds)",
          GaussianHeatmapCodec(size_wh, sigma=sigma), None),
         ("gaussian, DARK", GaussianHeatmapCodec(size_wh, sigma=sigma, unbiased=True,
-                                                decode="dark"), None),
+                                                decoder="dark"), None),
         ("gaussian, UDP + DARK", GaussianHeatmapCodec(size_wh, sigma=sigma, udp=True), None),
     ]
     return [(label, codec, fn or codec.decode) for label, codec, fn in codecs]

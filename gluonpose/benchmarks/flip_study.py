@@ -21,7 +21,7 @@ def flip_study(cfg, weights, *, ctx, decoders=None, workers=2):
 
     Args:
         cfg: loaded config. weights: its ``.params``. ctx: list of contexts.
-        decoders: ``codec.params.decode`` values to try (default: the config's, and for the
+        decoders: ``codec.params.decoder`` values to try (default: the config's, and for the
             heatmap + offset codec both ``hough`` and ``argmax``).
     """
     net, _ = build_net_from_config(cfg, weights, ctx)
@@ -36,7 +36,7 @@ def flip_study(cfg, weights, *, ctx, decoders=None, workers=2):
     for decode in decoders:
         codec_cfg = copy.deepcopy(cfg.codec.to_dict())
         if decode is not None:
-            codec_cfg["params"] = dict(codec_cfg["params"], decode=decode)
+            codec_cfg["params"] = dict(codec_cfg["params"], decoder=decode)
         codec = build_codec_from_config(codec_cfg, cfg.model.num_joints)
         label = decode or cfg.codec.type
         settings = [("no flip", False, "maps")] + [

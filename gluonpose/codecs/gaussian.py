@@ -51,7 +51,7 @@ class GaussianHeatmapCodec(Codec):
         num_joints: K.
         udp: unbiased data processing conventions (see above).
         unbiased: sub-pixel Gaussian centre; default ``udp``.
-        decode: one of ``DECODERS``; default ``'dark'`` with UDP, else ``'quarter'``.
+        decoder: one of ``DECODERS``; default ``'dark'`` with UDP, else ``'quarter'``.
         dark_kernel: odd blur kernel of the DARK decoder (11 as DARK/mmpose).
         flip_pairs: left/right joint pairs for ``flip_back``.
         shift_flip: apply the official 1-px shift in ``flip_back``; default ``not udp``.
@@ -60,7 +60,7 @@ class GaussianHeatmapCodec(Codec):
     layout = _layout.HEATMAP
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, sigma=2.0, num_joints=17,
-                 udp=False, unbiased=None, decode=None, dark_kernel=11, flip_pairs=COCO_FLIP_PAIRS,
+                 udp=False, unbiased=None, decoder=None, dark_kernel=11, flip_pairs=COCO_FLIP_PAIRS,
                  shift_flip=None):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
         self.heatmap_size_wh = default_heatmap_size(self.input_size_wh, heatmap_size_wh)
@@ -70,10 +70,10 @@ class GaussianHeatmapCodec(Codec):
         self.num_joints = int(num_joints)
         self.udp = bool(udp)
         self.unbiased = self.udp if unbiased is None else bool(unbiased)
-        self.decode_mode = ("dark" if self.udp else "quarter") if decode is None else decode
-        if self.decode_mode not in DECODERS:
-            raise ConfigError("unknown Gaussian decode %r; valid: %s"
-                              % (self.decode_mode, ", ".join(DECODERS)))
+        self.decoder = ("dark" if self.udp else "quarter") if decoder is None else decoder
+        if self.decoder not in DECODERS:
+            raise ConfigError("unknown Gaussian decoder %r; valid: %s"
+                              % (self.decoder, ", ".join(DECODERS)))
         self.dark_kernel = int(dark_kernel)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
         self.shift_flip = (not self.udp) if shift_flip is None else bool(shift_flip)
@@ -84,9 +84,9 @@ class GaussianHeatmapCodec(Codec):
         return self.num_joints
 
     def __repr__(self):
-        return ("GaussianHeatmapCodec(input=%s, heatmap=%s, sigma=%g, udp=%s, unbiased=%s, decode=%s)"
+        return ("GaussianHeatmapCodec(input=%s, heatmap=%s, sigma=%g, udp=%s, unbiased=%s, decoder=%s)"
                 % (self.input_size_wh, self.heatmap_size_wh, self.sigma, self.udp, self.unbiased,
-                   self.decode_mode))
+                   self.decoder))
 
     # ------------------------------------------------------------------ encode
     def encode(self, keypoints, weights):
@@ -118,10 +118,10 @@ class GaussianHeatmapCodec(Codec):
         hm = check_outputs(outputs, self.num_joints, self.heatmap_size_wh, "GaussianHeatmapCodec")
         xy, maxvals = argmax_2d(hm)
         coords = xy.astype(np.float64)
-        if self.decode_mode == "quarter":
+        if self.decoder == "quarter":
             coords = coords * (maxvals > 0)[..., None]
             coords += 0.25 * self._neighbour_sign(hm, coords)
-        elif self.decode_mode == "dark":
+        elif self.decoder == "dark":
             coords += self._dark_step(hm, xy)
         return (coords * self.stride).astype(np.float32), maxvals
 

@@ -103,7 +103,7 @@ def grid_table(sizes=((192, 256), (288, 384), (384, 512)), decoders=("hough", "a
         for decode in decoders:
             for udp in udps:
                 start = time.time()
-                codec = HeatmapOffsetCodec(size, decode=decode, udp=udp)
+                codec = HeatmapOffsetCodec(size, decoder=decode, udp=udp)
                 _, err, _, tw = grid_errors(codec)
                 row = {"size": tuple(size), "decode": decode, "udp": udp, "n": len(err),
                        "max": float(err.max()), "mean": float(err.mean()),

@@ -76,7 +76,7 @@ class HeatmapOffsetCodec(Codec):
         num_joints: K.
         udp: UDP stride (default). With ``udp=False`` the official stride ``in/out`` is used and
             ``flip_back`` corrects the resulting 0.75-px flip bias exactly inside the offsets.
-        decode: ``'hough'`` (G-RMI, default) or ``'argmax'`` (UDP-Pose style).
+        decoder: ``'hough'`` (G-RMI, default) or ``'argmax'`` (UDP-Pose style).
         blur_kernel: odd Gaussian kernel for the heatmap before the argmax (0 = none; default
             scaled with the heatmap size, see :func:`default_blur_kernel`).
         offset_blur_kernel: odd Gaussian kernel for the offset maps (0 = none).
@@ -92,7 +92,7 @@ class HeatmapOffsetCodec(Codec):
     layout = _layout.HEATMAP_OFFSET
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, radius=None,
-                 num_joints=17, udp=True, decode="hough", blur_kernel=None, offset_blur_kernel=0,
+                 num_joints=17, udp=True, decoder="hough", blur_kernel=None, offset_blur_kernel=0,
                  hough_refine_radius=1, flip_pairs=COCO_FLIP_PAIRS, heatmap_activation=None,
                  label_outside=False):
         self.input_size_wh = (int(input_size_wh[0]), int(input_size_wh[1]))
@@ -104,10 +104,10 @@ class HeatmapOffsetCodec(Codec):
         self.radius = float(radius)
         self.num_joints = int(num_joints)
         self.udp = bool(udp)
-        if decode not in DECODERS:
-            raise ConfigError("unknown heatmap+offset decode %r; valid: %s"
-                              % (decode, ", ".join(DECODERS)))
-        self.decode_mode = decode
+        if decoder not in DECODERS:
+            raise ConfigError("unknown heatmap+offset decoder %r; valid: %s"
+                              % (decoder, ", ".join(DECODERS)))
+        self.decoder = decoder
         if blur_kernel is None:
             blur_kernel = default_blur_kernel(self.heatmap_size_wh)
         self.blur_kernel = int(blur_kernel or 0)
@@ -126,8 +126,8 @@ class HeatmapOffsetCodec(Codec):
         return 3 * self.num_joints
 
     def __repr__(self):
-        return ("HeatmapOffsetCodec(input=%s, heatmap=%s, radius=%g, udp=%s, decode=%s)"
-                % (self.input_size_wh, self.heatmap_size_wh, self.radius, self.udp, self.decode_mode))
+        return ("HeatmapOffsetCodec(input=%s, heatmap=%s, radius=%g, udp=%s, decoder=%s)"
+                % (self.input_size_wh, self.heatmap_size_wh, self.radius, self.udp, self.decoder))
 
     # ------------------------------------------------------------------ encode
     def encode(self, keypoints, weights):
@@ -197,7 +197,7 @@ class HeatmapOffsetCodec(Codec):
         activated = None
         if self.heatmap_activation == "sigmoid":
             hm = activated = _sigmoid(hm)
-        if self.decode_mode == "hough":
+        if self.decoder == "hough":
             coords, scores = hough_decode_blocked(out, activated, k, self.radius,
                                                   self.hough_refine_radius)
         else:
@@ -208,16 +208,16 @@ class HeatmapOffsetCodec(Codec):
     def default_flip_fusion(self):
         """``votes`` with Hough decoding (the best of the three on the overfit check and on the
         demo, docs/benchmarks.md), else ``maps``."""
-        return "votes" if self.decode_mode == "hough" else "maps"
+        return "votes" if self.decoder == "hough" else "maps"
 
     def supports_flip_fusion(self, fusion):
-        return fusion in ("maps", "coords") or (fusion == "votes" and self.decode_mode == "hough")
+        return fusion in ("maps", "coords") or (fusion == "votes" and self.decoder == "hough")
 
     def decode_flip(self, outputs, flipped, fusion="maps", *, inplace=False):
         """:meth:`Codec.decode_flip`, and with Hough decoding: ``maps`` without writing the
         average (formed per map in a buffer that stays in the cache; bit-identical), ``votes``:
         every pixel of both outputs votes into one vote map, each with half its weight."""
-        if self.decode_mode != "hough" or fusion == "coords":
+        if self.decoder != "hough" or fusion == "coords":
             return super().decode_flip(outputs, flipped, fusion, inplace=inplace)
         k = self.num_joints
         out = check_outputs(outputs, self.num_channels, self.heatmap_size_wh, "HeatmapOffsetCodec")
