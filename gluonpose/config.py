@@ -19,8 +19,6 @@ import re
 
 import yaml
 
-from .codecs.flipfuse import FLIP_FUSIONS
-
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that also reads ``1e-3`` (no dot) as a float, as YAML 1.2 and Python do."""
@@ -223,31 +221,31 @@ def check_value(where, value, spec):
                       % (where, _describe(spec), value, type(value).__name__))
 
 
-#: Keys whose value must be one of a few words, checked at load time.
-CHOICES = {
-    ("data", "on_bad"): ("skip", "raise"),
-    ("train", "val_errors"): ("continue", "stop"),
-    ("train", "gradient_compression"): ("none", "2bit"),
-    ("augment", "sampling"): ("official", "uniform"),
-    ("test", "flip_fusion"): FLIP_FUSIONS + (None,),
-}
+#: Choices of the training run that belong to no component below the config (the engine reads
+#: them from here): kvstores, validation failure policy, gradient compression.
+KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+VAL_ERRORS = ("continue", "stop")
+GRADIENT_COMPRESSIONS = ("none", "2bit")
 
 
-def _check_choices(cfg, choices=CHOICES):
-    for (section, key), valid in choices.items():
-        value = cfg[section][key]
-        if value not in valid:
-            raise ConfigError("%s.%s must be one of %s, got %r"
-                              % (section, key, ", ".join("null" if v is None else v for v in valid), value))
+class Choice:
+    """Checker: the value is one of ``values`` (``None`` spelled null in messages)."""
+
+    def __init__(self, values):
+        self.values = tuple(values)
+        self.want = "one of " + ", ".join("null" if v is None else str(v) for v in self.values)
+
+    def __call__(self, value):
+        return value in self.values
 
 
-def _number(lo=None, hi=None, hi_open=False, none=False, integer=False):
-    """Checker for a number in [lo, hi] (or [lo, hi)); ``none`` also accepts null."""
+def _number(lo=None, hi=None, hi_open=False, lo_open=False, none=False, integer=False):
+    """Checker for a number in [lo, hi] (or open ends); ``none`` also accepts null."""
     kind = "an integer" if integer else "a number"
     if hi is None:
-        rng = "" if lo is None else " >= %s" % lo
+        rng = "" if lo is None else (" > %s" if lo_open else " >= %s") % lo
     else:
-        rng = " in [%s, %s%s" % (lo, hi, ")" if hi_open else "]")
+        rng = " in %s%s, %s%s" % ("(" if lo_open else "[", lo, hi, ")" if hi_open else "]")
     want = kind + rng + (" or null" if none else "")
 
     def check(value):
@@ -255,38 +253,135 @@ def _number(lo=None, hi=None, hi_open=False, none=False, integer=False):
             return none
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
             return False
-        if lo is not None and value < lo:
+        if lo is not None and (value <= lo if lo_open else value < lo):
             return False
         return hi is None or (value < hi if hi_open else value <= hi)
     check.want = want
     return check
 
 
-#: Numbers checked at load time (section -> key -> checker with a ``want`` description).
-CHECKS = {
-    "augment": {
-        "rot_factor": _number(0, 180),
-        "scale_factor": _number(0, 1, hi_open=True),
-        "rotation_prob": _number(0, 1, none=True),
-        "flip_prob": _number(0, 1),
-        "half_body_prob": _number(0, 1),
-        "half_body_min_joints": _number(0, integer=True),
-    },
-    "reference": {
-        "val_ap": _number(0, 1, none=True),
-    },
-    "test": {
-        "workers": _number(0, integer=True),
-    },
-}
+def _checks():
+    """The one validation table: ``"section.key"`` -> checker (a :class:`Choice` of what the
+    component publishes, or a number range). Every entry is checked when a config is loaded,
+    before any data or weights are read; rules relating several keys are in :data:`RULES`."""
+    from .codecs.builder import codec_types
+    from .codecs.flipfuse import FLIP_FUSIONS
+    from .codecs.layout import LAYOUTS
+    from .data.augment import SAMPLINGS
+    from .data.datasets.base import ON_BAD_CHOICES
+    from .models.losses import HEATMAP_LOSSES, OFFSET_LOSSES
+    from .models.multistage import CROSS_STAGE, STAGE_INPUTS
+    return {
+        "model.head": Choice(LAYOUTS),
+        "model.stage_input": Choice(STAGE_INPUTS),
+        "model.cross_stage": Choice(CROSS_STAGE),
+        "model.num_joints": _number(1, integer=True),
+        "codec.type": Choice(sorted(codec_types())),
+        "data.on_bad": Choice(ON_BAD_CHOICES),
+        "augment.sampling": Choice(SAMPLINGS),
+        "augment.rot_factor": _number(0, 180),
+        "augment.scale_factor": _number(0, 1, hi_open=True),
+        "augment.rotation_prob": _number(0, 1, none=True),
+        "augment.flip_prob": _number(0, 1),
+        "augment.half_body_prob": _number(0, 1),
+        "augment.half_body_min_joints": _number(0, integer=True),
+        "loader.batch_size_per_device": _number(1, integer=True),
+        "loader.num_workers": _number(0, integer=True),
+        "loss.heatmap_loss": Choice(HEATMAP_LOSSES),
+        "loss.offset_loss": Choice(OFFSET_LOSSES),
+        "loss.ohkm_topk": _number(0, integer=True),
+        "train.lr": _number(0, lo_open=True),
+        "train.epochs": _number(1, integer=True),
+        "train.val_errors": Choice(VAL_ERRORS),
+        "train.kvstore": Choice(KVSTORES + (None,)),
+        "train.gradient_compression": Choice(GRADIENT_COMPRESSIONS),
+        "train.compression_threshold": _number(0, lo_open=True),
+        "train.kvstore_bigarray_bound": _number(1, integer=True),
+        "train.checkpoint_interval": _number(1, integer=True),
+        "test.flip_fusion": Choice(FLIP_FUSIONS + (None,)),
+        "test.workers": _number(0, integer=True),
+        "test.batch_size": _number(1, integer=True),
+        "reference.val_ap": _number(0, 1, none=True),
+    }
 
 
-def _check_values(cfg):
-    for section, checks in CHECKS.items():
-        for key, check in checks.items():
-            value = cfg[section][key]
-            if not check(value):
-                raise ConfigError("%s.%s must be %s, got %r" % (section, key, check.want, value))
+def _get(cfg, dotted):
+    value = cfg
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def check_table(cfg, checks):
+    """Every ``"section.key"`` of ``checks`` in ``cfg``: ConfigError naming the key, what it must
+    be and the value."""
+    for key, check in checks.items():
+        value = _get(cfg, key)
+        if not check(value):
+            raise ConfigError("%s must be %s, got %r" % (key, check.want, value))
+
+
+def _rule_codec(cfg):
+    """codec.params: the codec's constructor arguments with the types of their defaults, and the
+    choices the codec publishes (``PARAM_CHOICES``)."""
+    from .codecs.builder import codec_types, check_codec_params
+    codec = cfg["codec"]
+    valid = check_codec_params(codec["type"], codec["params"])
+    for key, value in codec["params"].items():
+        codec["params"][key] = check_value("codec.params." + key, value, _spec_of(valid[key]))
+    for key, values in codec_types()[codec["type"]].PARAM_CHOICES.items():
+        if key in codec["params"] and not Choice(values)(codec["params"][key]):
+            raise ConfigError("codec.params.%s must be %s for codec type %s, got %r"
+                              % (key, Choice(values).want, codec["type"], codec["params"][key]))
+
+
+def _rule_heatmap_loss(cfg):
+    """A logistic heatmap loss trains logits: the decoder must apply the sigmoid, and vice versa."""
+    activation = cfg["codec"]["params"].get("heatmap_activation")
+    if (cfg["loss"]["heatmap_loss"] == "bce") != (activation == "sigmoid"):
+        raise ConfigError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
+                          % (cfg["loss"]["heatmap_loss"],
+                             "sigmoid" if cfg["loss"]["heatmap_loss"] == "bce" else "null", activation))
+
+
+def _rule_flip_fusion(cfg):
+    """``test.flip_fusion: votes`` needs the heatmap + offset codec with Hough decoding."""
+    codec = cfg["codec"]
+    decoder = codec["params"].get("decoder", "hough")
+    if cfg["test"]["flip_fusion"] == "votes" and (codec["type"] != "heatmap_offset" or decoder != "hough"):
+        raise ConfigError("test.flip_fusion 'votes' adds Hough vote maps: it needs codec.type "
+                          "heatmap_offset with codec.params.decoder hough (got %s, decoder %s); "
+                          "use maps or coords" % (codec["type"], decoder))
+
+
+def _rule_model(cfg):
+    """model.name names a model; stage options only for multi-stage models; OHKM's k <= joints;
+    the head's layout is the codec's."""
+    from .models.zoo import is_multi_stage
+    model = cfg["model"]
+    if not is_multi_stage(model["name"]) and (model["stage_input"], model["cross_stage"]) != (
+            "features", "identity"):
+        raise ConfigError("model.stage_input / model.cross_stage apply to mshrnet_* models; %s is "
+                          "single-stage" % model["name"])
+    if cfg["loss"]["ohkm_topk"] > model["num_joints"]:
+        raise ConfigError("loss.ohkm_topk must be at most model.num_joints (%d), got %d"
+                          % (model["num_joints"], cfg["loss"]["ohkm_topk"]))
+    from .codecs.builder import codec_types
+    layout = codec_types()[cfg["codec"]["type"]].layout
+    if model["head"] != layout:
+        raise ConfigError("model.head %s does not output what codec.type %s decodes (its layout is "
+                          "%s: set model.head %s)" % (model["head"], cfg["codec"]["type"], layout, layout))
+
+
+def _rule_schedule(cfg):
+    """train.lr_steps increasing."""
+    steps = list(cfg["train"]["lr_steps"])
+    if any(b <= a for a, b in zip(steps, steps[1:])):
+        raise ConfigError("train.lr_steps must be increasing, got %s" % steps)
+
+
+#: Checks relating several keys, run after :func:`_checks`' table.
+RULES = (_rule_codec, _rule_heatmap_loss, _rule_flip_fusion, _rule_model, _rule_schedule)
 
 
 class Config(dict):
@@ -399,34 +494,11 @@ def parse_override(text):
     return key.strip().split("."), value
 
 
-def _check_codec(codec_cfg):
-    """``codec.type`` and ``codec.params`` against the codec's constructor (keys and the types of
-    its defaults), at load time instead of a TypeError when the codec is built."""
-    from .codecs.builder import check_codec_params, codec_types
-
-    if codec_cfg["type"] not in codec_types():
-        raise ConfigError("codec.type: unknown codec type %r; valid types: %s"
-                          % (codec_cfg["type"], ", ".join(sorted(codec_types()))))
-    valid = check_codec_params(codec_cfg["type"], codec_cfg["params"])
-    for key, value in codec_cfg["params"].items():
-        codec_cfg["params"][key] = check_value("codec.params." + key, value, _spec_of(valid[key]))
-
-
-def _check_flip_fusion(cfg):
-    """``test.flip_fusion: votes`` needs the heatmap + offset codec with Hough decoding."""
-    codec = cfg["codec"]
-    decoder = codec["params"].get("decoder", "hough")
-    if cfg["test"]["flip_fusion"] == "votes" and (codec["type"] != "heatmap_offset" or decoder != "hough"):
-        raise ConfigError("test.flip_fusion 'votes' adds Hough vote maps: it needs codec.type "
-                          "heatmap_offset with codec.params.decoder hough (got %s, decoder %s); "
-                          "use maps or coords" % (codec["type"], decoder))
-
-
-def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices=None):
+def load_yaml_config(path=None, defaults=None, types=None, overrides=(), checks=None):
     """``defaults`` <- YAML file (with its bases) <- ``overrides``, every key and value checked
-    against ``defaults`` (and ``types``, ``choices``: see :data:`TYPES`, :data:`CHOICES`); returns
-    a plain dict. :func:`load_config` with other
-    defaults, for other YAML files (ensembles)."""
+    against ``defaults`` (and ``types``: see :data:`TYPES`), then every entry of ``checks``
+    (``"section.key"`` -> checker, see :func:`check_table`); returns a plain dict.
+    :func:`load_config` with other defaults, for other YAML files (ensembles)."""
     cfg = copy.deepcopy(defaults)
     if path:
         _merge(cfg, read_yaml(path), defaults, types=types)
@@ -436,18 +508,19 @@ def load_yaml_config(path=None, defaults=None, types=None, overrides=(), choices
         for k in reversed(keys):
             update = {k: update}
         _merge(cfg, update, defaults, types=types)
-    _check_choices(cfg, choices or {})
+    check_table(cfg, checks or {})
     return cfg
 
 
 def load_config(path=None, overrides=()):
-    """Defaults <- YAML file (with its bases) <- ``overrides``; returns a frozen :class:`Config`."""
-    # keys with a range checker (CHECKS) get their type checked there, with the range in the message
-    types = dict(TYPES, **{"%s.%s" % (sec, key): "any" for sec, keys in CHECKS.items() for key in keys})
-    cfg = load_yaml_config(path, DEFAULTS, types, overrides, choices=CHOICES)
-    _check_codec(cfg["codec"])
-    _check_values(cfg)
-    _check_flip_fusion(cfg)
+    """Defaults <- YAML file (with its bases) <- ``overrides``; every value checked (the table of
+    :func:`_checks`, then :data:`RULES`) before anything is read; returns a frozen :class:`Config`."""
+    checks = _checks()
+    # keys with a range or choice checker get their type checked there, with what they must be
+    types = dict(TYPES, **{key: "any" for key in checks})
+    cfg = load_yaml_config(path, DEFAULTS, types, overrides, checks=checks)
+    for rule in RULES:
+        rule(cfg)
     return _freeze(cfg)
 
 

@@ -169,7 +169,27 @@ def test_unknown_names(files, capsys):
     line = _error(capsys, "benchmark", _argv(files, "benchmark", **{"--model": "hrnet_x9"}))
     assert "unknown model 'hrnet_x9'" in line, line
     line = _error(capsys, "export", _argv(files, "export") + ["codec.type=gaussian_x"])
-    assert "unknown codec type 'gaussian_x'" in line, line
+    assert "codec.type must be one of gaussian, heatmap_offset, got 'gaussian_x'" in line, line
+
+
+@pytest.mark.parametrize("override,message", [
+    ("loss.offset_loss=l3", "loss.offset_loss must be one of l2, smooth_l1, got 'l3'"),
+    ("loss.heatmap_loss=bce", "loss.heatmap_loss=bce needs codec.params.heatmap_activation=sigmoid"),
+    ("codec.params={decoder: hough_voting}", "codec.params.decoder must be one of argmax, hough"),
+    ("augment.sampling=offical", "augment.sampling must be one of official, uniform, got 'offical'"),
+    ("test.flip_fusion=vote", "test.flip_fusion must be one of maps, votes, coords, null"),
+    ("train.val_errors=ignore", "train.val_errors must be one of continue, stop"),
+    ("model.name=mshrnet_w8_x", "unknown model 'mshrnet_w8_x'"),
+])
+def test_a_mistyped_choice_is_named_before_any_data_is_read(tmp_path, capsys, override, message):
+    """The training config points at a data folder that does not exist: a mistyped choice is
+    still the error (one line, exit 2), found when the config is loaded, before any data."""
+    missing = str(tmp_path / "no_such_folder")
+    argv = ["data.train=[{type: coco, ann_file: %s/ann.json, img_prefix: %s}]" % (missing, missing),
+            "train.work_dir=%s" % (tmp_path / "work"), override]
+    line = _error(capsys, "train_mshrnet", argv)
+    assert message in line and "no_such_folder" not in line, line
+    assert not os.path.exists(str(tmp_path / "work" / "log.txt"))
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -119,7 +119,8 @@ def test_report_rows_decode_with_hough_and_draw_as_official(repo_root):
 
 def test_values_have_the_type_of_their_default(tmp_path):
     """Every value is checked at load time, from a file or an override, with the key in the message."""
-    for override, match in (("train.lr=abc", r"train.lr must be a number, got 'abc' \(str\)"),
+    for override, match in (("train.lr=abc", r"train.lr must be a number > 0, got 'abc'"),
+                            ("train.warmup_factor=abc", r"train.warmup_factor must be a number, got 'abc' \(str\)"),
                             ("train.epochs=1.5", "train.epochs must be an integer"),
                             ("test.flip=1", "test.flip must be a boolean"),
                             ("codec.input_size=[192]", r"codec.input_size must be a pair \[a, b\] of integers"),
@@ -154,12 +155,16 @@ def test_codec_params_are_checked_at_load_time(tmp_path):
     with pytest.raises(ConfigError, match="'codec.params.radus'.*valid keys of codec.params: .*radius"):
         load_config(path)
     with pytest.raises(ConfigError, match="'codec.params.stage_radii'.*stage_sigmas"):
-        load_config(None, ["codec.type=gaussian", "codec.params={stage_radii: [5, 3]}"])
+        load_config(None, ["codec.type=gaussian", "model.head=heatmap", "codec.params={stage_radii: [5, 3]}"])
     with pytest.raises(ConfigError, match="codec.params.udp must be a boolean"):
         load_config(None, ["codec.params.udp=1"])
-    with pytest.raises(ConfigError, match="codec.type: unknown codec type 'msra'; valid types: gaussian, heatmap_offset"):
+    with pytest.raises(ConfigError, match="codec.type must be one of gaussian, heatmap_offset, got 'msra'"):
         load_config(None, ["codec.type=msra"])
-    cfg = load_config(None, ["codec.type=gaussian", "codec.params={sigma: 3, stage_sigmas: [3, 2]}"])
+    with pytest.raises(ConfigError, match="codec.params.decoder must be one of argmax, hough for codec type "
+                                          "heatmap_offset, got 'hought'"):
+        load_config(None, ["codec.params={decoder: hought}"])
+    cfg = load_config(None, ["codec.type=gaussian", "model.head=heatmap",
+                             "codec.params={sigma: 3, stage_sigmas: [3, 2]}"])
     assert cfg.codec.params == {"sigma": 3.0, "stage_sigmas": (3, 2)}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gluonpose.codecs import layout
-from gluonpose.engine.losses import PoseLoss
+from gluonpose.models.losses import PoseLoss
 from gluonpose.engine.schedule import MultiStepSchedule
 
 K, H, W = 4, 6, 5
@@ -173,13 +173,11 @@ def test_report_schedule():
 
 
 def test_logistic_loss_needs_a_sigmoid_codec():
-    from gluonpose.codecs import HeatmapOffsetCodec
-    from gluonpose.engine.runner import check_loss_matches_codec
-    plain = HeatmapOffsetCodec((96, 128))
-    logits = HeatmapOffsetCodec((96, 128), heatmap_activation="sigmoid")
-    check_loss_matches_codec("mse", plain)
-    check_loss_matches_codec("bce", logits)
+    """Checked when the config is loaded (gluonpose.config's rules), before anything is read."""
+    from gluonpose.config import load_config
+    load_config(None, ["loss.heatmap_loss=mse"])
+    load_config(None, ["loss.heatmap_loss=bce", "codec.params={heatmap_activation: sigmoid}"])
     with pytest.raises(ValueError, match="heatmap_activation=sigmoid"):
-        check_loss_matches_codec("bce", plain)
+        load_config(None, ["loss.heatmap_loss=bce"])
     with pytest.raises(ValueError, match="heatmap_activation=null"):
-        check_loss_matches_codec("mse", logits)
+        load_config(None, ["codec.params={heatmap_activation: sigmoid}"])

@@ -103,7 +103,7 @@ def test_official_rows_build_for_training_and_testing(repo_root, row):
     from gluonpose.config import load_config
     from gluonpose.errors import ConfigError
     from gluonpose.data.pipeline import TopDownTrainTransform
-    from gluonpose.engine.losses import PoseLoss
+    from gluonpose.models.losses import PoseLoss
     from gluonpose.engine.runner import build_codec_from_config
 
     width, size, hm_size, sigma, batch, ap = OFFICIAL_ROWS[row]

@@ -27,6 +27,8 @@ class Codec(abc.ABC):
 
     layout = None
     heatmap_activation = None
+    #: ``{constructor argument: its valid values}``, checked when a config is loaded.
+    PARAM_CHOICES = {}
 
     @property
     @abc.abstractmethod

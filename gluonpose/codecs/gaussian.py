@@ -58,6 +58,7 @@ class GaussianHeatmapCodec(Codec):
     """
 
     layout = _layout.HEATMAP
+    PARAM_CHOICES = {"decoder": DECODERS}
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, sigma=2.0, num_joints=17,
                  udp=False, unbiased=None, decoder=None, dark_kernel=11, flip_pairs=COCO_FLIP_PAIRS,

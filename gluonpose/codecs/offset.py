@@ -90,6 +90,7 @@ class HeatmapOffsetCodec(Codec):
     """
 
     layout = _layout.HEATMAP_OFFSET
+    PARAM_CHOICES = {"decoder": DECODERS, "heatmap_activation": (None, "sigmoid")}
 
     def __init__(self, input_size_wh=(192, 256), heatmap_size_wh=None, *, radius=None,
                  num_joints=17, udp=True, decoder="hough", blur_kernel=None, offset_blur_kernel=0,

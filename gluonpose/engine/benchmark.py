@@ -22,7 +22,7 @@ from ..models import get_model
 from ..models.builder import quiet_unconsumed_warning
 from .context import get_contexts
 from .distributed import broadcast_parameters, create_kvstore, make_trainer
-from .losses import PoseLoss
+from ..models.losses import PoseLoss
 from .trainer import _check_finite, _read_loss_terms, _stack_loss_terms
 
 GIB = 1024.0 ** 3

@@ -51,6 +51,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import gluon
 
+from ..config import KVSTORES
 from ..errors import CheckpointError, ConfigError, LaunchError
 from .launch import parent_death_signal_available, set_parent_death_signal
 
@@ -62,7 +63,6 @@ __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters"
            "check_same_start_epoch", "install_fail_fast", "exit_promptly_on_error",
            "watch_parent"]
 
-KVSTORE_NAMES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
 _BROADCAST_KEY_BASE = 100000   # + parameter index
 _COMPRESSED_BROADCAST_BASE = 110000   # + call x number of parameters + index
 _SCALAR_KEY_BASE = 150000      # + hash of the scalar names
@@ -96,9 +96,9 @@ def create_kvstore(name, bigarray_bound=None):
         return name, name.rank, name.num_workers
     if name is None or name == "" or str(name).lower() == "none":
         return None, 0, 1
-    if name not in KVSTORE_NAMES:
+    if name not in KVSTORES:
         raise ConfigError("unknown kvstore %r; expected one of %s or None"
-                          % (name, ", ".join(KVSTORE_NAMES)))
+                          % (name, ", ".join(KVSTORES)))
     if not name.startswith("dist"):
         return name, 0, 1
     if "DMLC_ROLE" not in os.environ:

@@ -7,7 +7,6 @@ import numpy as np
 
 from ..codecs.builder import build_codec_from_config
 from ..config import dump_config
-from ..errors import ConfigError
 from ..data.builder import build_train_records
 from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
@@ -18,20 +17,12 @@ from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
 from .distributed import (broadcast_parameters, check_same_start_epoch, create_kvstore,
                           exit_promptly_on_error, is_distributed, make_trainer)
-from .losses import PoseLoss
+from ..models.losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
 from ..utils.threads import describe_threads
 
 LOG = logging.getLogger(__name__)
-
-
-def check_loss_matches_codec(heatmap_loss, codec):
-    """A logistic heatmap loss trains logits: the decoder must apply the sigmoid, and vice versa."""
-    activation = codec.heatmap_activation
-    if (heatmap_loss == "bce") != (activation == "sigmoid"):
-        raise ConfigError("loss.heatmap_loss=%s needs codec.params.heatmap_activation=%s (got %r)"
-                          % (heatmap_loss, "sigmoid" if heatmap_loss == "bce" else "null", activation))
 
 
 def describe_parallelism(num_workers, num_contexts, per_device, loader_processes, ctx_list=None):
@@ -52,27 +43,12 @@ def describe_parallelism(num_workers, num_contexts, per_device, loader_processes
 
 
 def kvstore_options(tcfg):
-    """``train`` section -> (compression dict or None, big-array bound), type-checked (also
-    ``train.static_alloc``): ConfigError naming the key and its valid values."""
-    from ..errors import ConfigError
-    from .distributed import check_compression
-    kind = tcfg.gradient_compression
-    if kind not in ("none", "2bit"):
-        raise ConfigError("train.gradient_compression must be 'none' or '2bit', got %r" % (kind,))
-    threshold = tcfg.compression_threshold
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-            0 < threshold < float("inf")):
-        raise ConfigError("train.compression_threshold must be a positive number, got %r"
-                          % (threshold,))
-    bound = tcfg.kvstore_bigarray_bound
-    if isinstance(bound, bool) or not isinstance(bound, int) or bound < 1:
-        raise ConfigError("train.kvstore_bigarray_bound must be a positive integer (elements), "
-                          "got %r" % (bound,))
-    if not isinstance(tcfg.static_alloc, bool):
-        raise ConfigError("train.static_alloc must be true or false, got %r" % (tcfg.static_alloc,))
-    compression = check_compression(None if kind == "none" else
-                                    {"type": kind, "threshold": float(threshold)})
-    return compression, bound
+    """``train`` section -> (gradient compression dict or None, big-array bound); the values were
+    checked when the config was loaded."""
+    if tcfg.gradient_compression == "none":
+        return None, tcfg.kvstore_bigarray_bound
+    return ({"type": tcfg.gradient_compression, "threshold": float(tcfg.compression_threshold)},
+            tcfg.kvstore_bigarray_bound)
 
 
 def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate=None, on_finish=None):
@@ -156,7 +132,6 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
     if validate is None and tcfg.val_interval and cfg.data.val and rank == 0:
         from ..evaluation.runner import make_validate_hook
         validate = make_validate_hook(cfg, ctx=ctx_list, out_dir=work_dir)
-    check_loss_matches_codec(cfg.loss.heatmap_loss, codec)
     loss_fn = PoseLoss(codec.layout, cfg.model.num_joints, **dict(cfg.loss))
     schedule = MultiStepSchedule(tcfg.lr, tcfg.lr_steps, tcfg.lr_factor, tcfg.warmup_epochs,
                                  tcfg.warmup_factor)

@@ -26,6 +26,7 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from ..config import VAL_ERRORS
 from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
 from ..utils.progress import EpochProgress
@@ -36,7 +37,6 @@ LOG = logging.getLogger(__name__)
 ITER_COLUMNS = ("progress", "epoch", "iter", "lr", "loss", "heatmap", "offset", "samples_per_s")
 EPOCH_COLUMNS = ("epoch", "lr", "loss", "heatmap", "offset", "samples_per_s", "seconds", "skipped",
                  "AP")
-VAL_ERROR_CHOICES = ("continue", "stop")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -129,8 +129,8 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epo
     """
     import os
 
-    if val_errors not in VAL_ERROR_CHOICES:
-        raise ConfigError("train.val_errors must be one of %s, got %r" % (VAL_ERROR_CHOICES, val_errors))
+    if val_errors not in VAL_ERRORS:
+        raise ConfigError("train.val_errors must be one of %s, got %r" % (VAL_ERRORS, val_errors))
     iters_csv = epochs_csv = None
     if rank == 0:  # rows of epochs after start_epoch come from a killed run: drop them
         iters_csv = MetricsCSV(os.path.join(work_dir, "iterations.csv"), ITER_COLUMNS)

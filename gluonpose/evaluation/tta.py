@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-from ..config import check_section, load_yaml_config
+from ..config import Choice, check_section, load_yaml_config
 from ..errors import ConfigError
 from .ensemble import MODES, average_keypoints
 
@@ -35,7 +35,7 @@ ENSEMBLE_DEFAULTS = {
     "test": {"in_vis_thr": 0.2, "oks_thr": 0.9, "batch_size": 32, "workers": 2},
 }
 ENSEMBLE_TYPES = {"members": "list[dict]"}
-ENSEMBLE_CHOICES = {("tta", "average"): MODES}
+ENSEMBLE_CHECKS = {"tta.average": Choice(MODES)}
 #: Defaults and schema of one ``members`` entry (``config`` and ``weights`` are required).
 MEMBER_DEFAULTS = {"config": "", "weights": "", "weight": 1.0, "name": ""}
 
@@ -111,7 +111,7 @@ def load_ensemble_config(path=None, overrides=()):
     """
     try:
         out = load_yaml_config(path, ENSEMBLE_DEFAULTS, ENSEMBLE_TYPES, overrides,
-                               choices=ENSEMBLE_CHOICES)
+                               checks=ENSEMBLE_CHECKS)
         out["members"] = [_check_member(i, m) for i, m in enumerate(out["members"])]
     except ConfigError as err:
         if not path or os.path.abspath(path) in str(err):

@@ -43,6 +43,12 @@ def parse_model_name(name):
                       % (name, ", ".join(MODEL_NAMES)))
 
 
+def is_multi_stage(name):
+    """Whether ``name`` is a multi-stage model (``mshrnet_*``); ConfigError for an unknown name."""
+    cls, _ = parse_model_name(name)
+    return cls is MultiStageHRNet
+
+
 def get_model(name, pretrained=None, ctx=None, initialize=True, **kwargs):
     """Build a model by name, GluonCV style.
 
