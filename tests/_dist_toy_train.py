@@ -129,7 +129,7 @@ class ToyLoader:
 
 def main_fit(args):
     """Train with gluonpose.engine.trainer.fit; returns the exit status like the scripts."""
-    from gluonpose.engine.trainer import NonFiniteLossError
+    from gluonpose.engine.train_loop import NonFiniteLossError
 
     kv, rank, num_workers = create_kvstore(args.kvstore, bigarray_bound=args.bigarray_bound)
     work_dir = args.out.replace("{index}", os.environ.get("GLUONPOSE_LAUNCH_INDEX", "0"))

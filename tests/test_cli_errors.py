@@ -307,17 +307,17 @@ def test_resume_path_errors(files, capsys):
 def test_a_bug_keeps_its_traceback(files, monkeypatch):
     """Only user errors are caught: a TypeError inside library code propagates (in-process) and the
     script run shows the traceback with exit status 1, not an 'error:' line."""
-    from gluonpose.evaluation import runner
+    from gluonpose.models import builder
 
     def broken(*args, **kwargs):
         return None + 1
 
-    monkeypatch.setattr(runner, "build_net_from_config", broken)
+    monkeypatch.setattr(builder, "build_net_from_config", broken)
     with pytest.raises(TypeError):
         load_script("test_mshrnet").main(_argv(files, "test_mshrnet"))
-    code = ("import sys; from gluonpose.evaluation import runner\n"
+    code = ("import sys; from gluonpose.models import builder\n"
             "def broken(*a, **k):\n    return None + 1\n"
-            "runner.build_net_from_config = broken\n"
+            "builder.build_net_from_config = broken\n"
             "from gluonpose.tools.export import main\nsys.exit(main(sys.argv[1:]))\n")
     proc = subprocess.run([sys.executable, "-c", code] + _argv(files, "export"), capture_output=True,
                           text=True, timeout=120, cwd=ROOT,

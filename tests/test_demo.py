@@ -178,7 +178,7 @@ def detector_root(tmp_path_factory):
     import mxnet as mx
     from gluoncv import model_zoo
 
-    from gluonpose.deploy.detector import detector_weights_path
+    from gluonpose.demo.detector import detector_weights_path
     root = str(tmp_path_factory.mktemp("models"))
     net = model_zoo.get_model(DETECTOR, pretrained=False, pretrained_base=False)
     net.initialize()
@@ -192,7 +192,7 @@ DETECTOR = "yolo3_mobilenet1.0_coco"
 
 def test_demo_with_a_local_gluoncv_detector(data_dir, tiny_model, detector_root, tmp_path):
     from gluonpose.data.imageio import read_image
-    from gluonpose.deploy.detector import PersonDetector
+    from gluonpose.demo.detector import PersonDetector
     image_path = os.path.join(data_dir, "samples", "coco", IMAGE)
     image = read_image(image_path)
     det = PersonDetector(DETECTOR, root=detector_root, score_thr=0.0)
@@ -212,7 +212,7 @@ def test_demo_with_a_local_gluoncv_detector(data_dir, tiny_model, detector_root,
 
 def test_detector_weights_that_do_not_fit_are_named(tiny_model, tmp_path):
     pytest.importorskip("gluoncv", reason="--detector needs gluoncv")
-    from gluonpose.deploy.detector import PersonDetector
+    from gluonpose.demo.detector import PersonDetector
     _, weights = tiny_model                               # a pose net's parameters, not a detector's
     with pytest.raises(ValueError, match="do not fit"):
         PersonDetector(DETECTOR, weights=weights)

@@ -13,6 +13,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluonpose.data.sampler import ShardSampler
 from gluonpose.engine import distributed as dist
 from gluonpose.engine.context import get_contexts, parse_device_ids
 from _procs import kill_tagged, wait_gone
@@ -52,7 +53,7 @@ def test_get_contexts():
 
 @pytest.mark.parametrize("length, parts", [(10, 3), (12, 4), (5, 8), (7, 1)])
 def test_shard_sampler_parts(length, parts):
-    samplers = [dist.ShardSampler(length, parts, p, shuffle=True, seed=3, epoch=1)
+    samplers = [ShardSampler(length, parts, p, shuffle=True, seed=3, epoch=1)
                 for p in range(parts)]
     per_part = -(-length // parts)
     shards = [list(s) for s in samplers]
@@ -66,23 +67,23 @@ def test_shard_sampler_parts(length, parts):
 
 
 def test_shard_sampler_deterministic_and_epoch_dependent():
-    a = dist.ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
-    b = dist.ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
+    a = ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
+    b = ShardSampler(100, 2, 1, shuffle=True, seed=5, epoch=0)
     assert list(a) == list(b)
     b.set_epoch(1)
     assert list(a) != list(b)
     a.set_epoch(1)
     assert list(a) == list(b)
-    assert list(dist.ShardSampler(100, 2, 1, shuffle=True, seed=6)) != list(
-        dist.ShardSampler(100, 2, 1, shuffle=True, seed=5))
-    assert list(dist.ShardSampler(7, 2, 1, shuffle=False)) == [1, 3, 5, 0]
+    assert list(ShardSampler(100, 2, 1, shuffle=True, seed=6)) != list(
+        ShardSampler(100, 2, 1, shuffle=True, seed=5))
+    assert list(ShardSampler(7, 2, 1, shuffle=False)) == [1, 3, 5, 0]
 
 
 def test_shard_batches_union_is_global_batch():
     """Per-worker batch t of every part together = the single-worker global batch t."""
     parts, per_worker = 3, 4
-    single = dist.ShardSampler(36, 1, 0, shuffle=True, seed=9, epoch=2).indices()
-    shards = [dist.ShardSampler(36, parts, p, shuffle=True, seed=9, epoch=2).indices()
+    single = ShardSampler(36, 1, 0, shuffle=True, seed=9, epoch=2).indices()
+    shards = [ShardSampler(36, parts, p, shuffle=True, seed=9, epoch=2).indices()
               for p in range(parts)]
     for t in range(36 // (parts * per_worker)):
         union = np.concatenate([s[t * per_worker:(t + 1) * per_worker] for s in shards])
@@ -92,9 +93,9 @@ def test_shard_batches_union_is_global_batch():
 
 def test_shard_sampler_rejects_bad_args():
     with pytest.raises(ValueError, match="part_index"):
-        dist.ShardSampler(10, 2, 2)
+        ShardSampler(10, 2, 2)
     with pytest.raises(ValueError, match="length"):
-        dist.ShardSampler(0, 2, 0)
+        ShardSampler(0, 2, 0)
 
 
 # ---------------------------------------------------------------- single-process behaviour

@@ -107,7 +107,7 @@ def test_official_timer_db_matches_our_coco_records(data_dir, coco_records):
     conventions (restated in official_timer.coco_db, numpy only): the same people, centres and scales (x 200 px)
     as our COCO records through ``geometry.box_to_center_scale`` (official rounding), and the same joints."""
     from gluonpose.data import geometry as geo
-    from gluonpose.utils.official_timer import coco_db
+    from gluonpose.benchmarks.official_timer import coco_db
     root = os.path.join(data_dir, "samples", "coco")
     db = coco_db(os.path.join(root, "test_coco.json"), root, (288, 384))
     assert len(db) == len(coco_records) > 0

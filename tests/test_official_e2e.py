@@ -75,7 +75,8 @@ def _run(kind, repo_root, coco, tmp_path_factory):
         report = tool.run(tool.parse_args(argv))              # main() minus the exit code
     from gluonpose.config import load_config
     from gluonpose.evaluation.inference import TopDownPredictor
-    from gluonpose.evaluation.runner import build_net_from_config, load_test_boxes
+    from gluonpose.evaluation.runner import load_test_boxes
+    from gluonpose.models.builder import build_net_from_config
 
     cfg = load_config(config, WIDTH8)
     net, codec = build_net_from_config(cfg, weights, [mx.cpu()])

@@ -113,7 +113,7 @@ def test_deploy_graphs_keep_the_accuracy(trained, coco):
     from gluonpose.config import load_config
     from gluonpose.deploy.optimize import calibration_crops, deploy_block
     from gluonpose.data.datasets import build_dataset
-    from gluonpose.evaluation.runner import build_net_from_config
+    from gluonpose.models.builder import build_net_from_config
 
     ap_train, _ = _evaluate(trained, coco, flip=True)
     assert abs(_evaluate_deploy(trained, coco, "fp32") - ap_train) < 1e-6

@@ -2,7 +2,7 @@
 
 The "official" side here is a stand-in repository written by the test (``lib/dataset/coco.py``, ``lib/nms/nms.py``
 with the official module layout and interfaces: a ``COCODataset`` on a torch-free ``JointsDataset`` stub, an
-``oks_nms`` next to compiled ``cpu_nms`` / ``gpu_nms`` imports), run by ``gluonpose/utils/official_evaluate.py``
+``oks_nms`` next to compiled ``cpu_nms`` / ``gpu_nms`` imports), run by ``gluonpose/benchmarks/official_evaluate.py``
 in this Python: the loader, the kept-set comparison, the per-stage table, the medians, ratio and RESULT line are
 the real ones. Also: the vectorised OKS-NMS against a plain greedy loop written here.
 """

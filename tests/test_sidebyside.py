@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from gluonpose.tools import benchmark
-from gluonpose.utils import sidebyside
+from gluonpose.benchmarks import sidebyside
 
 
 def _printer(tmp_path, name, figures):

@@ -13,7 +13,8 @@ import copy
 from ..codecs.builder import build_codec_from_config
 from ..codecs.flipfuse import FLIP_FUSIONS
 from ..evaluation.inference import TopDownPredictor
-from ..evaluation.runner import build_net_from_config, evaluate_predictor, load_test_boxes, resolve_val_set
+from ..evaluation.runner import evaluate_predictor, load_test_boxes, resolve_val_set
+from ..models.builder import build_net_from_config
 
 
 def flip_study(cfg, weights, *, ctx, decoders=None, workers=2):

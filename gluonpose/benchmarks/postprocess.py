@@ -6,12 +6,12 @@ images (:func:`gluonpose.benchmarks.coco_val.coco_val_job`).
 
 * Ours is what :func:`gluonpose.evaluation.runner.score_keypoints` runs: :func:`nms_per_image`,
   :func:`write_coco_results`, :func:`evaluate_keypoints`, each timed.
-* The official side is ``gluonpose/utils/official_evaluate.py`` run by the official Python on the official code
+* The official side is ``gluonpose/benchmarks/official_evaluate.py`` run by the official Python on the official code
   read from the user's checkout or git mirror (its ``COCODataset.evaluate``: rescoring loop, ``oks_nms``,
   ``_write_coco_keypoint_results``, ``_do_python_keypoint_eval``).
 
 Both read the same poses file (:func:`make_poses`, :func:`save_poses`) and run in their own processes, interleaved
-(:mod:`gluonpose.utils.sidebyside`); each appends its stage times to a json-lines file. Afterwards the two results
+(:mod:`gluonpose.benchmarks.sidebyside`); each appends its stage times to a json-lines file. Afterwards the two results
 jsons are compared (:func:`compare_kept`): the same poses kept in every image, scores equal within float
 rounding. The poses are float32 values (the official ``validate`` holds its predictions in float32), so the
 keypoints written by both sides are the same numbers.
@@ -246,8 +246,7 @@ def ours_main(argv):
 
 def official_script():
     """Path of the official-side script (run by the official Python)."""
-    utils = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils")
-    return os.path.join(utils, "official_evaluate.py")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "official_evaluate.py")
 
 
 def check_official(official_repo, official_python, *, run=None):
@@ -316,7 +315,7 @@ def run_postprocess(*, cache_root, side_by_side=False, official_repo="", officia
     """``scripts/benchmark.py --postprocess [--side-by-side]``: time our post-processing (and the official one,
     interleaved) for ``rounds`` rounds, print the per-stage medians, the kept-set check, the ratio and the RESULT
     line. Returns the exit status: 0, or 1 when the two sides kept different poses."""
-    from ..utils import sidebyside
+    from . import sidebyside
     if side_by_side:
         check_official(official_repo, official_python)
     threads = threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)

@@ -25,7 +25,7 @@ def run_summary(work_dir, history, seconds=None, preview=None, box_file=None, cp
         history: per-epoch rows of this run (``fit``'s return value; may be empty when resuming
             a finished run).
         seconds: wall time of the run; cpu_seconds: CPU time of the training process.
-        preview: the :class:`~gluonpose.deploy.preview.Preview` drawn, if any.
+        preview: the :class:`~gluonpose.demo.preview.Preview` drawn, if any.
         box_file: the validation boxes json written for ``scripts/demo.py``, if any.
     """
     record = find_latest(work_dir) or {}

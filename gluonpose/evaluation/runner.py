@@ -17,7 +17,7 @@ from ..data.datasets.coco import CocoStyleReader
 from ..data.detections import load_detections
 from ..keypoints import NUM_COCO_KEYPOINTS
 from ..data.records import PersonRecord
-from ..errors import ConfigError, MissingFileError
+from ..errors import ConfigError
 from .coco_metric import evaluate_keypoints, nms_per_image, write_coco_results
 from .gt_layout import prepare_eval_target
 from .inference import TopDownPredictor, predict_records
@@ -89,24 +89,6 @@ def load_test_boxes(gt_json, img_prefix="", *, det_json=None, image_thr=0.0, lay
     if det_json:
         return detection_boxes(det_json, gt_json, img_prefix, image_thr)
     return gt_boxes(gt_json, img_prefix, layout)
-
-
-def build_net_from_config(cfg, weights, ctx_list):
-    """(net, codec) of a config, with gluonpose ``.params`` weights loaded (``model.pretrained``
-    is ignored: the weights replace it)."""
-    from ..models.builder import build_model, quiet_unconsumed_warning
-
-    from ..models.weights import load_params_checked
-
-    if not weights:
-        raise MissingFileError("no weights file given (--weights)")
-    model_kw = dict(cfg.model, pretrained="")
-    quiet_unconsumed_warning()
-    net = build_model(ctx=ctx_list, **model_kw)
-    load_params_checked(net, weights, ctx=ctx_list, what="weights",
-                        model="model %s (head %s, %d joints)"
-                        % (cfg.model.name, cfg.model.head, cfg.model.num_joints))
-    return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)
 
 
 def predictor_from_config(net, codec, cfg, *, ctx=None, flip=None, batch_size=None, name=None):

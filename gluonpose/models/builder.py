@@ -1,10 +1,12 @@
-"""Build a network from the ``model`` config section (plain keyword arguments)."""
+"""Build a network from the ``model`` config section (plain keyword arguments), or a network and its
+codec from a whole config with trained weights (:func:`build_net_from_config`)."""
 import logging
 import warnings
 
 import mxnet as mx
 
-from ..errors import ConfigError
+from ..codecs.builder import build_codec_from_config
+from ..errors import ConfigError, MissingFileError
 from .multistage import MultiStageHRNet
 from .weights import format_report, load_official, load_params_checked
 from .zoo import get_model, parse_model_name
@@ -40,3 +42,17 @@ def quiet_unconsumed_warning():
     """Silence Gluon's "Parameter ... is not used by any computation" for hybridized multi-stage nets:
     those are the frozen fuse layers of :meth:`MultiStageHRNet.unconsumed_parameters`, by design."""
     warnings.filterwarnings("ignore", message=r"Parameter .* is not used by any computation")
+
+
+def build_net_from_config(cfg, weights, ctx_list):
+    """(net, codec) of a config, with gluonpose ``.params`` weights loaded (``model.pretrained``
+    is ignored: the weights replace it)."""
+    if not weights:
+        raise MissingFileError("no weights file given (--weights)")
+    model_kw = dict(cfg.model, pretrained="")
+    quiet_unconsumed_warning()
+    net = build_model(ctx=ctx_list, **model_kw)
+    load_params_checked(net, weights, ctx=ctx_list, what="weights",
+                        model="model %s (head %s, %d joints)"
+                        % (cfg.model.name, cfg.model.head, cfg.model.num_joints))
+    return net, build_codec_from_config(cfg.codec, cfg.model.num_joints)

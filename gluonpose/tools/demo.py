@@ -96,9 +96,10 @@ class Demo:
 
     def __init__(self, args):
         from gluonpose.config import load_config
-        from gluonpose.deploy.demo import BoxFile
+        from gluonpose.demo.inputs import BoxFile
         from gluonpose.engine.context import get_contexts
-        from gluonpose.evaluation.runner import build_net_from_config, predictor_from_config
+        from gluonpose.evaluation.runner import predictor_from_config
+        from gluonpose.models.builder import build_net_from_config
 
         self.args = args
         ctx = get_contexts(args.gpus, check_available=True)  # before any work
@@ -107,7 +108,7 @@ class Demo:
         if args.boxes:
             self.boxes = BoxFile(args.boxes, args.image_info, args.box_thr)
         else:
-            from gluonpose.deploy.detector import PersonDetector
+            from gluonpose.demo.detector import PersonDetector
             self.detector = PersonDetector(args.detector, ctx=ctx[0], root=args.detector_root,
                                            score_thr=args.box_thr)
         net, codec = build_net_from_config(cfg, args.weights, ctx)
@@ -127,7 +128,7 @@ class Demo:
 
     def __call__(self, image_rgb, file_name=None, image_id=None):
         """(H, W, 3) uint8 RGB -> drawn (H, W, 3) uint8 BGR; the poses go to ``self.results``."""
-        from gluonpose.deploy.demo import coco_result, pose_nms, predict_people
+        from gluonpose.demo.inputs import coco_result, pose_nms, predict_people
         from gluonpose.evaluation.visualize import draw_poses
 
         boxes, scores = self.person_boxes(image_rgb, file_name, image_id)
@@ -149,7 +150,7 @@ class Demo:
 
 
 def _image_out(out, image_path):
-    from gluonpose.deploy.demo import IMAGE_EXTS
+    from gluonpose.demo.inputs import IMAGE_EXTS
     if os.path.isdir(out) or out.endswith(os.sep) or os.path.splitext(out)[1].lower() not in IMAGE_EXTS:
         return os.path.join(out, os.path.basename(image_path))
     return out
@@ -201,7 +202,7 @@ def run_video(demo, path, out, max_frames=0):
 
 def run(args):
     """Run the demo; returns the list of COCO-results pose entries it drew."""
-    from gluonpose.deploy.demo import input_kind, list_images
+    from gluonpose.demo.inputs import input_kind, list_images
 
     from gluonpose.engine.context import get_contexts
     get_contexts(args.gpus, check_available=True)  # before any work

@@ -84,7 +84,8 @@ def _settings(args):
 
 def _build_members(conf, ctx):
     from gluonpose.config import load_config
-    from gluonpose.evaluation.runner import build_net_from_config, predictor_from_config
+    from gluonpose.evaluation.runner import predictor_from_config
+    from gluonpose.models.builder import build_net_from_config
 
     predictors, cfgs = [], []
     for m in conf["members"]:

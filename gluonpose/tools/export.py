@@ -108,7 +108,7 @@ def run(args):
     from gluonpose.config import load_config
     from gluonpose.errors import ConfigError
     from gluonpose.deploy.export import export_onnx, export_symbol
-    from gluonpose.evaluation.runner import build_net_from_config
+    from gluonpose.models.builder import build_net_from_config
 
     import mxnet as mx
 

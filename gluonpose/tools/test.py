@@ -63,8 +63,8 @@ def run(args):
     from gluonpose.errors import ConfigError
     from gluonpose.engine.context import get_contexts
     from gluonpose.evaluation.coco_metric import format_stats_table
-    from gluonpose.evaluation.runner import (build_net_from_config, evaluate_predictor,
-                                             load_test_boxes, predictor_from_config)
+    from gluonpose.evaluation.runner import evaluate_predictor, load_test_boxes, predictor_from_config
+    from gluonpose.models.builder import build_net_from_config
 
     ctx = get_contexts(args.gpus, check_available=True)  # before any work
     cfg = load_config(args.config, args.overrides)

@@ -68,7 +68,7 @@ def run(args):
         from gluonpose.engine.checkpoint import resume_record
         resume_record(args.resume)  # a path that is no checkpoint fails here, not after the data set
     from gluonpose.engine.runner import train
-    from gluonpose.engine.trainer import NonFiniteLossError
+    from gluonpose.engine.train_loop import NonFiniteLossError
     start, cpu_start = time.time(), time.process_time()
 
     def finish(history):
@@ -80,7 +80,7 @@ def run(args):
         preview = box_file = None
         record = find_latest(work_dir)
         if args.preview > 0 and cfg.data.val and record:
-            from gluonpose.deploy.preview import draw_val_predictions, write_box_file
+            from gluonpose.demo.preview import draw_val_predictions, write_box_file
             try:
                 preview = draw_val_predictions(cfg, os.path.join(work_dir, record["params"]),
                                                os.path.join(work_dir, "predictions.png"),

@@ -10,10 +10,10 @@ import tempfile
 import time
 
 from ..codecs import build_codec
-from .datasets import build_dataset
-from .loader import KEEP_FREED_MB, EpochSampler, TopDownDataset, make_train_loader
-from .pipeline import TopDownTrainTransform
-from .sampler import ShardSampler
+from ..data.datasets import build_dataset
+from ..data.loader import KEEP_FREED_MB, EpochSampler, TopDownDataset, make_train_loader
+from ..data.pipeline import TopDownTrainTransform
+from ..data.sampler import ShardSampler
 
 def _records(tmp, coco_dir):
     """Real COCO people from ``coco_dir`` (a folder with ``test_coco.json`` and its jpgs) when given and

@@ -1,7 +1,8 @@
 """Throughput of full training steps (forward, per-stage loss, backward, Adam) on random targets.
 
-The step is the one :func:`gluonpose.engine.trainer.fit` runs (``split_and_load``, one read of the
-loss terms queued before the backward pass, finiteness check, ``trainer.step``). With
+The step is :meth:`gluonpose.engine.train_loop.TrainLoop.train_step`, the training loop's own
+(``split_and_load``, one read of the loss terms queued before the backward pass, the NaN guard,
+``trainer.step``). With
 ``phases=True`` extra steps are run with an engine wait after each phase, which splits a step
 into forward+backward, gradient push/pull (the kvstore all-reduce; ~0 without one) and the
 optimizer update (these waits remove the overlap, so the phases add up to more than a step).
@@ -18,12 +19,13 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..codecs import layout as output_layout
+from ..engine.context import get_contexts
+from ..engine.distributed import broadcast_parameters, create_kvstore, make_trainer
+from ..engine.hooks import NonFiniteGuard
+from ..engine.train_loop import TrainLoop
 from ..models import get_model
 from ..models.builder import quiet_unconsumed_warning
-from .context import get_contexts
-from .distributed import broadcast_parameters, create_kvstore, make_trainer
 from ..models.losses import PoseLoss
-from .trainer import _check_finite, _read_loss_terms, _stack_loss_terms
 
 GIB = 1024.0 ** 3
 
@@ -83,25 +85,16 @@ def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", i
     global_batch = n * num_workers
     grad_bytes = gradient_bytes(net.collect_params())
 
-    def forward_backward():
-        xs = gluon.utils.split_and_load(x, ctx_list)
-        ts = gluon.utils.split_and_load(target, ctx_list)
-        ws = gluon.utils.split_and_load(weight, ctx_list)
-        with autograd.record():
-            results = [loss_fn(net(a), b, c) for a, b, c in zip(xs, ts, ws)]
-        if sequential:   # no overlap: the push/pull starts after the whole backward pass
-            autograd.backward([total for total, _ in results])
-            mx.nd.waitall()
-            terms = _stack_loss_terms(results)
-        else:
-            terms = _stack_loss_terms(results)
-            autograd.backward([total for total, _ in results])
-        values = _read_loss_terms(terms, [a.shape[0] for a in xs], n)
-        _check_finite(values, 0, 0)
+    loop = TrainLoop(net=net, loss_fn=loss_fn, loader=None, sampler=None, trainer=trainer,
+                     schedule=None, ctx_list=ctx_list, global_batch=global_batch, kvstore=kv,
+                     rank=rank, hooks=[NonFiniteGuard()])
+    batch_data = (x, target, weight)
 
     def step():
-        forward_backward()
-        trainer.step(global_batch)
+        loop.train_step(batch_data, sequential=sequential)
+
+    def forward_backward():   # a step without its update (the phases time the rest apart)
+        loop.forward_backward(batch_data)
 
     if memory:   # the first step in pieces
         xs, ts, ws = ([a] for a in (x, target, weight)) if len(ctx_list) == 1 else (
@@ -157,7 +150,7 @@ def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", i
 
 def _time_phases(forward_backward, trainer, global_batch, kv, iters):
     """Mean seconds of each phase with an engine wait (and, distributed, a barrier) between."""
-    from .distributed import barrier
+    from ..engine.distributed import barrier
     sums = dict.fromkeys(("forward_backward", "push_pull", "update", "cpu_forward_backward",
                           "cpu_push_pull", "cpu_update"), 0.0)
     clock = time.perf_counter

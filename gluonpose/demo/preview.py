@@ -55,8 +55,8 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     """
     from ..data.imageio import read_image
     from ..evaluation.inference import group_by_image, predict_records
-    from ..evaluation.runner import predictor_from_config
-    from ..evaluation.runner import build_net_from_config, gt_boxes, resolve_val_set
+    from ..evaluation.runner import gt_boxes, predictor_from_config, resolve_val_set
+    from ..models.builder import build_net_from_config
     from ..utils.io import atomic_write
     from ..evaluation.visualize import draw_poses
 

@@ -82,7 +82,7 @@ class BoxFile:
     """
 
     def __init__(self, path, image_info=None, score_thr=0.0):
-        from ..data.datasets.base import DatasetError, load_json
+        from ..data.datasets.base import load_json
         from ..data.detections import load_image_index
 
         dets = load_json(path, what="detection file")

@@ -1,0 +1,206 @@
+"""What happens around the training steps, one hook per concern (detectron2's ``hooks``).
+
+A hook overrides the points it needs; :class:`~gluonpose.engine.train_loop.TrainLoop` calls every
+hook at every point, in list order, with the loop (its state: ``epoch``, ``iter``, ``values``,
+``row`` ...). Points: ``before_train``, ``before_epoch``, ``before_update`` (a step's loss terms
+are known, the weights not yet updated), ``after_step``, ``after_epoch_steps`` (the epoch's last
+step is done), ``after_epoch`` (``row`` holds the epoch's metrics), ``row_updated`` (a hook
+changed ``row`` after ``after_epoch``), ``after_train``. Hooks that write files do so on rank 0;
+the means over workers they log are collective calls every worker makes.
+"""
+import logging
+import os
+
+from ..config import VAL_ERRORS
+from ..errors import ConfigError, UserError
+from ..utils.curves import MetricsCSV, plot_curves
+from ..utils.progress import EpochProgress
+from .checkpoint import save_checkpoint, update_checkpoint_metrics
+from .train_loop import LOSS_TERMS, check_finite, mean_over_workers
+
+LOG = logging.getLogger(__name__)
+ITER_COLUMNS = ("progress", "epoch", "iter", "lr", "loss", "heatmap", "offset", "samples_per_s")
+EPOCH_COLUMNS = ("epoch", "lr", "loss", "heatmap", "offset", "samples_per_s", "seconds", "skipped",
+                 "AP")
+
+
+class HookBase:
+    """A hook: override the points you need (each gets the loop)."""
+
+    def before_train(self, loop):
+        pass
+
+    def before_epoch(self, loop):
+        pass
+
+    def before_update(self, loop):
+        pass
+
+    def after_step(self, loop):
+        pass
+
+    def after_epoch_steps(self, loop):
+        pass
+
+    def after_epoch(self, loop):
+        pass
+
+    def row_updated(self, loop):
+        pass
+
+    def after_train(self, loop):
+        pass
+
+
+class NonFiniteGuard(HookBase):
+    """A NaN/inf loss term stops training before the weights are updated (the last good
+    checkpoint stays the newest): :class:`~gluonpose.engine.train_loop.NonFiniteLossError`."""
+
+    def before_update(self, loop):
+        check_finite(loop.values, loop.epoch, loop.iter)
+
+
+class MetricsHook(HookBase):
+    """``iterations.csv`` every ``log_interval`` steps (and the epoch's last) and ``metrics.csv``
+    every epoch, as means over all workers' samples; rows past the starting epoch (left by a
+    killed run) are dropped first, so a resumed run's records equal an uninterrupted run's."""
+
+    def __init__(self, work_dir, *, log_interval=20):
+        self.work_dir, self.log_interval = work_dir, max(int(log_interval), 1)
+        self.iters = self.epochs = None
+        self.total_skipped = 0
+
+    def before_train(self, loop):
+        if loop.rank != 0:
+            return
+        self.iters = MetricsCSV(os.path.join(self.work_dir, "iterations.csv"), ITER_COLUMNS)
+        self.epochs = MetricsCSV(os.path.join(self.work_dir, "metrics.csv"), EPOCH_COLUMNS)
+        dropped = self.iters.drop_after_epoch(loop.start_epoch) + \
+            self.epochs.drop_after_epoch(loop.start_epoch)
+        if dropped:
+            LOG.info("dropped %d csv row(s) of epochs after %d left by an earlier run", dropped,
+                     loop.start_epoch)
+
+    def after_step(self, loop):
+        i = loop.iter
+        if i % self.log_interval == 0 or i == loop.iters_per_epoch - 1:   # same steps everywhere
+            logged = mean_over_workers(loop.kvstore, {k: loop.values[k] * loop.batch
+                                                      for k in LOSS_TERMS}, loop.batch)
+            if self.iters is not None:
+                self.iters.append(dict(logged, progress=loop.epoch + (i + 1) / loop.iters_per_epoch,
+                                       epoch=loop.epoch + 1, iter=i, lr=loop.lr,
+                                       samples_per_s=loop.speed))
+
+    def after_epoch(self, loop):
+        skipped = loop.row["skipped"]
+        self.total_skipped += skipped
+        if skipped and loop.rank == 0:
+            LOG.warning("epoch %d: %d bad training sample(s) skipped (unreadable image or bad "
+                        "record, data.on_bad=skip; %d in this run)", loop.epoch + 1, skipped,
+                        self.total_skipped)
+        if self.epochs is not None:   # the row first: a kill before the checkpoint leaves a row
+            self.epochs.append(loop.row)   # that resume drops
+
+    def row_updated(self, loop):
+        if self.epochs is not None:
+            self.epochs.replace_last(loop.row)
+
+    def read(self):
+        """(iteration rows, epoch rows) written so far (rank 0)."""
+        return self.iters.read(), self.epochs.read()
+
+
+class CheckpointHook(HookBase):
+    """Parameters, trainer states and a json record every ``interval`` epochs and after the last
+    (rank 0), atomically; the record's metrics follow later changes of the row (validation)."""
+
+    def __init__(self, work_dir, *, interval=1, meta=None):
+        self.work_dir, self.interval, self.meta = work_dir, max(int(interval), 1), meta
+        self.saved_epoch = None
+
+    def saves(self, loop):
+        """Whether this epoch gets a checkpoint (and curves)."""
+        return loop.rank == 0 and ((loop.epoch + 1) % self.interval == 0
+                                   or loop.epoch + 1 == loop.max_epochs)
+
+    def after_epoch(self, loop):
+        self.saved_epoch = None
+        if self.saves(loop):
+            save_checkpoint(self.work_dir, loop.epoch + 1, loop.net, loop.trainer,
+                            dict(self.meta or {}, metrics=loop.row))
+            self.saved_epoch = loop.epoch + 1
+
+    def row_updated(self, loop):
+        if self.saved_epoch == loop.epoch + 1:
+            update_checkpoint_metrics(self.work_dir, loop.epoch + 1, loop.row)
+
+
+class ValidationHook(HookBase):
+    """``validate(net, epoch) -> {'AP': ...}`` every ``interval`` epochs on rank 0, after that
+    epoch's checkpoint; the metrics go into the epoch's row. A failure is logged with its cause
+    and leaves the AP empty (``val_errors='continue'``) or is raised (``'stop'``)."""
+
+    def __init__(self, validate, *, interval, val_errors="continue"):
+        if val_errors not in VAL_ERRORS:
+            raise ConfigError("train.val_errors must be one of %s, got %r" % (VAL_ERRORS, val_errors))
+        self.validate, self.interval, self.val_errors = validate, int(interval), val_errors
+
+    def after_epoch(self, loop):
+        if loop.rank != 0 or not self.interval or (loop.epoch + 1) % self.interval:
+            return
+        try:
+            metrics = dict(self.validate(loop.net, loop.epoch + 1))
+        except Exception as err:  # noqa: BLE001 - the checkpoint is saved; training must go on
+            if self.val_errors == "stop":
+                raise
+            LOG.error("validation after epoch %d failed: %s: %s. The epoch's checkpoint is saved "
+                      "and training goes on (AP left empty; set train.val_errors=stop to stop "
+                      "instead)", loop.epoch + 1, type(err).__name__, err,
+                      exc_info=not isinstance(err, UserError))
+            return
+        if metrics:
+            loop.row.update(metrics)
+            loop.row_updated()
+
+
+class ProgressHook(HookBase):
+    """On rank 0: a tqdm bar per epoch on a terminal, else a log line every ``interval`` steps
+    (default about 5 per epoch, at least every 50 steps); the epoch's line either way."""
+
+    def __init__(self, *, enabled=True, interval=None):
+        self.enabled, self.interval, self.bar = enabled, interval, None
+
+    def before_epoch(self, loop):
+        interval = self.interval or min(max(loop.iters_per_epoch // 5, 1), 50)
+        self.bar = EpochProgress(loop.iters_per_epoch, "epoch %d/%d" % (loop.epoch + 1, loop.max_epochs),
+                                 enabled=self.enabled and loop.rank == 0, log_every=interval)
+
+    def after_step(self, loop):
+        v = loop.values
+        self.bar.update(loss="%.4g" % v["loss"], hm="%.3g" % v["heatmap"], off="%.3g" % v["offset"],
+                        lr="%.2g" % loop.lr, sps="%.1f" % loop.speed)
+
+    def after_epoch_steps(self, loop):
+        self.bar.close()
+
+    def after_epoch(self, loop):
+        row = loop.row
+        if loop.rank == 0:
+            LOG.info("epoch %d/%d: loss %.6g (heatmap %.6g, offset %.6g), lr %.3g, %.1f samples/s "
+                     "per worker%s", loop.epoch + 1, loop.max_epochs, row["loss"], row["heatmap"],
+                     row["offset"], loop.lr, row["samples_per_s"],
+                     ", AP %.4f" % row["AP"] if "AP" in row else "")
+
+
+class CurvesHook(HookBase):
+    """``curves.png`` (loss terms, learning rate, validation AP) from the files of ``metrics`` (a
+    :class:`MetricsHook`) on the epochs ``when(loop)`` says (those with a checkpoint), rank 0."""
+
+    def __init__(self, work_dir, *, metrics, when):
+        self.work_dir, self.metrics, self.when = work_dir, metrics, when
+
+    def after_epoch(self, loop):
+        if loop.rank != 0 or not self.when(loop):
+            return
+        iters, epochs = self.metrics.read()
+        plot_curves(iters, os.path.join(self.work_dir, "curves.png"), val_rows=epochs)
