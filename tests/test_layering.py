@@ -134,3 +134,21 @@ def test_cycle_finder_finds_a_circle():
 
 def test_no_import_circles(graph):
     assert _cycles(graph) == []
+
+
+def test_no_function_over_60_lines(repo_root):
+    """Functions stay readable: none of the package or the scripts is longer than 60 lines."""
+    long = []
+    for top in (PACKAGE, "scripts"):
+        for folder, _, files in os.walk(os.path.join(repo_root, top)):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+                    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        lines = node.end_lineno - node.lineno + 1
+                        if lines > 60:
+                            long.append("%s:%d %s (%d lines)" % (os.path.relpath(path, repo_root),
+                                                                  node.lineno, node.name, lines))
+    assert not long, long

@@ -47,6 +47,65 @@ def gradient_bytes(params):
                for p in params.values() if p.grad_req != "null")
 
 
+class _Bench:
+    """A model, random data, a trainer and the training loop's step, set up for timing."""
+
+    def __init__(self, model, input_size_wh, batch, gpus, head, kvstore, compression,
+                 bigarray_bound, static_alloc):
+        self.kv, self.rank, self.num_workers = create_kvstore(kvstore, bigarray_bound=bigarray_bound)
+        self.ctx_list = get_contexts(gpus)
+        self.rss = [("start", current_rss_gib())]
+        self.net = get_model(model, ctx=self.ctx_list, **({"head": head} if head else {}))
+        quiet_unconsumed_warning()
+        self.net.hybridize(static_alloc=static_alloc, static_shape=static_alloc)
+        self.rss.append(("parameters built", current_rss_gib()))
+        w, h = input_size_wh
+        k = self.net.num_joints
+        rng = np.random.RandomState(0)
+        self.n = batch * len(self.ctx_list)
+        channels = output_layout.num_channels(self.net.head, k)
+        self.data = (mx.nd.array(rng.rand(self.n, 3, h, w)),
+                     mx.nd.array((rng.rand(self.n, 1, channels, h // 4, w // 4) > 0.95)),
+                     mx.nd.ones((self.n, 1, k)))
+        self.loss_fn = PoseLoss(self.net.head, k)
+        self.net(mx.nd.zeros((1, 3, h, w), ctx=self.ctx_list[0]))   # shapes before the kvstore init
+        mx.nd.waitall()
+        self.trainer = make_trainer(self.net.collect_params(), "adam", {"learning_rate": 1e-3},
+                                    self.kv, compression=compression)
+        broadcast_parameters(self.net.collect_params(), self.kv)
+        self.global_batch = self.n * self.num_workers
+        self.loop = TrainLoop(net=self.net, loss_fn=self.loss_fn, loader=None, sampler=None,
+                              trainer=self.trainer, schedule=None, ctx_list=self.ctx_list,
+                              global_batch=self.global_batch, kvstore=self.kv, rank=self.rank,
+                              hooks=[NonFiniteGuard()])
+
+    @property
+    def distributed(self):
+        return self.kv is not None and not isinstance(self.kv, str)
+
+    def step(self, sequential=False):
+        self.loop.train_step(self.data, sequential=sequential)
+
+    def forward_backward(self):   # a step without its update (the phases time the rest apart)
+        self.loop.forward_backward(self.data)
+
+    def first_step_in_pieces(self):
+        """The first step with the RSS after its forward, backward and update."""
+        xs, ts, ws = ([a] for a in self.data) if len(self.ctx_list) == 1 else (
+            gluon.utils.split_and_load(a, self.ctx_list) for a in self.data)
+        with autograd.record():
+            results = [self.loss_fn(self.net(a), b, c) for a, b, c in zip(xs, ts, ws)]
+        mx.nd.waitall()
+        self.rss.append(("forward (recorded)", current_rss_gib()))
+        autograd.backward([total for total, _ in results])
+        mx.nd.waitall()
+        self.rss.append(("backward", current_rss_gib()))
+        del results
+        self.trainer.step(self.global_batch)
+        mx.nd.waitall()
+        self.rss.append(("update (Adam states created)", current_rss_gib()))
+
+
 def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", iters=5,
                 head=None, profile=None, kvstore=None, phases=False, compression=None,
                 bigarray_bound=None, memory=False, sequential=False, static_alloc=True,
@@ -58,94 +117,57 @@ def bench_train(model="hrnet_w32", input_size_wh=(192, 256), batch=8, gpus="", i
     steps to this JSON file (and the aggregate table next to it, ``.txt``). ``sequential``: wait
     for the whole backward pass before the gradient push/pull (no overlap; for comparison).
     """
-    kv, rank, num_workers = create_kvstore(kvstore, bigarray_bound=bigarray_bound)
-    if rank != 0:
+    b = _Bench(model, input_size_wh, batch, gpus, head, kvstore, compression, bigarray_bound,
+               static_alloc)
+    if b.rank != 0:
         say = lambda *a, **k: None   # noqa: E731
-    ctx_list = get_contexts(gpus)
-    rss = [("start", current_rss_gib())]
-    kwargs = {"head": head} if head else {}
-    net = get_model(model, ctx=ctx_list, **kwargs)
-    quiet_unconsumed_warning()
-    net.hybridize(static_alloc=static_alloc, static_shape=static_alloc)
-    rss.append(("parameters built", current_rss_gib()))
-    head = getattr(net, "head")
-    w, h = input_size_wh
-    k = net.num_joints
-    rng = np.random.RandomState(0)
-    n = batch * len(ctx_list)
-    x = mx.nd.array(rng.rand(n, 3, h, w))
-    target = mx.nd.array((rng.rand(n, 1, output_layout.num_channels(head, k), h // 4, w // 4) > 0.95))
-    weight = mx.nd.ones((n, 1, k))
-    loss_fn = PoseLoss(head, k)
-    net(mx.nd.zeros((1, 3, h, w), ctx=ctx_list[0]))   # shapes known before the kvstore init
-    mx.nd.waitall()
-    trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 1e-3}, kv,
-                           compression=compression)
-    broadcast_parameters(net.collect_params(), kv)
-    global_batch = n * num_workers
-    grad_bytes = gradient_bytes(net.collect_params())
-
-    loop = TrainLoop(net=net, loss_fn=loss_fn, loader=None, sampler=None, trainer=trainer,
-                     schedule=None, ctx_list=ctx_list, global_batch=global_batch, kvstore=kv,
-                     rank=rank, hooks=[NonFiniteGuard()])
-    batch_data = (x, target, weight)
-
-    def step():
-        loop.train_step(batch_data, sequential=sequential)
-
-    def forward_backward():   # a step without its update (the phases time the rest apart)
-        loop.forward_backward(batch_data)
-
-    if memory:   # the first step in pieces
-        xs, ts, ws = ([a] for a in (x, target, weight)) if len(ctx_list) == 1 else (
-            gluon.utils.split_and_load(a, ctx_list) for a in (x, target, weight))
-        with autograd.record():
-            results = [loss_fn(net(a), b, c) for a, b, c in zip(xs, ts, ws)]
-        mx.nd.waitall()
-        rss.append(("forward (recorded)", current_rss_gib()))
-        autograd.backward([total for total, _ in results])
-        mx.nd.waitall()
-        rss.append(("backward", current_rss_gib()))
-        del results
-        trainer.step(global_batch)
-        mx.nd.waitall()
-        rss.append(("update (Adam states created)", current_rss_gib()))
-    step()
-    mx.nd.waitall()
-    rss.append(("a full step", current_rss_gib()))
     if memory:
-        _memory_breakdown(net, trainer, forward_backward, rss, say)
+        b.first_step_in_pieces()
+    b.step(sequential)
+    mx.nd.waitall()
+    b.rss.append(("a full step", current_rss_gib()))
+    if memory:
+        _memory_breakdown(b.net, b.trainer, b.forward_backward, b.rss, say)
     if profile:
-        if num_workers > 1:   # one trace per worker
+        if b.num_workers > 1:   # one trace per worker
             root, ext = os.path.splitext(profile)
-            profile = "%s.rank%d%s" % (root, rank, ext)
-        _profile(step, profile, say, distributed=kv is not None and not isinstance(kv, str))
-        if kv is not None and not isinstance(kv, str):
+            profile = "%s.rank%d%s" % (root, b.rank, ext)
+        _profile(lambda: b.step(sequential), profile, say, distributed=b.distributed)
+        if b.distributed:
             say(_push_overlap(profile))
     cpu0, tic = time.process_time(), time.perf_counter()
     for _ in range(iters):
-        step()
+        b.step(sequential)
     mx.nd.waitall()
     wall = (time.perf_counter() - tic) / iters
     cpu = (time.process_time() - cpu0) / iters
-    result = {"model": model, "input_hw": (h, w), "batch_per_worker": n, "workers": num_workers,
-              "rank": rank,
-              "step_s": wall, "cpu_s_per_step": cpu, "samples_per_s": global_batch / wall,
-              "gradient_bytes": grad_bytes, "peak_rss_gib": peak_rss_gib()}
+    w, h = input_size_wh
+    result = {"model": model, "input_hw": (h, w), "batch_per_worker": b.n,
+              "workers": b.num_workers, "rank": b.rank, "step_s": wall, "cpu_s_per_step": cpu,
+              "samples_per_s": b.global_batch / wall,
+              "gradient_bytes": gradient_bytes(b.net.collect_params()),
+              "peak_rss_gib": peak_rss_gib()}
     if phases:
-        result["phases"] = _time_phases(forward_backward, trainer, global_batch, kv, iters)
-    label = "%s %dx%d batch %d/worker x %d worker(s)" % (model, h, w, n, num_workers)
+        result["phases"] = _time_phases(b.forward_backward, b.trainer, b.global_batch, b.kv, iters)
+    _say_result(result, model, say)
+    return result
+
+
+def _say_result(result, model, say):
+    h, w = result["input_hw"]
+    label = "%s %dx%d batch %d/worker x %d worker(s)" % (model, h, w, result["batch_per_worker"],
+                                                        result["workers"])
     say("%s training (fwd + loss + bwd + %sAdam): %.3f s/step (CPU %.3f s/step), %.2f samples/s"
-        % (label, "push/pull + " if num_workers > 1 else "", wall, cpu, result["samples_per_s"]))
-    say("gradients: %.1f MB per worker per step; peak RSS %.2f GiB" % (grad_bytes / 1e6,
-                                                                        result["peak_rss_gib"]))
-    if phases:
+        % (label, "push/pull + " if result["workers"] > 1 else "", result["step_s"],
+           result["cpu_s_per_step"], result["samples_per_s"]))
+    say("gradients: %.1f MB per worker per step; peak RSS %.2f GiB"
+        % (result["gradient_bytes"] / 1e6, result["peak_rss_gib"]))
+    if "phases" in result:
         ph = result["phases"]
         say("phases with waits in between (s/step, wall / this worker's CPU): forward+backward "
             "%.3f / %.3f, push/pull %.3f / %.3f, update %.3f / %.3f"
             % tuple(ph[p + k] for k in ("forward_backward", "push_pull", "update")
                     for p in ("", "cpu_")))
-    return result
 
 
 def _time_phases(forward_backward, trainer, global_batch, kv, iters):

@@ -207,6 +207,75 @@ def _exact_votes(n, lst, cl, hm, ox, oy, xs, ys, radius, margin, wscale, c_lo, c
                 votes[c + rw + 1] += fx * fy * w
 
 
+def _base_mass(n, lst, cl, hm, wscale, cmass):
+    """Summed weight of the voters per base cell (``cmass``)."""
+    for q in range(n):
+        cmass[cl[q]] += np.float64(hm[lst[q]]) * wscale
+
+
+def _candidates(cmass, band, mass, cand, ph, pw, tile_rows, tile_cols):
+    """Tile sums of ``cmass`` (``mass``), the lower bound L (a quarter of the heaviest inner base
+    cell around the heaviest tile) and the candidate tiles (``cand``, upper bound >= L).
+    Returns the row and column ranges (cells) of the candidate tiles."""
+    rw = band.shape[0]
+    rows = cmass.shape[0] // rw
+    top = 0.0
+    top_t = tile_cols + 1
+    for ty in range(1, tile_rows):           # per tile, and the heaviest tile
+        _band_sum(cmass, (ty - 1) * TILE, rw, band)
+        for tx in range(1, tile_cols):
+            x0 = (tx - 1) * TILE
+            t = ty * tile_cols + tx
+            mass[t] = band[x0] + band[x0 + 1] + band[x0 + 2] + band[x0 + 3]
+            if mass[t] > top:
+                top = mass[t]
+                top_t = t
+    low = 0.0
+    ty = top_t // tile_cols
+    tx = top_t - ty * tile_cols
+    for y in range(max((ty - 2) * TILE, 1), min((ty + 1) * TILE - 1, ph - 1) + 1):
+        for x in range(max((tx - 2) * TILE, 1), min((tx + 1) * TILE - 1, pw - 1) + 1):
+            low = max(low, cmass[y * rw + x])
+    low *= 0.25 * (1.0 - 1e-9)
+    y_lo, y_hi, x_lo, x_hi = rows, -1, rw, -1
+    for ty in range(1, tile_rows):
+        for tx in range(1, tile_cols):
+            t = ty * tile_cols + tx
+            u = mass[t] + mass[t - 1] + mass[t - tile_cols] + mass[t - tile_cols - 1]
+            if u * 1.000000001 >= low:
+                cand[t] = 1
+                y_lo = min(y_lo, (ty - 1) * TILE)
+                y_hi = max(y_hi, ty * TILE - 1)
+                x_lo = min(x_lo, (tx - 1) * TILE)
+                x_hi = max(x_hi, tx * TILE - 1)
+    return y_lo, y_hi, x_lo, x_hi
+
+
+def _first_max(votes, cand, y_lo, y_hi, x_lo, x_hi, ph, pw, rw, tile_cols, r, i, out_xy, out_window):
+    """The first maximum (row-major) among the candidate tiles' map cells (cell 0 of the map when
+    nothing positive was voted) into ``out_xy[i]``, its window into ``out_window[i]``."""
+    best = 0.0
+    best_c = rw + 1
+    for y in range(max(y_lo, 1), min(y_hi, ph) + 1):
+        ty = y // TILE + 1
+        for x in range(max(x_lo, 1), min(x_hi, pw) + 1):
+            c = y * rw + x
+            v = votes[c]
+            if v > best and cand[ty * tile_cols + x // TILE + 1]:
+                best = v
+                best_c = c
+    by_i = best_c // rw - 1
+    bx_i = best_c - (by_i + 1) * rw - 1
+    out_xy[i, 0] = bx_i
+    out_xy[i, 1] = by_i
+    for dy in range(2 * r + 1):
+        for dx in range(2 * r + 1):
+            wy = by_i + dy - r
+            wx = bx_i + dx - r
+            inside = wx >= 0 and wx < pw and wy >= 0 and wy < ph
+            out_window[i, dy, dx] = votes[(wy + 1) * rw + wx + 1] if inside else 0.0
+
+
 def _decode_map(hm, ox, oy, hm2, ox2, oy2, two, wscale, i, radius, margin, r, out_xy,
                 out_window, xs, ys, tile_rows, tile_cols, cell, lst, cl, cell2, lst2, cl2, votes,
                 cmass, band, mass, cand):
@@ -238,88 +307,25 @@ def _decode_map(hm, ox, oy, hm2, ox2, oy2, two, wscale, i, radius, margin, r, ou
     rows = votes.shape[0] // rw
     ph = int(ys[ys.shape[0] - 1]) + 1 + 2 * margin
     pw = int(xs[xs.shape[0] - 1]) + 1 + 2 * margin
-    side = 2 * r + 1
-    fpw = pw - 1.0
-    fph = ph - 1.0
-    bad = _locate(hm, ox, oy, xs, ys, radius, margin, fpw, fph, rw, cell)
+    bad = _locate(hm, ox, oy, xs, ys, radius, margin, pw - 1.0, ph - 1.0, rw, cell)
     if two:
-        bad += _locate(hm2, ox2, oy2, xs, ys, radius, margin, fpw, fph, rw, cell2)
+        bad += _locate(hm2, ox2, oy2, xs, ys, radius, margin, pw - 1.0, ph - 1.0, rw, cell2)
     if bad:
         return False
     n = _compact(cell, lst, cl)
-    for q in range(n):                       # summed weight per base cell
-        cmass[cl[q]] += np.float64(hm[lst[q]]) * wscale
-    n2 = 0
-    if two:
-        n2 = _compact(cell2, lst2, cl2)
-        for q in range(n2):
-            cmass[cl2[q]] += np.float64(hm2[lst2[q]]) * wscale
-    top = 0.0
-    top_t = tile_cols + 1
-    for ty in range(1, tile_rows):           # per tile, and the heaviest tile
-        _band_sum(cmass, (ty - 1) * TILE, rw, band)
-        for tx in range(1, tile_cols):
-            x0 = (tx - 1) * TILE
-            t = ty * tile_cols + tx
-            mass[t] = band[x0] + band[x0 + 1] + band[x0 + 2] + band[x0 + 3]
-            if mass[t] > top:
-                top = mass[t]
-                top_t = t
-    # L: the largest quarter among the inner base cells of the heaviest tile and its neighbours
-    # (any inner base cell gives a valid bound; the heaviest is near there)
-    low = 0.0
-    ty = top_t // tile_cols
-    tx = top_t - ty * tile_cols
-    for y in range(max((ty - 2) * TILE, 1), min((ty + 1) * TILE - 1, ph - 1) + 1):
-        for x in range(max((tx - 2) * TILE, 1), min((tx + 1) * TILE - 1, pw - 1) + 1):
-            low = max(low, cmass[y * rw + x])
-    low *= 0.25 * (1.0 - 1e-9)
-    # candidate tiles, and the row range and column range of their cells
-    y_lo, y_hi, x_lo, x_hi = rows, -1, rw, -1
-    for ty in range(1, tile_rows):
-        for tx in range(1, tile_cols):
-            t = ty * tile_cols + tx
-            u = mass[t] + mass[t - 1] + mass[t - tile_cols] + mass[t - tile_cols - 1]
-            if u * 1.000000001 >= low:
-                cand[t] = 1
-                y_lo = min(y_lo, (ty - 1) * TILE)
-                y_hi = max(y_hi, ty * TILE - 1)
-                x_lo = min(x_lo, (tx - 1) * TILE)
-                x_hi = max(x_hi, tx * TILE - 1)
-    # exact votes of every voter with a corner within r cells of those ranges
+    _base_mass(n, lst, cl, hm, wscale, cmass)
+    n2 = _compact(cell2, lst2, cl2) if two else 0
+    _base_mass(n2, lst2, cl2, hm2, wscale, cmass)
+    y_lo, y_hi, x_lo, x_hi = _candidates(cmass, band, mass, cand, ph, pw, tile_rows, tile_cols)
+    # exact votes of every voter with a corner within r cells of the candidates' ranges
     c_lo = max(y_lo - r - 1, 0) * rw
     c_hi = (min(y_hi + r, rows - 1) + 1) * rw
     _exact_votes(n, lst, cl, hm, ox, oy, xs, ys, radius, margin, wscale, c_lo, c_hi,
                  x_lo - r - 1, x_hi + r, rw, votes)
-    if two:
-        _exact_votes(n2, lst2, cl2, hm2, ox2, oy2, xs, ys, radius, margin, wscale, c_lo, c_hi,
-                     x_lo - r - 1, x_hi + r, rw, votes)
-    # the first maximum (row-major) among the candidate tiles' map cells; cell 0 of the map when
-    # nothing positive was voted
-    best = 0.0
-    best_c = rw + 1
-    for y in range(max(y_lo, 1), min(y_hi, ph) + 1):
-        ty = y // TILE + 1
-        for x in range(max(x_lo, 1), min(x_hi, pw) + 1):
-            c = y * rw + x
-            v = votes[c]
-            if v > best and cand[ty * tile_cols + x // TILE + 1]:
-                best = v
-                best_c = c
-    by_i = best_c // rw - 1
-    bx_i = best_c - (by_i + 1) * rw - 1
-    out_xy[i, 0] = bx_i
-    out_xy[i, 1] = by_i
-    for dy in range(side):
-        for dx in range(side):
-            wy = by_i + dy - r
-            wx = bx_i + dx - r
-            if wx >= 0 and wx < pw and wy >= 0 and wy < ph:
-                out_window[i, dy, dx] = votes[(wy + 1) * rw + wx + 1]
-            else:
-                out_window[i, dy, dx] = 0.0
-    # leave the buffers zeroed
-    votes[c_lo:min(c_hi + rw, votes.shape[0])] = 0.0
+    _exact_votes(n2, lst2, cl2, hm2, ox2, oy2, xs, ys, radius, margin, wscale, c_lo, c_hi,
+                 x_lo - r - 1, x_hi + r, rw, votes)
+    _first_max(votes, cand, y_lo, y_hi, x_lo, x_hi, ph, pw, rw, tile_cols, r, i, out_xy, out_window)
+    votes[c_lo:min(c_hi + rw, votes.shape[0])] = 0.0        # leave the buffers zeroed
     for q in range(n):
         cmass[cl[q]] = 0.0
     for q in range(n2):
@@ -375,7 +381,8 @@ def _kernel(name):
     if not _KERNELS:
         jit = numba.njit(nogil=True, cache=True)
         g = globals()
-        for helper in ("_locate", "_compact", "_band_sum", "_exact_votes", "_decode_map"):
+        for helper in ("_locate", "_compact", "_band_sum", "_exact_votes", "_base_mass",
+                       "_candidates", "_first_max", "_decode_map"):
             g[helper] = jit(g[helper])
         _KERNELS["vote"] = jit(_vote_kernel)
         _KERNELS["fused"] = jit(_fused_kernel)

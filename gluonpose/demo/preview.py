@@ -53,12 +53,9 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     ``score_thr`` are drawn (the demo's default), limbs between two drawn joints, no score labels.
     An image that cannot be read is left out (ValueError when none can). Returns a :class:`Preview`.
     """
-    from ..data.imageio import read_image
     from ..evaluation.inference import group_by_image, predict_records
     from ..evaluation.runner import gt_boxes, predictor_from_config, resolve_val_set
     from ..models.builder import build_net_from_config
-    from ..utils.io import atomic_write
-    from ..evaluation.visualize import draw_poses
 
     if int(num_images) < 1:
         raise ValueError("num_images must be >= 1, got %r" % (num_images,))
@@ -77,7 +74,24 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
     result = predict_records(predictor, [records[i] for i in rows], progress=False,
                              on_bad_image="skip")
     kpts = dict(zip(result.record_index.tolist(), result.keypoints()))  # unreadable images: absent
-    tiles, people_drawn, drawn_images = [], 0, []
+    tiles, drawn_images, people_drawn = _draw_tiles(chosen, rows, records, kpts, score_thr, scale)
+    if not tiles:
+        raise ValueError("none of the first %d validation images of %s could be read"
+                         % (len(chosen), gt_json))
+    _write_png(_grid(tiles, columns), out_path)
+    boxes = [{"image_id": int(r.image_id), "file_name": os.path.basename(r.image_path),
+              "category_id": 1, "bbox": [round(float(v), 2) for v in r.bbox], "score": 1.0}
+             for r in records]
+    people = sum(len(by_image[p]) for p in drawn_images)
+    return Preview(out_path, len(drawn_images), people, people_drawn,
+                   os.path.dirname(drawn_images[0]), boxes)
+
+
+def _draw_tiles(chosen, rows, records, kpts, score_thr, scale):
+    """One drawn tile per readable chosen image: (tiles, drawn image paths, people drawn)."""
+    from ..data.imageio import read_image
+    from ..evaluation.visualize import draw_poses
+    tiles, drawn_images, people_drawn = [], [], 0
     for path in chosen:
         mine = [n for n, i in enumerate(rows) if records[i].image_path == path]
         if not all(n in kpts for n in mine):
@@ -91,11 +105,13 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
                            draw_scores=False)
         tiles.append(_tile(image, "%s: %d of %d people drawn"
                            % (os.path.basename(path), drawn, len(mine)), scale))
-    if not tiles:
-        raise ValueError("none of the first %d validation images of %s could be read"
-                         % (len(chosen), gt_json))
-    grid = _grid(tiles, columns)
-    ok, png = cv2.imencode(".png", grid)
+    return tiles, drawn_images, people_drawn
+
+
+def _write_png(image, out_path):
+    """Encode ``image`` as PNG and write it atomically."""
+    from ..utils.io import atomic_write
+    ok, png = cv2.imencode(".png", image)
     if not ok:
         raise IOError("could not encode the predictions image %s" % out_path)
 
@@ -104,12 +120,6 @@ def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ct
             f.write(png.tobytes())
 
     atomic_write(out_path, write)
-    boxes = [{"image_id": int(r.image_id), "file_name": os.path.basename(r.image_path),
-              "category_id": 1, "bbox": [round(float(v), 2) for v in r.bbox], "score": 1.0}
-             for r in records]
-    people = sum(len(by_image[p]) for p in drawn_images)
-    return Preview(out_path, len(drawn_images), people, people_drawn,
-                   os.path.dirname(drawn_images[0]), boxes)
 
 
 def write_box_file(preview, path):

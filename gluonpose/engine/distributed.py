@@ -437,9 +437,14 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compres
     cls = _PushThenPullTrainer if compression else gluon.Trainer
     trainer = cls(params, optimizer, optimizer_params, kvstore=kvstore,
                   update_on_kvstore=update_on_kvstore, compression_params=compression)
-    # Private Trainer hooks (MXNet 1.9): create the kvstore now instead of in step 1, and do the
-    # work of Trainer._init_params (kv.broadcast per key = init + immediate pull, which races)
-    # ourselves: init every key, wait + barrier, then pull.
+    _init_kvstore_eagerly(trainer, kvstore, compression)
+    return trainer
+
+
+def _init_kvstore_eagerly(trainer, kvstore, compression):
+    """Private Trainer hooks (MXNet 1.9): create the kvstore now instead of in step 1, and do the
+    work of ``Trainer._init_params`` (``kv.broadcast`` per key = init + immediate pull, which
+    races) ourselves: init every key, wait + barrier, then pull rank 0's values."""
     trainer._init_kvstore()   # sets the compression (before any key of it is created)
     if compression:
         kvstore._gluonpose_compression = compression["threshold"]
@@ -460,7 +465,6 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compres
         mx.nd.waitall()
     trainer._params_to_init = []
     kvstore._barrier()
-    return trainer
 
 
 def _scalar_key(names):

@@ -365,6 +365,99 @@ def _exit_code(rc):
     return 128 - rc if rc < 0 else rc
 
 
+class _Supervisor:
+    """The processes of a plan, started and watched (see :func:`run_plan`)."""
+
+    def __init__(self, plan, log_dir, out, grace, timeout):
+        self.plan, self.log_dir, self.out, self.grace = plan, log_dir, out, grace
+        self.deadline = None if timeout is None else time.monotonic() + timeout
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.procs, self.pumps, self.files, self.lasts = [], [], [], []
+        self.workers_done_at = None
+
+    def say(self, msg):
+        with self.lock:
+            self.out.write(b"[launch] " + msg.encode() + b"\n")
+            self.out.flush()
+
+    def start(self, launcher_pid):
+        """Start every process; returns 127 when one cannot be started (the others stopped)."""
+        for spec in self.plan:
+            if self.log_dir:
+                sink = open(os.path.join(self.log_dir, spec.name + ".log"), "wb")
+                self.files.append(sink)
+            else:
+                sink = subprocess.PIPE
+            try:
+                proc = subprocess.Popen(spec.argv, env=spec.env, stdout=sink,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True,
+                                        preexec_fn=lambda: _child_setup(launcher_pid))
+            except OSError as err:
+                self.say("cannot start %s (%s): %s" % (spec.name, spec.argv[0], err))
+                self.stop_all()
+                return 127
+            self.procs.append(proc)
+            last = [""]
+            self.lasts.append(last)
+            pump = None
+            if not self.log_dir:
+                pump = threading.Thread(target=_pump, daemon=True,
+                                        args=(proc.stdout, ("[%s] " % spec.name).encode(), self.out,
+                                              self.lock, last))
+                pump.start()
+            self.pumps.append(pump)
+        return None
+
+    def failed(self):
+        """The exit status of the first failed process (its last line reported), or None."""
+        for proc, spec, pump, last in zip(self.procs, self.plan, self.pumps, self.lasts):
+            rc = proc.poll()
+            if rc is not None and rc != 0:
+                if pump is not None:
+                    pump.join(timeout=1.0)   # its last lines may still be in the pipe
+                    line = last[0]
+                else:
+                    line = _last_line_of_file(os.path.join(self.log_dir, spec.name + ".log"))
+                self.say("%s (%s on %s) %s%s" % (spec.name, spec.role, spec.host, _describe_exit(rc),
+                                                 ": %s" % line if line else " (no output)"))
+                self.say("stopping all processes")
+                self.stop_all()
+                return _exit_code(rc)
+        return None
+
+    def finished(self, now):
+        """0 once the workers exited 0 and the rest ended (or ``grace`` passed), 124 after the
+        timeout, else None."""
+        workers = [p for p, s in zip(self.procs, self.plan) if s.role == "worker"]
+        if self.workers_done_at is None and all(p.poll() == 0 for p in workers):
+            self.workers_done_at = now
+        if self.workers_done_at is not None:
+            if all(p.poll() is not None for p in self.procs):
+                return 0
+            if now - self.workers_done_at > self.grace:
+                self.say("workers finished; servers/scheduler still alive after %.0f s: "
+                         "stopping them" % self.grace)
+                self.stop_all()
+                return 0
+        if self.deadline is not None and now > self.deadline:
+            self.say("timeout after %.1f s; stopping all processes" % self.timeout)
+            self.stop_all()
+            return 124
+        return None
+
+    def stop_all(self):
+        _stop_all(self.procs)
+
+    def close(self):
+        for t in self.pumps:
+            if t is not None:
+                t.join(timeout=2.0)
+        for f in self.files:
+            f.close()
+
+
 def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05):
     """Start every ProcSpec, supervise them, return the job's exit status.
 
@@ -373,13 +466,6 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
     130/143/129 on SIGINT/SIGTERM/SIGHUP. Output goes to ``<log_dir>/<name>.log`` or, without
     ``log_dir``, to ``out`` (binary; default stdout) with each line prefixed ``[name] ``.
     """
-    out = out or sys.stdout.buffer
-    lock = threading.Lock()
-
-    def say(msg):
-        with lock:
-            out.write(b"[launch] " + msg.encode() + b"\n")
-            out.flush()
     if log_dir:
         os.makedirs(log_dir, exist_ok=True)
     old_handlers = {}
@@ -389,87 +475,30 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
         for sig in (signal.SIGTERM, signal.SIGHUP):
             old_handlers[sig] = signal.signal(sig, _on_term)
     _prctl()   # resolve before forking
-    launcher_pid = os.getpid()
-    procs, pumps, files, lasts = [], [], [], []
-    deadline = None if timeout is None else time.monotonic() + timeout
+    job = _Supervisor(plan, log_dir, out or sys.stdout.buffer, grace, timeout)
     try:
-        for spec in plan:
-            if log_dir:
-                sink = open(os.path.join(log_dir, spec.name + ".log"), "wb")
-                files.append(sink)
-            else:
-                sink = subprocess.PIPE
-            try:
-                proc = subprocess.Popen(spec.argv, env=spec.env, stdout=sink,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True,
-                                        preexec_fn=lambda: _child_setup(launcher_pid))
-            except OSError as err:
-                say("cannot start %s (%s): %s" % (spec.name, spec.argv[0], err))
-                _stop_all(procs)
-                return 127
-            procs.append(proc)
-            last = [""]
-            lasts.append(last)
-            if not log_dir:
-                t = threading.Thread(target=_pump, daemon=True,
-                                     args=(proc.stdout, ("[%s] " % spec.name).encode(), out, lock,
-                                           last))
-                t.start()
-                pumps.append(t)
-            else:
-                pumps.append(None)
-        workers = [p for p, s in zip(procs, plan) if s.role == "worker"]
-        workers_done_at = None
-        while True:
-            for proc, spec, pump, last in zip(procs, plan, pumps, lasts):
-                rc = proc.poll()
-                if rc is not None and rc != 0:
-                    if pump is not None:
-                        pump.join(timeout=1.0)   # its last lines may still be in the pipe
-                        line = last[0]
-                    else:
-                        line = _last_line_of_file(os.path.join(log_dir, spec.name + ".log"))
-                    say("%s (%s on %s) %s%s" % (spec.name, spec.role, spec.host,
-                                                _describe_exit(rc),
-                                                ": %s" % line if line else " (no output)"))
-                    say("stopping all processes")
-                    _stop_all(procs)
-                    return _exit_code(rc)
-            now = time.monotonic()
-            if workers_done_at is None and all(p.poll() == 0 for p in workers):
-                workers_done_at = now
-            if workers_done_at is not None:
-                if all(p.poll() is not None for p in procs):
-                    return 0
-                if now - workers_done_at > grace:
-                    say("workers finished; servers/scheduler still alive after %.0f s: "
-                        "stopping them" % grace)
-                    _stop_all(procs)
-                    return 0
-            if deadline is not None and now > deadline:
-                say("timeout after %.1f s; stopping all processes" % timeout)
-                _stop_all(procs)
-                return 124
-            time.sleep(poll_s)
+        code = job.start(os.getpid())
+        while code is None:
+            code = job.failed()
+            if code is None:
+                code = job.finished(time.monotonic())
+            if code is None:
+                time.sleep(poll_s)
+        return code
     except KeyboardInterrupt:
-        say("interrupted; stopping all processes")
-        _stop_all(procs)
+        job.say("interrupted; stopping all processes")
+        job.stop_all()
         return 130
     except _Terminated as term:
-        say("%s; stopping all processes" % ("hung up" if term.signum == signal.SIGHUP
-                                            else "terminated"))
-        _stop_all(procs)
+        job.say("%s; stopping all processes" % ("hung up" if term.signum == signal.SIGHUP
+                                                else "terminated"))
+        job.stop_all()
         return 128 + term.signum
     except BaseException:
-        _stop_all(procs)
+        job.stop_all()
         raise
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
-        for t in pumps:
-            if t is not None:
-                t.join(timeout=2.0)
-        for f in files:
-            f.close()
+        job.close()
 

@@ -17,6 +17,63 @@ def _cmd(*parts):
     return " ".join(shlex.quote(str(p)) for p in parts)
 
 
+def _summary_head(history, seconds, cpu_seconds, last, aps):
+    head = "training finished"
+    if history:
+        head += ": %d epoch(s) this run, up to epoch %d" % (len(history), history[-1]["epoch"])
+    if seconds is not None:
+        head += ", in %s" % _duration(seconds)
+        if cpu_seconds is not None:
+            head += " (CPU time of the training process %s)" % _duration(cpu_seconds)
+    lines = [head]
+    if last.get("loss") is not None:
+        lines.append("  final training loss %.4g" % last["loss"])
+    if aps:
+        best = max(aps, key=lambda e_ap: e_ap[1])
+        lines.append("  validation AP %.3f after epoch %d (best %.3f after epoch %d)"
+                     % (aps[-1][1], aps[-1][0], best[1], best[0]))
+    return lines
+
+
+def _summary_outputs(work_dir, weights, preview, aps):
+    lines = ["outputs in %s:" % work_dir]
+    outputs = [("checkpoint", weights, "the last epoch's weights; latest.json names it"),
+               ("curves", os.path.join(work_dir, "curves.png"),
+                "loss and learning rate" + (", validation AP" if aps else "")),
+               ("metrics", os.path.join(work_dir, "metrics.csv"),
+                "per epoch; iterations.csv per logged step"),
+               ("predictions", preview.path if preview else None,
+                "%d validation images, %d of %d people with joints drawn"
+                % (preview.images, preview.people_drawn, preview.people) if preview else ""),
+               ("config", os.path.join(work_dir, "config.yaml"), "the merged config of this run"),
+               ("log", os.path.join(work_dir, "log.txt"), "")]
+    for name, path, note in outputs:
+        if path and os.path.exists(path):
+            lines.append("  %-12s %s%s" % (name, path, "  (%s)" % note if note else ""))
+    return lines
+
+
+def _summary_next(work_dir, weights, preview, box_file, last, record):
+    config = os.path.join(work_dir, "config.yaml")
+    lines = ["next:", "  evaluate (COCO AP, pycocotools table):",
+             "    " + _cmd("python", "scripts/test_mshrnet.py", "--config", config, "--weights",
+                           weights, "--use-gt-boxes", "--out",
+                           os.path.join(work_dir, "val_results.json"))]
+    if preview is not None and box_file:
+        lines.append("  draw every validation image:")
+        lines.append("    " + _cmd("python", "scripts/demo.py", "--config", config, "--weights",
+                                   weights, "--image", preview.image_dir, "--boxes", box_file,
+                                   "--out", os.path.join(work_dir, "demo") + os.sep))
+    lines.append("  train longer (continues from the last checkpoint):")
+    lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config", config, "--resume",
+                               "train.epochs=%d" % (2 * int(last.get("epoch") or
+                                                            record.get("epoch") or 1))))
+    lines.append("  train on COCO (see the README's Data section):")
+    lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config",
+                               "configs/mshrnet/mshrnet_w32_1stage_256x192_coco.yaml", "--gpus", "0"))
+    return lines
+
+
 def run_summary(work_dir, history, seconds=None, preview=None, box_file=None, cpu_seconds=None):
     """Text of the end-of-training summary.
 
@@ -30,55 +87,10 @@ def run_summary(work_dir, history, seconds=None, preview=None, box_file=None, cp
     """
     record = find_latest(work_dir) or {}
     weights = os.path.join(work_dir, record["params"]) if record.get("params") else None
-    config = os.path.join(work_dir, "config.yaml")
-    lines = []
-    head = "training finished"
-    if history:
-        head += ": %d epoch(s) this run, up to epoch %d" % (len(history), history[-1]["epoch"])
-    if seconds is not None:
-        head += ", in %s" % _duration(seconds)
-        if cpu_seconds is not None:
-            head += " (CPU time of the training process %s)" % _duration(cpu_seconds)
-    lines.append(head)
     last = history[-1] if history else (record.get("metrics") or {})
-    if last.get("loss") is not None:
-        lines.append("  final training loss %.4g" % last["loss"])
     aps = [(row["epoch"], row["AP"]) for row in history if row.get("AP") is not None]
-    if aps:
-        best = max(aps, key=lambda e_ap: e_ap[1])
-        lines.append("  validation AP %.3f after epoch %d (best %.3f after epoch %d)"
-                     % (aps[-1][1], aps[-1][0], best[1], best[0]))
-    lines.append("outputs in %s:" % work_dir)
-    outputs = [("checkpoint", weights, "the last epoch's weights; latest.json names it"),
-               ("curves", os.path.join(work_dir, "curves.png"),
-                "loss and learning rate" + (", validation AP" if aps else "")),
-               ("metrics", os.path.join(work_dir, "metrics.csv"),
-                "per epoch; iterations.csv per logged step"),
-               ("predictions", preview.path if preview else None,
-                "%d validation images, %d of %d people with joints drawn"
-                % (preview.images, preview.people_drawn, preview.people) if preview else ""),
-               ("config", config, "the merged config of this run"),
-               ("log", os.path.join(work_dir, "log.txt"), "")]
-    for name, path, note in outputs:
-        if path and os.path.exists(path):
-            lines.append("  %-12s %s%s" % (name, path, "  (%s)" % note if note else ""))
+    lines = _summary_head(history, seconds, cpu_seconds, last, aps)
+    lines += _summary_outputs(work_dir, weights, preview, aps)
     if weights:
-        lines.append("next:")
-        lines.append("  evaluate (COCO AP, pycocotools table):")
-        lines.append("    " + _cmd("python", "scripts/test_mshrnet.py", "--config", config,
-                                   "--weights", weights, "--use-gt-boxes", "--out",
-                                   os.path.join(work_dir, "val_results.json")))
-        if preview is not None and box_file:
-            lines.append("  draw every validation image:")
-            lines.append("    " + _cmd("python", "scripts/demo.py", "--config", config, "--weights",
-                                       weights, "--image", preview.image_dir, "--boxes", box_file,
-                                       "--out", os.path.join(work_dir, "demo") + os.sep))
-        lines.append("  train longer (continues from the last checkpoint):")
-        lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config", config,
-                                   "--resume", "train.epochs=%d" % (2 * int(last.get("epoch") or
-                                                                          record.get("epoch") or 1))))
-        lines.append("  train on COCO (see the README's Data section):")
-        lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config",
-                                   "configs/mshrnet/mshrnet_w32_1stage_256x192_coco.yaml",
-                                   "--gpus", "0"))
+        lines += _summary_next(work_dir, weights, preview, box_file, last, record)
     return "\n".join(lines)

@@ -71,15 +71,8 @@ def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate
         return history
 
 
-def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, compression=None):
-    tcfg = cfg.train
-    work_dir = tcfg.work_dir
-    setup_logging(os.path.join(work_dir, "log.txt") if rank == 0 else None)
-    ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus, check_available=True)
-    seed = int(tcfg.seed)
-    mx.random.seed(seed)
-    np.random.seed(seed)
-
+def _build_data(cfg, ctx_list, rank, num_workers, seed):
+    """(codec, dataset, sampler, loader, per-worker batch) of the training data."""
     codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
     records = build_train_records(cfg.data, seed=seed)
     transform = TopDownTrainTransform(codec, **dict(cfg.augment))
@@ -87,16 +80,14 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
                              keep_freed_memory_mb=cfg.loader.keep_freed_memory_mb)
     per_worker_batch = int(cfg.loader.batch_size_per_device) * len(ctx_list)
     sampler = EpochSampler(ShardSampler(len(dataset), num_parts=num_workers, part_index=rank,
-                                        shuffle=True, seed=seed,
-                                        batch_size=per_worker_batch))
+                                        shuffle=True, seed=seed, batch_size=per_worker_batch))
     loader = make_train_loader(dataset, sampler, per_worker_batch, cfg.loader.num_workers)
+    return codec, dataset, sampler, loader, per_worker_batch
 
-    net = build_model(ctx=ctx_list, **dict(cfg.model))
-    quiet_unconsumed_warning()
-    net.hybridize(static_alloc=tcfg.static_alloc, static_shape=tcfg.static_alloc)
-    trainer = make_trainer(net.collect_params(), tcfg.optimizer,
-                           {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv, compression=compression)
-    start_epoch = 0
+
+def _resume(resume, work_dir, net, trainer, ctx_list, kv):
+    """The number of epochs already done: 0, or those of the checkpoint ``resume`` names (True:
+    the newest of the work dir that loads; a path: that checkpoint or work dir), loaded."""
     ckpt_dir = work_dir
     if isinstance(resume, str):  # --resume PATH: that checkpoint (a work dir: its newest that loads)
         ckpt_dir, record = resume_record(resume)
@@ -106,6 +97,7 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
             load_checkpoint(ckpt_dir, record, net, trainer, ctx=ctx_list)
     else:
         record = resume_checkpoint(work_dir, net, trainer, ctx=ctx_list) if resume else None
+    start_epoch = 0
     if record is not None:
         start_epoch = record["epoch"]
         LOG.info("resumed from %s after epoch %d", os.path.join(ckpt_dir, record["params"]), start_epoch)
@@ -113,9 +105,10 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
         LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
     if resume:
         check_same_start_epoch(kv, start_epoch, work_dir)
-    broadcast_parameters(net.collect_params(), kv)
-    if rank == 0:
-        dump_config(cfg, os.path.join(work_dir, "config.yaml"))
+    return start_epoch
+
+
+def _log_setup(cfg, dataset, loader, ctx_list, kv, num_workers, compression):
     LOG.info("%d training samples, %d steps per epoch; %s", len(dataset), len(loader),
              describe_parallelism(num_workers, len(ctx_list), int(cfg.loader.batch_size_per_device),
                                   int(cfg.loader.num_workers), ctx_list))
@@ -129,6 +122,27 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
                                                            "1000000"),
                  "2bit (threshold %g)" % compression["threshold"] if compression else "off")
 
+
+def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, compression=None):
+    tcfg = cfg.train
+    work_dir = tcfg.work_dir
+    setup_logging(os.path.join(work_dir, "log.txt") if rank == 0 else None)
+    ctx_list = get_contexts(tcfg.gpus if gpus is None else gpus, check_available=True)
+    seed = int(tcfg.seed)
+    mx.random.seed(seed)
+    np.random.seed(seed)
+    codec, dataset, sampler, loader, per_worker_batch = _build_data(cfg, ctx_list, rank,
+                                                                   num_workers, seed)
+    net = build_model(ctx=ctx_list, **dict(cfg.model))
+    quiet_unconsumed_warning()
+    net.hybridize(static_alloc=tcfg.static_alloc, static_shape=tcfg.static_alloc)
+    trainer = make_trainer(net.collect_params(), tcfg.optimizer,
+                           {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv, compression=compression)
+    start_epoch = _resume(resume, work_dir, net, trainer, ctx_list, kv)
+    broadcast_parameters(net.collect_params(), kv)
+    if rank == 0:
+        dump_config(cfg, os.path.join(work_dir, "config.yaml"))
+    _log_setup(cfg, dataset, loader, ctx_list, kv, num_workers, compression)
     if validate is None and tcfg.val_interval and cfg.data.val and rank == 0:
         from ..evaluation.runner import make_validate_hook
         validate = make_validate_hook(cfg, ctx=ctx_list, out_dir=work_dir)

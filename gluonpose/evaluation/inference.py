@@ -455,6 +455,73 @@ def _read_in_order(groups, pool, lookahead, stats):
             yield path, (rows, image)
 
 
+def _checked(predictors, views, on_bad_image, workers):
+    """(predictors as a list, views as float pairs, number of joints) after checking them."""
+    preds = [predictors] if isinstance(predictors, TopDownPredictor) else list(predictors)
+    if not preds:
+        raise ValueError("predict_records needs at least one predictor")
+    num_joints = {p.codec.num_joints for p in preds}
+    if len(num_joints) != 1:
+        raise ConfigError("models disagree on the number of joints (model.num_joints): %s"
+                          % sorted(num_joints))
+    if on_bad_image not in ("raise", "skip"):
+        raise ValueError("on_bad_image must be 'raise' or 'skip', got %r" % (on_bad_image,))
+    views = tuple((float(r), float(s)) for r, s in views)
+    if not views or any(s <= 0 for _, s in views):
+        raise ConfigError("views must be non-empty (rotation, scale_factor > 0) pairs: %s" % (views,))
+    if int(workers) < 0:
+        raise ConfigError("workers must be >= 0, got %d" % workers)
+    return preds, views, num_joints.pop()
+
+
+class _Stages:
+    """The pipeline's three stages on one batch each, and the arrays they fill."""
+
+    def __init__(self, preds, views, records, stats, bar, num_joints):
+        self.preds, self.views, self.records, self.stats, self.bar = preds, views, records, stats, bar
+        n = len(records)
+        self.coords = np.zeros((len(preds), len(views), n, num_joints, 2))
+        self.scores = np.zeros((len(preds), len(views), n, num_joints))
+        self.areas = np.zeros(n)
+        self.valid = np.zeros(n, dtype=bool)
+        self.buffers = BufferPool()
+        self.done = threading.Lock()
+
+    def crop(self, unit):
+        t0 = time.perf_counter()
+        batch = self.preds[unit.m].crop_batch(unit.images, self.records, unit.rows,
+                                              self.views[unit.v], self.buffers)
+        self.stats.add("crop", time.perf_counter() - t0)
+        return batch
+
+    def forward(self, unit, batch):
+        t0 = time.perf_counter()
+        raw, flipped = self.preds[unit.m].forward(batch)
+        self.buffers.put(batch.crops, batch.flipped)
+        self.stats.add("forward", time.perf_counter() - t0)
+        return raw, flipped
+
+    def decode(self, unit, batch, raw, flipped):
+        t0 = time.perf_counter()
+        c, s = self.preds[unit.m].fuse_decode(batch, raw, flipped)
+        self.coords[unit.m, unit.v, batch.rows] = c
+        self.scores[unit.m, unit.v, batch.rows] = s
+        self.stats.add("decode", time.perf_counter() - t0)
+        with self.done:
+            self.stats.boxes += len(batch.rows)
+            self.bar.update(len(batch.rows))
+
+    def result(self):
+        keep = np.flatnonzero(self.valid)
+        records = self.records
+        return TopDownResult(
+            coords=self.coords[:, :, keep], scores=self.scores[:, :, keep],
+            box_scores=np.array([float(records[i].score) for i in keep], dtype=np.float64),
+            areas=self.areas[keep],
+            image_ids=np.array([int(records[i].image_id) for i in keep], np.int64),
+            record_index=keep.astype(np.int64), views=self.views)
+
+
 def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=True, desc="inference",
                     on_bad_image="raise", workers=2, stats=None):
     """Top-down prediction of every record by every predictor under every view.
@@ -474,149 +541,109 @@ def predict_records(predictors, records, *, views=(IDENTITY_VIEW,), progress=Tru
     """
     from tqdm import tqdm
 
-    preds = [predictors] if isinstance(predictors, TopDownPredictor) else list(predictors)
-    if not preds:
-        raise ValueError("predict_records needs at least one predictor")
-    num_joints = {p.codec.num_joints for p in preds}
-    if len(num_joints) != 1:
-        raise ConfigError("models disagree on the number of joints (model.num_joints): %s"
-                          % sorted(num_joints))
-    if on_bad_image not in ("raise", "skip"):
-        raise ValueError("on_bad_image must be 'raise' or 'skip', got %r" % (on_bad_image,))
-    views = tuple((float(r), float(s)) for r, s in views)
-    if not views or any(s <= 0 for _, s in views):
-        raise ConfigError("views must be non-empty (rotation, scale_factor > 0) pairs: %s" % (views,))
-    workers = int(workers)
-    if workers < 0:
-        raise ConfigError("workers must be >= 0, got %d" % workers)
+    preds, views, num_joints = _checked(predictors, views, on_bad_image, workers)
     stats = PipelineStats() if stats is None else stats
-    n, k = len(records), num_joints.pop()
-    coords = np.zeros((len(preds), len(views), n, k, 2))
-    scores = np.zeros((len(preds), len(views), n, k))
-    areas = np.zeros(n)
-    valid = np.zeros(n, dtype=bool)
-    bar = tqdm(total=n * len(preds) * len(views), desc=desc, disable=not progress,
+    bar = tqdm(total=len(records) * len(preds) * len(views), desc=desc, disable=not progress,
                dynamic_ncols=True, unit="box")
+    stages = _Stages(preds, views, records, stats, bar, num_joints)
     tic = time.perf_counter()
-
-    buffers = BufferPool()
-
-    def crop(unit):
-        t0 = time.perf_counter()
-        batch = preds[unit.m].crop_batch(unit.images, records, unit.rows, views[unit.v], buffers)
-        stats.add("crop", time.perf_counter() - t0)
-        return batch
-
-    def forward(unit, batch):
-        t0 = time.perf_counter()
-        raw, flipped = preds[unit.m].forward(batch)
-        buffers.put(batch.crops, batch.flipped)
-        stats.add("forward", time.perf_counter() - t0)
-        return raw, flipped
-
-    done = threading.Lock()
-
-    def decode(unit, batch, raw, flipped):
-        t0 = time.perf_counter()
-        c, s = preds[unit.m].fuse_decode(batch, raw, flipped)
-        coords[unit.m, unit.v, batch.rows] = c
-        scores[unit.m, unit.v, batch.rows] = s
-        stats.add("decode", time.perf_counter() - t0)
-        with done:
-            stats.boxes += len(batch.rows)
-            bar.update(len(batch.rows))
-
-    groups = group_by_image(records)
     try:
-        if workers == 0:
-            for unit in _units(preds, views, records, _read_in_order(groups, None, 0, stats),
-                               on_bad_image, areas, valid, stats):
-                batch = crop(unit)
-                decode(unit, batch, *forward(unit, batch))
+        if int(workers) == 0:
+            reads = _read_in_order(group_by_image(records), None, 0, stats)
+            for unit in _units(preds, views, records, reads, on_bad_image, stages.areas,
+                               stages.valid, stats):
+                batch = stages.crop(unit)
+                stages.decode(unit, batch, *stages.forward(unit, batch))
         else:
-            _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, valid,
-                          stats, crop, forward, decode)
+            _Pipeline(stages, int(workers), on_bad_image).run()
     finally:
         bar.close()
         stats.wall += time.perf_counter() - tic
-    keep = np.flatnonzero(valid)
-    return TopDownResult(
-        coords=coords[:, :, keep], scores=scores[:, :, keep],
-        box_scores=np.array([float(records[i].score) for i in keep], dtype=np.float64),
-        areas=areas[keep], image_ids=np.array([int(records[i].image_id) for i in keep], np.int64),
-        record_index=keep.astype(np.int64), views=views)
+    return stages.result()
 
 
 _DONE = object()
 
 
-def _run_pipeline(preds, views, records, groups, workers, on_bad_image, areas, valid, stats,
-                  crop, forward, decode):
-    """Loader threads read and crop, this thread runs the forward passes, the same loader threads
-    decode (at most ``workers`` batches waiting or decoding); a batch-forming thread keeps the
-    crop tasks ``workers + 1`` batches ahead. The first error of any stage stops the others and
-    is raised here."""
-    crops = queue.Queue(maxsize=workers + 1)      # futures of crop batches, in order
-    stop = threading.Event()
-    errors = []
+class _Pipeline:
+    """Loader threads read and crop, the calling thread runs the forward passes, the same loader
+    threads decode (at most ``workers`` batches waiting or decoding); a batch-forming thread keeps
+    the crop tasks ``workers + 1`` batches ahead. The first error of any stage stops the others
+    and is raised by :meth:`run`."""
 
-    def put(q, item):
-        while not stop.is_set():
+    def __init__(self, stages, workers, on_bad_image):
+        self.stages, self.workers, self.on_bad_image = stages, workers, on_bad_image
+        self.crops = queue.Queue(maxsize=workers + 1)     # futures of crop batches, in order
+        self.stop = threading.Event()
+        self.errors = []
+
+    def _put(self, item):
+        while not self.stop.is_set():
             try:
-                q.put(item, timeout=0.1)
+                self.crops.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce(pool):
+    def _produce(self, pool):
+        st = self.stages
         try:
-            reads = _read_in_order(groups, pool, 2 * workers, stats)
-            for unit in _units(preds, views, records, reads, on_bad_image, areas, valid, stats):
-                if not put(crops, (unit, pool.submit(crop, unit))):
+            reads = _read_in_order(group_by_image(st.records), pool, 2 * self.workers, st.stats)
+            for unit in _units(st.preds, st.views, st.records, reads, self.on_bad_image, st.areas,
+                               st.valid, st.stats):
+                if not self._put((unit, pool.submit(st.crop, unit))):
                     return
         except BaseException as err:              # noqa: B902 - handed to the caller
-            errors.append(err)
-            stop.set()
+            self.errors.append(err)
+            self.stop.set()
         finally:
-            put(crops, _DONE)
+            self._put(_DONE)
 
-    decoding = collections.deque()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gluonpose-loader") as pool:
-        producer = threading.Thread(target=produce, args=(pool,), name="gluonpose-batches",
-                                    daemon=True)
-        producer.start()
-        try:
-            while not stop.is_set():
-                try:
-                    item = crops.get(timeout=0.1)
-                except queue.Empty:             # the producer may have stopped on an error
-                    if producer.is_alive() or not crops.empty():
-                        continue
-                    break
-                if item is _DONE:
-                    break
-                unit, future = item
-                batch = future.result()
-                raw, flipped = forward(unit, batch)
-                decoding.append(pool.submit(decode, unit, batch, raw, flipped))
-                while decoding and (len(decoding) > workers or decoding[0].done()):
-                    decoding.popleft().result()  # raises a decoding error here
-            while decoding:
-                decoding.popleft().result()
-        except BaseException as err:              # noqa: B902
-            errors.append(err)
-            stop.set()
-        finally:
-            for future in decoding:
-                future.cancel()
-            while producer.is_alive() or not crops.empty():   # on an error: drop what is left
-                try:
-                    item = crops.get(timeout=0.1)
-                except queue.Empty:
+    def _next_batch(self, producer):
+        """The next (unit, crop future), or None at the end (or when stopped)."""
+        while not self.stop.is_set():
+            try:
+                item = self.crops.get(timeout=0.1)
+            except queue.Empty:                  # the producer may have stopped on an error
+                if producer.is_alive() or not self.crops.empty():
                     continue
-                if item is not _DONE:
-                    item[1].cancel()
-            producer.join()
-    if errors:
-        raise errors[0]
+                return None
+            return None if item is _DONE else item
+        return None
+
+    def run(self):
+        decoding = collections.deque()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="gluonpose-loader") as pool:
+            producer = threading.Thread(target=self._produce, args=(pool,), daemon=True,
+                                        name="gluonpose-batches")
+            producer.start()
+            try:
+                for unit, future in iter(lambda: self._next_batch(producer), None):
+                    batch = future.result()
+                    raw, flipped = self.stages.forward(unit, batch)
+                    decoding.append(pool.submit(self.stages.decode, unit, batch, raw, flipped))
+                    while decoding and (len(decoding) > self.workers or decoding[0].done()):
+                        decoding.popleft().result()  # raises a decoding error here
+                while decoding:
+                    decoding.popleft().result()
+            except BaseException as err:              # noqa: B902
+                self.errors.append(err)
+                self.stop.set()
+            finally:
+                self._drain(decoding, producer)
+        if self.errors:
+            raise self.errors[0]
+
+    def _drain(self, decoding, producer):
+        """After an error: cancel what waits, let the producer end."""
+        for future in decoding:
+            future.cancel()
+        while producer.is_alive() or not self.crops.empty():
+            try:
+                item = self.crops.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is not _DONE:
+                item[1].cancel()
+        producer.join()

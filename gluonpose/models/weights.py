@@ -190,7 +190,24 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
     params = net._collect_params_with_prefix()
     prefixes = stage_prefixes(net)
     chosen = range(len(prefixes)) if stages is None else stages
-    patterns = [re.compile(p) for p in exclude]
+    loaded, skipped = _match_state(state, params, prefixes, chosen, kind,
+                                   [re.compile(p) for p in exclude])
+    for full, value in loaded.items():
+        params[full].set_data(mx.nd.array(value, dtype=params[full].dtype))
+    missing = sorted(n for n in params if n not in loaded)
+    if missing and not allow_missing:
+        raise CheckpointError("%d network parameter(s) not in the checkpoint: %s"
+                              % (len(missing), ", ".join(missing[:20])))
+    report = {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": missing,
+              "stages": _per_stage(params, prefixes, loaded, missing)}
+    LOG.info("loaded %d arrays, skipped %d checkpoint keys, %d network arrays not in the checkpoint",
+             len(loaded), len(skipped), len(missing))
+    return report
+
+
+def _match_state(state, params, prefixes, chosen, kind, patterns):
+    """``({gluonpose name: array}, [(official key, why skipped)])`` of an official state dict;
+    CheckpointError for shape mismatches (every one named) or when nothing matches."""
     loaded, skipped, mismatched = {}, [], []
     stage_names = {s: {n[len(prefixes[s]):] for n in params if n.startswith(prefixes[s])}
                    for s in chosen}
@@ -225,17 +242,7 @@ def load_official(net, src, kind="pose", stages=None, exclude=(), allow_missing=
     if not loaded:
         raise CheckpointError("no key of the checkpoint matches the network: wrong file or kind? "
                               "first keys: %s" % ", ".join(list(state)[:5]))
-    for full, value in loaded.items():
-        params[full].set_data(mx.nd.array(value, dtype=params[full].dtype))
-    missing = sorted(n for n in params if n not in loaded)
-    if missing and not allow_missing:
-        raise CheckpointError("%d network parameter(s) not in the checkpoint: %s"
-                              % (len(missing), ", ".join(missing[:20])))
-    report = {"loaded": sorted(loaded), "skipped": sorted(skipped), "missing": missing,
-              "stages": _per_stage(params, prefixes, loaded, missing)}
-    LOG.info("loaded %d arrays, skipped %d checkpoint keys, %d network arrays not in the checkpoint",
-             len(loaded), len(skipped), len(missing))
-    return report
+    return loaded, skipped
 
 
 def _per_stage(params, prefixes, loaded, missing):
