@@ -397,7 +397,7 @@ def test_setup_requirements():
     assert [r for r in kw["extras_require"]["detector"] if r.startswith("gluoncv")]
     # argparse.BooleanOptionalAction (every evaluation CLI) exists from Python 3.9 on
     assert kw["python_requires"].startswith(">=3.9")
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    readme = open(os.path.join(ROOT, "docs", "getting-started.md"), encoding="utf-8").read()
     assert "Python 3.9-3.11" in readme and "Python 3.8" not in readme
     assert '.[detector]' in readme
     for command in COMMANDS.values():
