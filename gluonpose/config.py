@@ -223,7 +223,7 @@ def check_value(where, value, spec):
 
 #: Choices of the training run that belong to no component below the config (the engine reads
 #: them from here): kvstores, validation failure policy, gradient compression.
-KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async")
+KVSTORES = ("local", "device", "dist_sync", "dist_device_sync", "dist_async", "horovod")
 VAL_ERRORS = ("continue", "stop")
 GRADIENT_COMPRESSIONS = ("none", "2bit")
 

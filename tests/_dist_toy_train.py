@@ -19,8 +19,8 @@ pass right before make_trainer (the issue-10 "init N first" case). ``--fail MODE
 --fail-at E:S`` makes rank R fail at (0-based) epoch E, step S: ``raise`` (uncaught exception),
 ``dataset`` (DatasetError -> ``error:`` line, exit 2 as the scripts do), ``nan`` (non-finite
 loss -> exit 3 as train_mshrnet.py does), ``kill`` (waits until rank 0 saved epoch E, then
-SIGKILLs itself). ``--naive-exit`` ends with ``sys.exit(main())`` (the original ``sys.exit``):
-a failing rank then leaves through the atexit fallback of ``exit_promptly_on_error`` (code 1).
+SIGKILLs itself). ``--naive-exit`` ends with ``sys.exit(main())`` like most scripts; the
+launcher's worker wrapper (gluonpose.dist.worker) makes a failing rank end at once either way.
 """
 import argparse
 import json
@@ -36,9 +36,9 @@ import numpy as np  # noqa: E402
 from mxnet import autograd, gluon  # noqa: E402
 
 from gluonpose.data.sampler import ShardSampler  # noqa: E402
-from gluonpose.engine.distributed import (allreduce_scalars, barrier,  # noqa: E402
+from gluonpose.dist.kvstore import (allreduce_scalars, barrier,  # noqa: E402
                                           broadcast_parameters, check_same_start_epoch,
-                                          create_kvstore, exit_promptly_on_error,
+                                          create_kvstore,
                                           global_batch_size, make_trainer)
 from gluonpose.errors import DatasetError, UserError  # noqa: E402
 
@@ -145,8 +145,7 @@ def main_fit(args):
     trainer = make_trainer(net.collect_params(), "adam", {"learning_rate": 0.01, "wd": 0.05}, kv,
                            compression=compression)
     try:
-        with exit_promptly_on_error(kv):   # as engine/runner.py's train() does
-            return _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
+        return _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
     except UserError as err:
         print("error: %s" % err, file=sys.stderr)
         return 2
@@ -254,5 +253,4 @@ if __name__ == "__main__":
     if "--naive-exit" in sys.argv:   # how many scripts end; binds sys.exit before main() runs
         sys.argv.remove("--naive-exit")
         sys.exit(main())
-    code = main()   # looks up sys.exit after create_kvstore replaced it
-    sys.exit(code)
+    sys.exit(main())

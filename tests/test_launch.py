@@ -1,6 +1,7 @@
-"""Tests of the ps-lite job launcher (gluonpose/engine/launch.py, scripts/launch_dist.py)."""
+"""Tests of the ps-lite job launcher (gluonpose/dist/launch.py, scripts/launch_dist.py)."""
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -10,7 +11,7 @@ import uuid
 
 import pytest
 
-from gluonpose.engine import launch
+from gluonpose.dist import launch
 from _procs import kill_tagged, tagged_pids, tagged_roles, wait_gone
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +67,11 @@ def test_local_plan_env():
         assert (p.env["DMLC_NUM_WORKER"], p.env["DMLC_NUM_SERVER"]) == ("3", "2")
         assert p.env["PS_VERBOSE"] == "1" and p.env["OMP_NUM_THREADS"] == "1"
         assert p.env["X"] == "y"
-    assert [p.argv for p in plan if p.role == "worker"] == [cmd] * 3
+    wrapped = ["python", "-m", "gluonpose.dist.worker", "train.py", "--kvstore", "dist_sync"]
+    assert [p.argv for p in plan if p.role == "worker"] == [wrapped] * 3
+    assert all(p.env["PYTHONPATH"].split(os.pathsep)[0] == ROOT for p in plan)
+    plain = launch.build_local_plan(cmd, 1, 1, port=9123, fail_fast=False, base_env={})
+    assert plain[-1].argv == cmd and "PYTHONPATH" not in plain[-1].env
     assert plan[1].argv == plan[0].argv == launch.ps_role_command()
     assert plan[1].argv[-1].rstrip().endswith("import mxnet")
     assert all(p.env["GLUONPOSE_LAUNCHED"] == "1" and p.env["PYTHONUNBUFFERED"] == "1"
@@ -74,6 +79,23 @@ def test_local_plan_env():
     assert [p.env["GLUONPOSE_LAUNCH_INDEX"] for p in plan[3:]] == ["0", "1", "2"]
     with pytest.raises(ValueError, match="server"):
         launch.build_local_plan(cmd, num_workers=2, num_servers=0)
+
+
+@pytest.mark.parametrize("cmd, expected", [
+    (["python3", "t.py", "-x"], ["python3", "-m", "gluonpose.dist.worker", "t.py", "-x"]),
+    (["/usr/bin/python3.11", "-u", "-W", "ignore", "-m", "pkg.mod", "a"],
+     ["/usr/bin/python3.11", "-u", "-W", "ignore", "-m", "gluonpose.dist.worker", "-m", "pkg.mod",
+      "a"]),
+    (["python", "-c", "print(1)"], ["python", "-m", "gluonpose.dist.worker", "-c", "print(1)"]),
+    (["python", "-m", "gluonpose.dist.worker", "t.py"], ["python", "-m", "gluonpose.dist.worker",
+                                                         "t.py"]),
+    (["python"], ["python"]), (["python", "-"], ["python", "-"]),
+    (["bash", "run.sh"], ["bash", "run.sh"]), (["pythonista", "x.py"], ["pythonista", "x.py"]),
+])
+def test_worker_command(cmd, expected):
+    """Python commands (script, -m, -c, interpreter options kept in front) go through the
+    fail-fast wrapper; other programs, and stdin programs, are left alone."""
+    assert launch.worker_command(cmd) == expected
 
 
 def test_local_plan_picks_free_port():
@@ -112,7 +134,8 @@ def test_ssh_plan_round_robin_and_command(tmp_path):
         assert exported["OMP_NUM_THREADS"] == "2"
         assert exported["GLUONPOSE_LAUNCHED"] == "1"
         tail = words[words.index("exec") + 1:]
-        assert tail == (cmd if p.role == "worker" else ["python3", "-c", "import mxnet"])
+        assert tail == (launch.worker_command(cmd) if p.role == "worker"
+                        else ["python3", "-c", "import mxnet"])
 
 
 def test_ssh_remote_string_runs_in_a_shell(tmp_path):
@@ -237,7 +260,7 @@ def test_worker_exception_ends_the_job(tmp_path):
     its role and host, and its error line."""
     tag = uuid.uuid4().hex
     script = ("import os, time\n"
-              "from gluonpose.engine.distributed import allreduce_scalars, create_kvstore\n"
+              "from gluonpose.dist.kvstore import allreduce_scalars, create_kvstore\n"
               "kv, rank, n = create_kvstore('dist_sync')\n"
               "allreduce_scalars(kv, {'x': 1.0})\n"
               "if os.environ['GLUONPOSE_LAUNCH_INDEX'] == '1':\n"
@@ -262,8 +285,52 @@ def test_worker_exception_ends_the_job(tmp_path):
         kill_tagged(tag)
 
 
+_RAW_WORKER = """
+import os, sys
+import mxnet as mx
+def main():
+    kv = mx.kv.create('dist_sync')
+    kv.init(3, mx.nd.zeros((4,)))
+    out = mx.nd.zeros((4,))
+    kv.pushpull(3, mx.nd.ones((4,)), out=out)
+    out.wait_to_read()
+    if kv.rank == 1:
+        raise RuntimeError('hand-written worker failed on rank 1')
+    kv.pushpull(3, mx.nd.ones((4,)), out=out)   # waits for rank 1 forever
+    out.wait_to_read()
+    return 0
+sys.exit(main())
+"""
+
+
+def test_hand_written_worker_failure_ends_the_job(tmp_path):
+    """A worker written with plain MXNet (no gluonpose helper, ``sys.exit(main())``) that
+    raises on one rank: before, the job hung until the launcher's timeout (forever without
+    one); the launcher now runs Python workers through gluonpose.dist.worker, so the job ends at
+    once with the error named."""
+    tag = uuid.uuid4().hex
+    script = tmp_path / "raw_worker.py"
+    script.write_text(_RAW_WORKER)
+    start = time.monotonic()
+    try:
+        res = subprocess.run([sys.executable, LAUNCHER, "-n", "2", "-s", "1", "--timeout", "100",
+                              "--", sys.executable, str(script)], env=_tagged_env(tag),
+                             cwd=str(tmp_path), timeout=120, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        elapsed = time.monotonic() - start
+        out = res.stdout.decode()
+        assert res.returncode == 1, out[-3000:]
+        assert re.search(r"worker\d \(worker on 127.0.0.1\) failed with exit code 1: "
+                         r"RuntimeError: hand-written worker failed on rank 1", out), out[-3000:]
+        assert "timeout" not in out
+        assert elapsed < 60, elapsed
+        assert wait_gone(tag, 10) == []
+    finally:
+        kill_tagged(tag)
+
+
 _SLEEPER = ("import os, sys, time\n"
-            "from gluonpose.engine.distributed import create_kvstore\n"
+            "from gluonpose.dist.kvstore import create_kvstore\n"
             "kv, rank, n = create_kvstore('dist_sync')\n"
             "child = os.fork()\n"
             "if child == 0:\n"

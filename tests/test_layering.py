@@ -7,7 +7,7 @@ Layers, lowest first; a module may import its own layer and the ones below, neve
 1. ``codecs``, ``models``;
 2. ``data`` (its training transforms encode targets with the codecs; the codecs never read data);
 3. ``config`` (checks every choice against the components that publish them);
-4. ``engine``, ``evaluation``, ``deploy``;
+4. ``dist`` (engines, fail-fast, launchers), ``engine``, ``evaluation``, ``deploy``;
 5. ``tools`` (the commands behind ``scripts/*.py`` and the ``gluonpose-*`` entry points),
    ``benchmarks`` (speed measurements and side-by-side comparisons over the whole package),
    ``demo`` (the demo application: inputs, person detector, drawn previews) and the package
@@ -22,7 +22,7 @@ import pytest
 
 PACKAGE = "gluonpose"
 LAYERS = {"errors": 0, "utils": 0, "keypoints": 0, "codecs": 1, "models": 1, "data": 2, "config": 3,
-          "engine": 4, "evaluation": 4, "deploy": 4, "demo": 5, "benchmarks": 5, "tools": 5, "": 5}
+          "dist": 4, "engine": 4, "evaluation": 4, "deploy": 4, "demo": 5, "benchmarks": 5, "tools": 5, "": 5}
 
 
 def _modules(root):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from gluonpose.engine.launch import build_local_plan, local_thread_env
+from gluonpose.dist.launch import build_local_plan, local_thread_env
 from gluonpose.utils.threads import (AUTO_MARK, configure_threads, count_cpu_contexts,
                                      describe_threads, threads_for)
 

@@ -188,8 +188,8 @@ def run(args):
         from ..codecs.grid import grid_table
         grid_table()
     elif args.summary:
-        from ..models.summary import README_MODELS, summary_table
-        models = README_MODELS
+        from ..models.summary import TABLE_MODELS, summary_table
+        models = TABLE_MODELS
         if args.model:
             kwargs = {"head": args.head} if args.head else {}
             label = args.model + (" (%s head)" % args.head if args.head else "")

@@ -20,7 +20,7 @@ from mxnet import autograd, gluon
 
 from ..codecs import layout as output_layout
 from ..engine.context import get_contexts
-from ..engine.distributed import broadcast_parameters, create_kvstore, make_trainer
+from ..dist.kvstore import broadcast_parameters, create_kvstore, make_trainer
 from ..engine.hooks import NonFiniteGuard
 from ..engine.train_loop import TrainLoop
 from ..models import get_model
@@ -172,7 +172,7 @@ def _say_result(result, model, say):
 
 def _time_phases(forward_backward, trainer, global_batch, kv, iters):
     """Mean seconds of each phase with an engine wait (and, distributed, a barrier) between."""
-    from ..engine.distributed import barrier
+    from ..dist.kvstore import barrier
     sums = dict.fromkeys(("forward_backward", "push_pull", "update", "cpu_forward_backward",
                           "cpu_push_pull", "cpu_update"), 0.0)
     clock = time.perf_counter

@@ -68,7 +68,7 @@ def _summary_next(work_dir, weights, preview, box_file, last, record):
     lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config", config, "--resume",
                                "train.epochs=%d" % (2 * int(last.get("epoch") or
                                                             record.get("epoch") or 1))))
-    lines.append("  train on COCO (see the README's Data section):")
+    lines.append("  train on COCO (see docs/datasets.md):")
     lines.append("    " + _cmd("python", "scripts/train_mshrnet.py", "--config",
                                "configs/mshrnet/mshrnet_w32_1stage_256x192_coco.yaml", "--gpus", "0"))
     return lines

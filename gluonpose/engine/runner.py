@@ -15,8 +15,8 @@ from ..models.builder import build_model, quiet_unconsumed_warning
 from ..utils.log import setup_logging
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
-from .distributed import (broadcast_parameters, check_same_start_epoch, create_kvstore,
-                          exit_promptly_on_error, is_distributed, make_trainer)
+from ..dist.kvstore import (broadcast_parameters, check_same_start_epoch, create_kvstore,
+                          is_distributed, make_trainer)
 from ..models.losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
@@ -59,16 +59,16 @@ def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate
 
     ``on_finish(history)`` is called on rank 0 only, after the last checkpoint is saved (the
     train script draws validation predictions and prints its summary there).
-    In a distributed job an error on this worker makes it exit promptly once the error is
-    reported (see ``distributed.exit_promptly_on_error``), so the launcher stops the job."""
+    In a distributed job, run it inside :class:`~gluonpose.dist.failfast.WorkerRun` (the
+    training command does), so that an error on this worker ends it promptly and the launcher
+    stops the job."""
     compression, bound = kvstore_options(cfg.train)
     kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
-    with exit_promptly_on_error(kv):
-        history = _train(cfg, kv, rank, num_workers, resume=resume, gpus=gpus, progress=progress,
-                         validate=validate, compression=compression)
-        if on_finish is not None and rank == 0:
-            on_finish(history)
-        return history
+    history = _train(cfg, kv, rank, num_workers, resume=resume, gpus=gpus, progress=progress,
+                     validate=validate, compression=compression)
+    if on_finish is not None and rank == 0:
+        on_finish(history)
+    return history
 
 
 def _build_data(cfg, ctx_list, rank, num_workers, seed):

@@ -21,7 +21,7 @@ import time
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from .distributed import allreduce_scalars
+from ..dist.kvstore import allreduce_scalars
 
 #: The loss terms every step reports (per-sample means over the worker's batch).
 LOSS_TERMS = ("loss", "heatmap", "offset")

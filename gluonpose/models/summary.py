@@ -54,8 +54,8 @@ def describe(net, sizes_wh=((192, 256), (288, 384), (384, 512))):
     return rows
 
 
-#: The rows of the README's model table: (label, get_model name, get_model keyword arguments).
-README_MODELS = (
+#: The rows of the model table of docs/getting-started.md: (label, get_model name, get_model keyword arguments).
+TABLE_MODELS = (
     ("hrnet_w32 (official pose, 17-ch heatmap)", "hrnet_w32", {}),
     ("hrnet_w48 (official pose)", "hrnet_w48", {}),
     ("mshrnet_w48_1stage (heatmap + offset)", "mshrnet_w48_1stage", {}),
@@ -66,9 +66,9 @@ README_MODELS = (
 SUMMARY_SIZES_WH = ((192, 256), (288, 384), (384, 512))
 
 
-def summary_table(models=README_MODELS, sizes_wh=SUMMARY_SIZES_WH):
+def summary_table(models=TABLE_MODELS, sizes_wh=SUMMARY_SIZES_WH):
     """Markdown table of parameters and cost, one row per ``(label, name, kwargs)`` of ``models``
-    (default: the README's table), columns ``GMAC / GFLOPs`` at each input size (h x w).
+    (default: the table of docs/getting-started.md), columns ``GMAC / GFLOPs`` at each input size (h x w).
     Returns the lines."""
     from .zoo import get_model
 

@@ -44,7 +44,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def _model_args(p):
     """Network speed and counts."""
     p.add_argument("--model", default=None,
-                   help="model name (default: hrnet_w32; for --summary: every model of the README table)")
+                   help="model name (default: hrnet_w32; for --summary: every model of the table in docs/getting-started.md)")
     p.add_argument("--head", default=None, help="heatmap | heatmap_offset (default: the model's)")
     p.add_argument("--size", nargs=2, type=int, default=None, metavar=("W", "H"),
                    help="crop (default 192 256; --eval: 288 384 and 384 512)")
@@ -57,7 +57,7 @@ def _model_args(p):
                         "fusion, int8 = oneDNN quantization (calibrated on random crops: speed only), bf16 = AMP")
     p.add_argument("--mkldnn", action="store_true", help="same as --deploy fp32")
     p.add_argument("--summary", action="store_true",
-                   help="print the README's table of parameters and multiply-adds at 256x192, 384x288 "
+                   help="print the table of parameters (docs/getting-started.md) and multiply-adds at 256x192, 384x288 "
                         "and 512x384 (all its models, or only --model), then every decoder's rate at the "
                         "three crop sizes (one thread, trained-like outputs)")
     p.add_argument("--codec-grid", action="store_true",

@@ -11,13 +11,13 @@ With ``-H hostfile`` (one ``host`` or ``host:ssh_port`` per line) servers and wo
 started round-robin on the hosts via ssh, in the same working directory. If any process fails
 all are stopped and the exit status is non-zero, with a line naming the process, its role and
 host and its last output line (e.g. the worker's error). Killing the launcher (even with
-SIGKILL, or SIGHUP from a closed terminal) ends the whole job. See gluonpose/engine/launch.py.
+SIGKILL, or SIGHUP from a closed terminal) ends the whole job. See gluonpose/dist/launch.py.
 """
 import argparse
 import shlex
 import sys
 
-from gluonpose.engine.launch import (build_local_plan, build_ssh_plan, parse_env_items, parse_hostfile,
+from gluonpose.dist.launch import (build_local_plan, build_ssh_plan, parse_env_items, parse_hostfile,
                                      run_plan)
 from gluonpose.errors import ConfigError, UserError
 from gluonpose.utils.cli import report_user_error
@@ -50,6 +50,9 @@ def _build_parser():
     ap.add_argument("--cwd", default=None, help="(ssh) remote working directory (default: "
                     "the current one)")
     ap.add_argument("--verbose", type=int, default=0, help="PS_VERBOSE level (0, 1, 2)")
+    ap.add_argument("--no-fail-fast", action="store_true",
+                    help="start Python worker commands as given (default: through "
+                         "gluonpose.dist.worker, so a failing worker ends at once)")
     return ap
 
 
@@ -70,7 +73,7 @@ def main(argv=None):
         server_command = shlex.split(args.server_command) if args.server_command else None
         launcher = args.launcher or ("ssh" if args.hostfile else "local")
         common = dict(port=args.port, env=env, server_command=server_command,
-                      verbose=args.verbose)
+                      verbose=args.verbose, fail_fast=not args.no_fail_fast)
         notes = []
         if launcher == "local":
             plan = build_local_plan(command, args.num_workers, num_servers, notes=notes,

@@ -101,11 +101,13 @@ def run(args):
 
 
 def main(argv=None):
-    return run_cli(run, parse_args(argv))
+    """The training command; as a distributed worker it runs inside
+    :class:`~gluonpose.dist.failfast.WorkerRun` (a failing worker ends at once, its launcher
+    stops the job)."""
+    from gluonpose.dist.failfast import WorkerRun
+    with WorkerRun() as worker:
+        return worker.finish(run_cli(run, parse_args(argv)))
 
 
 if __name__ == "__main__":
-    # Not sys.exit(main()): that looks sys.exit up before main() runs, i.e. before a dist kvstore
-    # installs its fail-fast exit (a failing worker must not wait in ps-lite's shutdown).
-    code = main()
-    sys.exit(code)
+    sys.exit(main())

@@ -41,7 +41,7 @@ from ..errors import ConfigError, MissingFileError
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
            "ssh_argv", "local_thread_env", "build_local_plan", "build_ssh_plan", "run_plan",
-           "ps_role_command",
+           "ps_role_command", "worker_command",
            "set_parent_death_signal", "parent_death_signal_available"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -89,6 +89,37 @@ def parent_death_signal_available():
 def ps_role_command(python=None):
     """argv of a scheduler/server: ``python -c <parent watcher> + import mxnet``."""
     return [python or sys.executable, "-c", _PS_ROLE_CODE]
+
+
+_PYTHON_NAME = re.compile(r"^python[0-9.]*$")
+_VALUE_OPTIONS = ("-W", "-X", "-Q")
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def worker_command(command):
+    """``command`` run inside :class:`~gluonpose.dist.failfast.WorkerRun`: a Python command
+    (``python[X.Y] [options] SCRIPT|-m MOD|-c CODE ...``) becomes ``python [options] -m
+    gluonpose.dist.worker SCRIPT|-m MOD|-c CODE ...``; anything else is returned unchanged."""
+    command = list(command)
+    if not command or not _PYTHON_NAME.match(os.path.basename(command[0])):
+        return command
+    i = 1
+    while i < len(command) and command[i].startswith("-") and command[i] not in ("-m", "-c", "-"):
+        i += 2 if command[i] in _VALUE_OPTIONS else 1
+    if i >= len(command) or command[i] == "-":
+        return command
+    if command[i:i + 2] == ["-m", "gluonpose.dist.worker"]:
+        return command
+    return command[:i] + ["-m", "gluonpose.dist.worker"] + command[i:]
+
+
+def _with_package_path(env):
+    """``env`` whose PYTHONPATH starts with this checkout (so ``-m gluonpose.dist.worker``
+    imports even where gluonpose is not installed)."""
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if _PACKAGE_ROOT not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([_PACKAGE_ROOT] + paths)
+    return env
 
 
 def _child_env(env):
@@ -196,12 +227,15 @@ def local_thread_env(num_workers, base_env, extra_env=None, cores=None):
 
 
 def build_local_plan(command, num_workers, num_servers, port=None, env=None,
-                     server_command=None, verbose=0, base_env=None, notes=None):
+                     server_command=None, verbose=0, base_env=None, notes=None, fail_fast=True):
     """All processes on this machine over 127.0.0.1; ``port`` picked free when None. Thread
-    variables as :func:`local_thread_env` chooses them (its note appended to ``notes``)."""
+    variables as :func:`local_thread_env` chooses them (its note appended to ``notes``).
+    ``fail_fast``: Python worker commands run through :func:`worker_command`."""
     _check_counts(num_workers, num_servers)
     if not command:
         raise ConfigError("no worker command given (put it after '--')")
+    if fail_fast:
+        command = worker_command(command)
     port = port or find_free_port()
     server_command = list(server_command or ps_role_command())
     base = dict(os.environ if base_env is None else base_env)
@@ -217,7 +251,7 @@ def build_local_plan(command, num_workers, num_servers, port=None, env=None,
         if role != "scheduler":
             full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
         full.update(env or {})
-        _child_env(full)
+        _child_env(_with_package_path(full) if fail_fast else full)
         argv = list(command) if role == "worker" else list(server_command)
         plan.append(ProcSpec(name, role, argv, full))
     return plan
@@ -250,12 +284,16 @@ def _outbound_ip(target):
 
 def build_ssh_plan(command, hosts, num_workers, num_servers, port=None, env=None,
                    server_command=None, verbose=0, scheduler_host=None, cwd=None,
-                   ssh_port=None, base_env=None):
+                   ssh_port=None, base_env=None, fail_fast=True):
     """Scheduler here; servers and workers round-robin over ``hosts`` [(host, port|None)], each
-    started by ssh in the same working directory ``cwd`` with its env exported."""
+    started by ssh in the same working directory ``cwd`` with its env exported.
+    ``fail_fast``: Python worker commands run through :func:`worker_command` (gluonpose must
+    be importable on the hosts, e.g. installed or a shared checkout)."""
     _check_counts(num_workers, num_servers)
     if not command:
         raise ConfigError("no worker command given (put it after '--')")
+    if fail_fast:
+        command = worker_command(command)
     if not hosts:
         raise ConfigError("the ssh launcher needs at least one host")
     scheduler_host = scheduler_host or _outbound_ip(hosts[0][0])

@@ -29,22 +29,17 @@ MXNet's ``key * 9973`` server hash would overflow). They rely on the servers hol
 optimizer (true for trainers made by :func:`make_trainer` with a sync kvstore). Which keys were
 initialised is recorded on the kvstore object itself (attribute ``_gluonpose_keys``).
 
-Worker failures: a worker that raises or calls ``sys.exit(n)`` with n != 0 would otherwise stall
-in ps-lite's shutdown (its kvstore destructor waits in a barrier for workers that wait for its
-gradients), so the job hangs. :func:`create_kvstore` therefore makes such a worker exit at once
-(traceback / message printed, output flushed, then ``os._exit``); scripts/launch_dist.py sees the
-exit code, names the worker and its last output line, and stops the others. Under the launcher
-(``GLUONPOSE_LAUNCHED`` set) the worker also dies with the process that started it (a
-parent-watching thread; forked children such as DataLoader workers get ``PR_SET_PDEATHSIG``).
+Horovod (``train.kvstore: horovod``) is the second engine: :func:`create_kvstore` returns a
+:class:`gluonpose.dist.horovod.HorovodStore` and every helper here dispatches to it, so the
+training loop is the same for both (gradients summed over ranks, ``trainer.step(global_batch)``).
+
+A failing worker must end at once rather than wait in a collective: run it inside
+:class:`gluonpose.dist.failfast.WorkerRun` (the training command and
+``python -m gluonpose.dist.worker`` do). Under the launcher (``GLUONPOSE_LAUNCHED`` set),
+:func:`create_kvstore` also makes the worker die with the process that started it.
 """
-import atexit
-import contextlib
 import logging
 import os
-import signal
-import sys
-import threading
-import time
 import zlib
 
 import mxnet as mx
@@ -53,15 +48,14 @@ from mxnet import gluon
 
 from ..config import KVSTORES
 from ..errors import CheckpointError, ConfigError, LaunchError
-from .launch import parent_death_signal_available, set_parent_death_signal
+from .failfast import watch_parent
 
 LOG = logging.getLogger(__name__)
 
 __all__ = ["create_kvstore", "is_distributed", "barrier", "broadcast_parameters",
            "make_trainer", "check_compression", "compression_threshold", "global_batch_size",
            "allreduce_scalars", "allgather_scalars",
-           "check_same_start_epoch", "install_fail_fast", "exit_promptly_on_error",
-           "watch_parent"]
+           "check_same_start_epoch", "broadcast_trainer_states", "is_horovod"]
 
 _BROADCAST_KEY_BASE = 100000   # + parameter index
 _COMPRESSED_BROADCAST_BASE = 110000   # + call x number of parameters + index
@@ -69,13 +63,18 @@ _SCALAR_KEY_BASE = 150000      # + hash of the scalar names
 _SCALAR_KEY_SPAN = 50000
 
 
+def is_horovod(kv):
+    """True for the Horovod engine (:class:`gluonpose.dist.horovod.HorovodStore`)."""
+    return getattr(kv, "type", None) == "horovod" and not isinstance(kv, mx.kv.KVStore)
+
+
 def is_distributed(kv):
-    """True when ``kv`` is an ``mx.kv.KVStore`` of a ``dist_*`` type."""
-    return isinstance(kv, mx.kv.KVStore) and "dist" in kv.type
+    """True for an ``mx.kv.KVStore`` of a ``dist_*`` type and for the Horovod engine."""
+    return (isinstance(kv, mx.kv.KVStore) and "dist" in kv.type) or is_horovod(kv)
 
 
 def create_kvstore(name, bigarray_bound=None):
-    """Create the kvstore named by a ``--kvstore`` option.
+    """Create the engine named by ``train.kvstore`` / ``--kvstore``.
 
     ``bigarray_bound``: arrays with more elements are split evenly over all servers (MXNet's
     ``MXNET_KVSTORE_BIGARRAY_BOUND``, read when a dist kvstore is created; smaller arrays go
@@ -85,26 +84,30 @@ def create_kvstore(name, bigarray_bound=None):
     Returns ``(kv, rank, num_workers)``: ``kv`` is ``None`` for ``None``/``''``/``'none'``
     (single context, no kvstore); the plain name for ``'local'``/``'device'`` (the Trainer
     creates those itself); an ``mx.kv.KVStore`` for ``dist_*`` names, whose rank and worker
-    count come from ps-lite. A ``dist_*`` name outside a launched job (no ``DMLC_ROLE``) raises
-    a RuntimeError pointing at ``scripts/launch_dist.py`` instead of letting ps-lite abort.
+    count come from ps-lite; a :class:`~gluonpose.dist.horovod.HorovodStore` for ``'horovod'``
+    (rank and size from Horovod). A ``dist_*`` name outside a launched job (no ``DMLC_ROLE``)
+    raises a LaunchError pointing at ``scripts/launch_dist.py`` instead of letting ps-lite
+    abort; ``'horovod'`` without the package raises one naming the install command.
 
-    For a ``dist_*`` kvstore this also calls :func:`install_fail_fast` (a failing worker exits
-    at once instead of hanging in ps-lite's shutdown) and, when started by
-    scripts/launch_dist.py, :func:`watch_parent` (the worker dies with its launcher).
+    When started by the launcher, the worker dies with it (:func:`~.failfast.watch_parent`).
     """
-    if isinstance(name, mx.kv.KVStore):
+    if isinstance(name, mx.kv.KVStore) or is_horovod(name):
         return name, name.rank, name.num_workers
     if name is None or name == "" or str(name).lower() == "none":
         return None, 0, 1
     if name not in KVSTORES:
         raise ConfigError("unknown kvstore %r; expected one of %s or None"
                           % (name, ", ".join(KVSTORES)))
+    if name == "horovod":
+        from .horovod import HorovodStore
+        kv = HorovodStore.create()
+        _LIVE.setdefault("kvstores", []).append(kv)
+        return kv, kv.rank, kv.num_workers
     if not name.startswith("dist"):
         return name, 0, 1
     if "DMLC_ROLE" not in os.environ:
         raise LaunchError("kvstore %r needs the DMLC_* environment of a distributed job; start "
                           "the script through scripts/launch_dist.py" % name)
-    install_fail_fast()
     if os.environ.get("GLUONPOSE_LAUNCHED"):
         watch_parent()
     if bigarray_bound is not None and "MXNET_KVSTORE_BIGARRAY_BOUND" not in os.environ:
@@ -115,134 +118,17 @@ def create_kvstore(name, bigarray_bound=None):
     kv = mx.kv.create(name)
     # Held until exit: a kvstore freed early (e.g. by the garbage collector while an error is
     # being reported) would wait in ps-lite's shutdown barrier right there.
-    _HOOKS.setdefault("kvstores", []).append(kv)
+    _LIVE.setdefault("kvstores", []).append(kv)
     return kv, kv.rank, kv.num_workers
 
 
-_HOOKS = {}
-
-
-def _flush_and_exit(code):
-    """Flush what the process wrote and leave without running ps-lite's shutdown."""
-    try:
-        logging.shutdown()
-    except Exception:   # noqa: BLE001 - best effort while dying
-        pass
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:   # noqa: BLE001
-            pass
-    os._exit(code)
-
-
-def install_fail_fast():
-    """Make this (worker) process exit at once on an uncaught exception or ``sys.exit(n != 0)``.
-
-    The traceback (or the ``sys.exit`` message) is printed as usual, stdout/stderr and logging
-    are flushed, then ``os._exit`` skips interpreter shutdown, where MXNet's dist kvstore would
-    wait in a barrier for the other workers (which wait for this one: a hang). Exit codes are
-    kept: 1 for an exception, ``n`` for ``sys.exit(n)``. ``sys.exit(0)``/``sys.exit()`` and a
-    normal end are unchanged (the kvstore shuts down with the others). Idempotent.
-
-    ``sys.exit`` is replaced in the ``sys`` module, so a script must look it up after the
-    kvstore exists: ``code = main(); sys.exit(code)``, not ``sys.exit(main())`` (which binds
-    the original function before ``main`` runs); ``raise SystemExit(n)`` is not covered.
-    """
-    if _HOOKS.get("fail_fast"):
-        return
-    _HOOKS["fail_fast"] = True
-    previous_hook = sys.excepthook
-    previous_exit = sys.exit
-
-    def excepthook(etype, value, tb):
-        try:
-            sys.stdout.flush()   # earlier output first, the traceback last
-        except Exception:   # noqa: BLE001
-            pass
-        previous_hook(etype, value, tb)
-        _flush_and_exit(1)
-
-    def exit_now(status=None):
-        if status is None or status == 0:
-            return previous_exit(status)
-        if isinstance(status, int):
-            code = status & 0xFF or 1
-        else:   # sys.exit("message") prints the message and exits with 1
-            try:
-                sys.stdout.flush()
-            except Exception:   # noqa: BLE001
-                pass
-            print(status, file=sys.stderr)
-            code = 1
-        _flush_and_exit(code)
-
-    sys.excepthook = excepthook
-    sys.exit = exit_now
-    atexit.register(_exit_if_failed)
-
-
-def _exit_if_failed():
-    """atexit: a worker marked by :func:`exit_promptly_on_error` leaves without ps-lite's
-    shutdown (exit code 1: the script's own code is not visible here); otherwise the kvstores
-    are released to shut down with the other workers."""
-    if _HOOKS.get("failed"):
-        _flush_and_exit(_HOOKS["failed"])
-    _HOOKS.pop("kvstores", None)
-
-
-@contextlib.contextmanager
-def exit_promptly_on_error(kv):
-    """Mark this worker as failing when an exception leaves the block (dist kvstores only).
-
-    The exception is re-raised unchanged, so the script still prints its error line and picks
-    its exit code; if that exit then goes through the original ``sys.exit`` (e.g. a script
-    written ``sys.exit(main())``) instead of the one :func:`install_fail_fast` installs, an
-    atexit hook still leaves at once (code 1) instead of hanging in ps-lite's shutdown.
-    """
-    try:
-        yield
-    except BaseException as err:
-        if is_distributed(kv) and not (isinstance(err, SystemExit) and not err.code):
-            _HOOKS["failed"] = 1
-        raise
-
-
-def watch_parent(poll_s=0.25):
-    """End this process (and its process group, when it leads it) once its parent is gone.
-
-    A daemon thread polls ``os.getppid()``; it runs while the main thread blocks in a kvstore
-    call (those release the GIL). Processes forked from here on (DataLoader workers) get
-    ``PR_SET_PDEATHSIG`` = SIGKILL on Linux, so they die with this process. Used by
-    :func:`create_kvstore` under scripts/launch_dist.py: a worker never outlives a launcher
-    killed with SIGKILL, or (ssh) a dropped connection. Idempotent.
-    """
-    if _HOOKS.get("watch_parent"):
-        return
-    _HOOKS["watch_parent"] = True
-    parent = os.getppid()
-    if hasattr(os, "register_at_fork") and parent_death_signal_available():
-        os.register_at_fork(after_in_child=set_parent_death_signal)
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(poll_s)
-        try:
-            sys.stderr.write("parent process %d is gone: exiting\n" % parent)
-            sys.stderr.flush()
-        except Exception:   # noqa: BLE001
-            pass
-        if os.getpgrp() == os.getpid():
-            os.killpg(os.getpid(), signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
-
-    threading.Thread(target=watch, name="gluonpose-watch-parent", daemon=True).start()
+_LIVE = {}
 
 
 def barrier(kv):
     """Block until every worker reaches this point; a no-op without a dist kvstore."""
     if is_distributed(kv):
-        kv._barrier()
+        kv._barrier()   # HorovodStore has one too
 
 
 def global_batch_size(per_worker, num_workers):
@@ -315,6 +201,9 @@ def broadcast_parameters(params, kv):
     initialised (no deferred shapes): run one forward pass or give ``in_units``/``in_channels``.
     """
     if not is_distributed(kv):
+        return
+    if is_horovod(kv):
+        kv.broadcast_parameters(_param_list(params))
         return
     _require_sync(kv, "broadcast_parameters")
     params = _param_list(params)
@@ -424,6 +313,13 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compres
             "gradient compression applies to dist kvstores only; not used with kvstore %r",
             getattr(kvstore, "type", kvstore))
         compression = None
+    if isinstance(kvstore, str) and kvstore == "horovod":
+        raise ConfigError(
+            "make_trainer(kvstore='horovod'): MXNet 1.9's gluon.Trainer accepts that name but, with "
+            "one context per process, creates no kvstore and trains without any gradient sync; "
+            "create the engine with create_kvstore('horovod') and pass that object")
+    if is_horovod(kvstore):
+        return kvstore.make_trainer(params, optimizer, optimizer_params)
     if isinstance(kvstore, str) and kvstore.startswith("dist"):
         raise ValueError("make_trainer needs the KVStore object for %r: create it once with "
                          "create_kvstore(%r) and pass that" % (kvstore, kvstore))
@@ -509,6 +405,8 @@ def allgather_scalars(kv, values):
     local = np.array([float(values[n]) for n in names], dtype=np.float64)
     if not is_distributed(kv) or not names:
         return [dict(zip(names, local.tolist()))]
+    if is_horovod(kv):
+        return [dict(zip(names, row)) for row in kv.allgather_f64(local, names).tolist()]
     _require_sync(kv, "allgather_scalars")
     threshold = compression_threshold(kv)
     if threshold is not None:
@@ -568,3 +466,36 @@ def check_same_start_epoch(kv, epoch, work_dir=None):
             % (", ".join("rank %d: %s" % (r, ("epoch %d" % e) if e else "no checkpoint")
                          for r, e in enumerate(epochs)), kv.rank, work_dir or "?"))
 
+
+
+def broadcast_trainer_states(trainer, kv):
+    """Give every worker rank 0's optimizer states (e.g. Adam's moments and update counts after
+    ``--resume``). Horovod: broadcast from rank 0. ps-lite: every rank has loaded the same
+    checkpoint (:func:`check_same_start_epoch` made sure of the epoch), so this checks that the
+    states agree (a digest all-gathered) and raises CheckpointError naming the ranks that
+    differ. A no-op without a distributed engine."""
+    if not is_distributed(kv):
+        return
+    if is_horovod(kv):
+        kv.broadcast_trainer_states(trainer)
+        return
+    digest = _states_digest(trainer)
+    gathered = allgather_scalars(kv, {"states_crc": float(digest)})
+    crcs = [int(g["states_crc"]) for g in gathered]
+    if len(set(crcs)) > 1:
+        raise CheckpointError(
+            "--resume: the workers loaded different optimizer states (rank %s differ from rank 0); "
+            "give every rank the same checkpoint files" % ", ".join(
+                str(r) for r, c in enumerate(crcs) if c != crcs[0]))
+
+
+def _states_digest(trainer):
+    """CRC32 of the trainer's optimizer states (their values, in key order)."""
+    crc = 0
+    for updater in getattr(trainer, "_updaters", [])[:1]:
+        for key in sorted(updater.states):
+            state = updater.states[key]
+            for arr in (state if isinstance(state, (tuple, list)) else (state,)):
+                if arr is not None:
+                    crc = zlib.crc32(np.ascontiguousarray(arr.asnumpy()).tobytes(), crc)
+    return crc
