@@ -37,7 +37,8 @@ from mxnet import autograd, gluon  # noqa: E402
 
 from gluonpose.data.sampler import ShardSampler  # noqa: E402
 from gluonpose.dist.kvstore import (allreduce_scalars, barrier,  # noqa: E402
-                                          broadcast_parameters, check_same_start_epoch,
+                                          broadcast_parameters, broadcast_trainer_states,
+                                          check_same_start_epoch,
                                           create_kvstore,
                                           global_batch_size, make_trainer)
 from gluonpose.errors import DatasetError, UserError  # noqa: E402
@@ -166,6 +167,7 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
             start = load_checkpoint(work_dir, record, net, trainer)
         check_same_start_epoch(kv, start, work_dir)
     broadcast_parameters(net.collect_params(), kv)
+    broadcast_trainer_states(trainer, kv)
     if args.dump_grads:   # weights after the broadcast, and one all-reduced gradient
         np.savez(os.path.join(work_dir, "init_rank%d.npz" % rank),
                  **strip_prefix(param_arrays(net)))

@@ -27,6 +27,7 @@ import numpy as np
 from mxnet import gluon
 
 from ..errors import LaunchError
+from .failfast import watch_parent
 
 __all__ = ["HorovodStore", "HorovodTrainer", "INSTALL_HINT"]
 
@@ -65,8 +66,12 @@ class HorovodStore:
 
     @classmethod
     def create(cls):
+        """``hvd.init()`` and the store. The process also dies with the one that started it,
+        and so do the processes it forks later (loader workers): ``horovodrun`` killed with
+        SIGKILL ends its ranks but not their children (measured here), which would live on."""
         hvd = import_horovod()
         hvd.init()
+        watch_parent()
         return cls(hvd)
 
     def _name(self, what):

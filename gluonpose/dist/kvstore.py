@@ -319,6 +319,9 @@ def make_trainer(params, optimizer, optimizer_params=None, kvstore=None, compres
             "one context per process, creates no kvstore and trains without any gradient sync; "
             "create the engine with create_kvstore('horovod') and pass that object")
     if is_horovod(kvstore):
+        if compression:
+            raise ConfigError("train.gradient_compression %r is a ps-lite (dist_*) option; "
+                              "horovod sends full fp32 gradients" % compression["type"])
         return kvstore.make_trainer(params, optimizer, optimizer_params)
     if isinstance(kvstore, str) and kvstore.startswith("dist"):
         raise ValueError("make_trainer needs the KVStore object for %r: create it once with "

@@ -13,9 +13,10 @@ Supervision: every process runs in its own process group. If any process exits n
 the optional timeout passes, or SIGINT/SIGTERM/SIGHUP arrives) all process groups get SIGTERM,
 then SIGKILL after a few seconds, and :func:`run_plan` returns non-zero; a failure is reported
 as ``<name> (<role> on <host>) failed with exit code N: <its last output line>`` (for a Python
-worker the exception line of its traceback, or the ``error: ...`` line of a script). Workers
-that use :func:`gluonpose.engine.distributed.create_kvstore` exit at once when they fail instead
-of hanging in ps-lite's shutdown. After all workers exit 0 the servers/scheduler get ``grace``
+worker the exception line of its traceback, or the ``error: ...`` line of a script). Python
+worker commands are started through ``python -m gluonpose.dist.worker`` (:func:`worker_command`),
+so a failing worker exits at once instead of hanging in ps-lite's shutdown, whatever it is
+written with (``fail_fast=False`` starts them as given). After all workers exit 0 the servers/scheduler get ``grace``
 seconds to finish on their own.
 
 The job never outlives the launcher: on Linux every child gets ``PR_SET_PDEATHSIG`` = SIGKILL

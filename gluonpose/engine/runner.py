@@ -15,8 +15,8 @@ from ..models.builder import build_model, quiet_unconsumed_warning
 from ..utils.log import setup_logging
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
-from ..dist.kvstore import (broadcast_parameters, check_same_start_epoch, create_kvstore,
-                          is_distributed, make_trainer)
+from ..dist.kvstore import (broadcast_parameters, broadcast_trainer_states, check_same_start_epoch,
+                            create_kvstore, is_distributed, is_horovod, make_trainer)
 from ..models.losses import PoseLoss
 from .schedule import MultiStepSchedule
 from .trainer import fit
@@ -116,7 +116,10 @@ def _log_setup(cfg, dataset, loader, ctx_list, kv, num_workers, compression):
     LOG.info("allocator of the processes making samples: %s", "glibc keeps up to %d MB of freed memory "
              "(loader.keep_freed_memory_mb)" % int(cfg.loader.keep_freed_memory_mb)
              if int(cfg.loader.keep_freed_memory_mb) > 0 else "the C library's default")
-    if is_distributed(kv):
+    if is_horovod(kv):
+        LOG.info("engine horovod: gradients summed over %d ranks (ring all-reduce); parameters and "
+                 "optimizer states broadcast from rank 0", num_workers)
+    elif is_distributed(kv):
         LOG.info("kvstore %s: arrays over %s elements split over the servers, gradient "
                  "compression %s", kv.type, os.environ.get("MXNET_KVSTORE_BIGARRAY_BOUND",
                                                            "1000000"),
@@ -140,6 +143,7 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
                            {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv, compression=compression)
     start_epoch = _resume(resume, work_dir, net, trainer, ctx_list, kv)
     broadcast_parameters(net.collect_params(), kv)
+    broadcast_trainer_states(trainer, kv)
     if rank == 0:
         dump_config(cfg, os.path.join(work_dir, "config.yaml"))
     _log_setup(cfg, dataset, loader, ctx_list, kv, num_workers, compression)
