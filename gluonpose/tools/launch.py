@@ -12,6 +12,15 @@ started round-robin on the hosts via ssh, in the same working directory. If any 
 all are stopped and the exit status is non-zero, with a line naming the process, its role and
 host and its last output line (e.g. the worker's error). Killing the launcher (even with
 SIGKILL, or SIGHUP from a closed terminal) ends the whole job. See gluonpose/dist/launch.py.
+
+Inside a SLURM allocation, ``--slurm`` takes nodes, job id and this task's node from the
+``SLURM_*`` variables (see gluonpose/dist/slurm.py)::
+
+    srun --ntasks-per-node=1 gluonpose-launch --slurm -- python scripts/train_mshrnet.py \
+        --config C --gpus 0-7 --kvstore dist_sync
+    gluonpose-launch --slurm --engine horovod -- python scripts/train_mshrnet.py \
+        --config C --gpus 0-7 --kvstore horovod
+    gluonpose-launch --slurm --dry-run -- python ...      # print the plan, start nothing
 """
 import argparse
 import shlex
@@ -28,7 +37,8 @@ def _build_parser():
         prog="launch_dist.py",
         usage="%(prog)s -n WORKERS [-s SERVERS] [-H HOSTFILE] [options] -- COMMAND ...",
         description="Start a ps-lite job (scheduler, servers, workers) for MXNet's dist kvstores.")
-    ap.add_argument("-n", "--num-workers", type=int, required=True)
+    ap.add_argument("-n", "--num-workers", type=int, default=None,
+                    help="workers (required unless --slurm)")
     ap.add_argument("-s", "--num-servers", type=int, default=None,
                     help="default: as many as workers")
     ap.add_argument("-H", "--hostfile", default=None,
@@ -53,7 +63,51 @@ def _build_parser():
     ap.add_argument("--no-fail-fast", action="store_true",
                     help="start Python worker commands as given (default: through "
                          "gluonpose.dist.worker, so a failing worker ends at once)")
+    slurm = ap.add_argument_group("SLURM (inside sbatch/salloc)")
+    slurm.add_argument("--slurm", action="store_true",
+                       help="take the nodes from SLURM_JOB_NODELIST: scheduler on the first node, "
+                            "one server and --workers-per-node workers per node (ps); run one "
+                            "launcher per node with srun --ntasks-per-node=1")
+    slurm.add_argument("--engine", choices=("ps", "horovod"), default="ps",
+                       help="ps: ps-lite roles (--kvstore dist_sync); horovod: horovodrun --gloo "
+                            "over the nodes (run once, without srun; --kvstore horovod)")
+    slurm.add_argument("--workers-per-node", type=int, default=1,
+                       help="worker processes per node (default 1: one process drives the "
+                            "node's GPUs, --gpus 0-7)")
+    slurm.add_argument("--dry-run", action="store_true",
+                       help="print one line per process (role, host, DMLC_* variables) and exit")
     return ap
+
+
+def _slurm(args, command, env):
+    """Plan (and run) a job over the SLURM allocation; returns the exit status."""
+    from gluonpose.dist.slurm import (describe_horovod, describe_plan, horovod_command, ps_plan,
+                                      slurm_job)
+    from gluonpose.dist.launch import ProcSpec, worker_command
+    import os
+    job = slurm_job(need_step=not args.dry_run and args.engine == "ps")
+    if args.engine == "horovod":
+        argv = horovod_command(job, worker_command(command) if not args.no_fail_fast else command,
+                               per_node=args.workers_per_node)
+        if args.dry_run:
+            print("horovodrun: " + " ".join(shlex.quote(a) for a in argv))
+            print("\n".join(describe_horovod(job, args.workers_per_node)))
+            return 0
+        full = dict(os.environ, **env)
+        plan = [ProcSpec("horovodrun", "launcher", argv, full, job.nodes[0])]
+        return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
+    server_command = shlex.split(args.server_command) if args.server_command else None
+    common = dict(workers_per_node=args.workers_per_node, env=env, verbose=args.verbose,
+                  server_command=server_command, fail_fast=not args.no_fail_fast)
+    if args.dry_run:
+        print("\n".join(describe_plan(ps_plan(job, command, **common))))
+        return 0
+    plan = ps_plan(job, command, only_node=job.node_id, resolve=True, **common)
+    sys.stdout.write("[launch] SLURM job %d node %d of %d (%s): %s\n" % (
+        job.job_id, job.node_id, job.num_nodes, job.nodes[job.node_id],
+        ", ".join(p.name for p in plan)))
+    sys.stdout.flush()
+    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
 
 
 def main(argv=None):
@@ -69,6 +123,12 @@ def main(argv=None):
         _build_parser().error("empty worker command after '--'")
     try:
         env = parse_env_items(args.env)
+        if args.slurm:
+            return _slurm(args, command, env)
+        if args.dry_run:
+            raise ConfigError("--dry-run prints a SLURM plan: use it with --slurm")
+        if args.num_workers is None:
+            raise ConfigError("-n/--num-workers is required (or --slurm)")
         num_servers = args.num_servers or args.num_workers
         server_command = shlex.split(args.server_command) if args.server_command else None
         launcher = args.launcher or ("ssh" if args.hostfile else "local")
