@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-DOCKERFILES = ("Dockerfile.cpu", "Dockerfile.gpu")
+DOCKERFILES = ("Dockerfile.cpu", "Dockerfile.gpu", "Dockerfile.ngc")
 
 
 def _hadolint():
@@ -45,3 +45,17 @@ def test_images_install_one_mxnet_build_with_constraints(repo_root, name, extra)
     extras = installs[0].split(",")
     assert extra in extras and not {"cpu", "cu112"} - {extra} & set(extras)
     assert "shm-size" in text                       # the shared-memory requirement is documented
+
+
+def test_ngc_image_keeps_nvidias_mxnet(repo_root):
+    """docker/Dockerfile.ngc (H100/H200): NVIDIA's MXNet container, gluonpose installed with
+    --no-deps, no pip mxnet of any build, the image's own versions kept as constraints, and a
+    build-time import check of mxnet + horovod.mxnet + gluonpose."""
+    text = open(os.path.join(repo_root, "docker", "Dockerfile.ngc"), encoding="utf-8").read()
+    assert re.search(r"^FROM nvcr\.io/nvidia/mxnet:24\.06-py3$", text, re.M)
+    assert 'pip install --no-cache-dir --no-deps -e .' in text
+    run_lines = " ".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert not re.search(r"pip install[^&|]*\bmxnet", run_lines), "never pip mxnet into the NGC image"
+    assert "-c /tmp/image-constraints.txt" in text and "pip freeze" in text
+    assert "import numpy, mxnet, horovod.mxnet, gluonpose" in text
+    assert os.path.isfile(os.path.join(repo_root, "docker", "Dockerfile.ngc.dockerignore"))
