@@ -11,7 +11,7 @@ HVD_STAMP := $(VENV)/.installed-horovod
 HOROVOD_ENV := HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_PYTORCH=1 \
 	HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean netns-tools
 
 $(STAMP): setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) scripts/train_mshrnet.py
 
-test: $(HVD_STAMP)
+# the multi-host test bed (tests/test_netns.py) drops packets with nftables; as root, install it if missing
+netns-tools:
+	@command -v nft >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q nftables >/dev/null; } \
+		|| echo "warning: nft not found and not root: tests/test_netns.py will fail (apt-get install nftables)"
+
+test: $(HVD_STAMP) netns-tools
 	OMP_NUM_THREADS=2 $(PY) -m pytest -q tests
 
 clean:

@@ -123,6 +123,7 @@ class ToyLoader:
         epoch = self.sampler._epoch
         for step in range(len(self)):
             sel = idx[step * self.batch:(step + 1) * self.batch]
+            time.sleep(getattr(self, "step_sleep", 0.0))
             x = self._maybe_fail(epoch, step, self.data[sel])
             yield (mx.nd.array(x), mx.nd.array(self.target[sel]),
                    mx.nd.ones((len(sel), 1)))
@@ -185,6 +186,7 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
                            batch_size=args.batch_per_worker)
     fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
     loader = ToyLoader(data, target, sampler, args.batch_per_worker, rank, fail, work_dir)
+    loader.step_sleep = args.step_sleep
     fit(net, ToyLoss(), loader, sampler, trainer, MultiStepSchedule(0.01, [2], 0.1),
         ctx_list=[mx.cpu()], start_epoch=start, epochs=args.epochs,
         global_batch=global_batch_size(args.batch_per_worker, num_workers), work_dir=work_dir,
@@ -204,6 +206,8 @@ def main():
     ap.add_argument("--compression", type=float, default=None, help="2bit threshold")
     ap.add_argument("--dump-grads", action="store_true",
                     help="fit mode: save weights after the broadcast and one all-reduced gradient")
+    ap.add_argument("--step-sleep", type=float, default=0.0,
+                    help="fit mode: seconds to sleep before each step (a slower run to act on)")
     ap.add_argument("--fail", choices=("none", "raise", "dataset", "nan", "kill"), default="none")
     ap.add_argument("--fail-rank", type=int, default=1)
     ap.add_argument("--fail-at", default="0:1", help="EPOCH:STEP (0-based)")

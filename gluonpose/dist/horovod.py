@@ -52,6 +52,22 @@ def import_horovod():
     return hvd
 
 
+def import_horovod_runner():
+    """The parts of ``horovod.runner`` a launcher needs (rendezvous server, slot assignment,
+    the variables horovodrun gives each rank), or a LaunchError naming how to install it."""
+    try:
+        from types import SimpleNamespace
+        from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
+        from horovod.runner.gloo_run import create_slot_env_vars
+        from horovod.runner.http.http_server import RendezvousServer
+    except ImportError as err:
+        raise LaunchError("launching horovod ranks needs Horovod (%s); install it with: %s"
+                          % (err, INSTALL_HINT))
+    return SimpleNamespace(get_host_assignments=get_host_assignments, parse_hosts=parse_hosts,
+                           create_slot_env_vars=create_slot_env_vars,
+                           RendezvousServer=RendezvousServer)
+
+
 class HorovodStore:
     """The Horovod engine of one process (see the module notes). Build with :meth:`create`."""
 

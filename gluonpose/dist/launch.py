@@ -42,7 +42,7 @@ from ..errors import ConfigError, MissingFileError
 
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
            "ssh_argv", "local_thread_env", "build_local_plan", "build_ssh_plan", "run_plan",
-           "ps_role_command", "worker_command",
+           "ps_role_command", "worker_command", "build_hosts_plan", "HostWatch",
            "set_parent_death_signal", "parent_death_signal_available"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -258,6 +258,99 @@ def build_local_plan(command, num_workers, num_servers, port=None, env=None,
     return plan
 
 
+def build_hosts_plan(command, hosts, num_workers, num_servers, *, port=None, env=None,
+                     server_command=None, verbose=0, base_env=None, fail_fast=True, cores=None):
+    """Processes on several machines reached through an argv prefix: ``hosts`` is a list of
+    ``(address, prefix)`` (e.g. ``ip netns exec NS`` for an emulated machine,
+    :class:`gluonpose.dist.netns.EmulatedMachines`). Scheduler on the first machine, servers and
+    workers round-robin; every process binds and advertises its machine's address. Each worker
+    gets ``cores // workers-on-its-machine`` threads unless the user set them (``cores``
+    default: this host's cores, shared by every emulated machine)."""
+    _check_counts(num_workers, num_servers)
+    if not command:
+        raise ConfigError("no worker command given (put it after '--')")
+    if not hosts:
+        raise ConfigError("no machine to run on")
+    if fail_fast:
+        command = worker_command(command)
+    port = port or find_free_port()
+    root = hosts[0][0]
+    base = dict(os.environ if base_env is None else base_env)
+    worker_threads, server_threads, _ = local_thread_env(num_workers, base, env, cores)
+    plan = []
+    for name, role, index in _roles(num_workers, num_servers):
+        address, prefix = hosts[0 if role == "scheduler" else index % len(hosts)]
+        full = dict(base)
+        full.update(worker_threads if role == "worker" else server_threads)
+        full.update(dmlc_env(role, root, port, num_workers, num_servers, address, verbose))
+        if role != "scheduler":
+            full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
+        full.update(env or {})
+        _child_env(_with_package_path(full) if fail_fast else full)
+        argv = list(prefix) + (list(command) if role == "worker"
+                               else list(server_command or ps_role_command()))
+        plan.append(ProcSpec(name, role, argv, full, address))
+    return plan
+
+
+class HostWatch:
+    """Probes the machines of a job and reports one that stopped answering.
+
+    Every ``interval`` s a daemon thread opens a TCP connection to each host (``port``: a
+    closed port answers with a reset, an ssh port accepts: both count as reachable; a timeout or
+    "no route" does not). A host that does not answer the first probe (e.g. a firewall that
+    drops probes silently) is not watched. :meth:`unreachable` returns ``(host, seconds)`` once a
+    watched host has not answered for ``timeout`` s. Used by :func:`run_plan` so that a cut link,
+    on which ps-lite and Gloo would wait forever, ends the job naming the host.
+    """
+
+    def __init__(self, hosts, timeout=20.0, interval=2.0, port=9, probe_s=1.0):
+        """``hosts``: names/addresses, or ``(host, port)`` pairs probed on their own port."""
+        self.ports = {}
+        for item in hosts:
+            host, hport = item if isinstance(item, tuple) else (item, None)
+            self.ports[host] = hport or port
+        self.hosts = sorted(self.ports)
+        self.timeout, self.interval, self.port, self.probe_s = timeout, interval, port, probe_s
+        self.watched = [h for h in self.hosts if self.answers(h)]
+        self.silent_since = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._loop, name="gluonpose-hostwatch", daemon=True)
+        self._thread.start()
+
+    def answers(self, host):
+        try:
+            with socket.create_connection((host, self.ports.get(host, self.port)),
+                                          timeout=self.probe_s):
+                return True
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False
+
+    def _loop(self):
+        while not self._stop.wait(self.interval):
+            for host in self.watched:
+                ok = self.answers(host)
+                with self._lock:
+                    if ok:
+                        self.silent_since.pop(host, None)
+                    else:
+                        self.silent_since.setdefault(host, time.monotonic() - self.probe_s)
+
+    def unreachable(self, now=None):
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for host, since in sorted(self.silent_since.items()):
+                if now - since >= self.timeout:
+                    return host, now - since
+        return None
+
+    def stop(self):
+        self._stop.set()
+
+
 def ssh_argv(host, ssh_port, remote_env, cwd, command):
     """argv running ``command`` on ``host`` via ssh in ``cwd`` with ``remote_env`` exported.
 
@@ -414,6 +507,7 @@ class _Supervisor:
         self.lock = threading.Lock()
         self.procs, self.pumps, self.files, self.lasts = [], [], [], []
         self.workers_done_at = None
+        self.watch = None
 
     def say(self, msg):
         with self.lock:
@@ -484,7 +578,20 @@ class _Supervisor:
             self.say("timeout after %.1f s; stopping all processes" % self.timeout)
             self.stop_all()
             return 124
-        return None
+        return self.lost_host()
+
+    def lost_host(self):
+        """UNREACHABLE_EXIT (after naming the host and its processes) once the host watch
+        reports a machine that stopped answering, else None."""
+        lost = self.watch.unreachable() if self.watch is not None else None
+        if lost is None:
+            return None
+        host, seconds = lost
+        names = [s.name for s in self.plan if s.host == host]
+        self.say("host %s (%s) unreachable: no answer for %.0f s; stopping all processes"
+                 % (host, ", ".join(names) or "no process", seconds))
+        self.stop_all()
+        return UNREACHABLE_EXIT
 
     def stop_all(self):
         _stop_all(self.procs)
@@ -497,12 +604,17 @@ class _Supervisor:
             f.close()
 
 
-def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05):
+#: exit status of a job stopped because a machine stopped answering (sysexits' EX_UNAVAILABLE)
+UNREACHABLE_EXIT = 69
+
+
+def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05, watch=None):
     """Start every ProcSpec, supervise them, return the job's exit status.
 
     0 when all workers exit 0 (and no server/scheduler fails within ``grace`` seconds after);
     else the first failing process's code (128+signal for a signal), 124 on ``timeout``,
-    130/143/129 on SIGINT/SIGTERM/SIGHUP. Output goes to ``<log_dir>/<name>.log`` or, without
+    130/143/129 on SIGINT/SIGTERM/SIGHUP, :data:`UNREACHABLE_EXIT` when ``watch`` (a
+    :class:`HostWatch` over the plan's hosts) reports a machine that stopped answering. Output goes to ``<log_dir>/<name>.log`` or, without
     ``log_dir``, to ``out`` (binary; default stdout) with each line prefixed ``[name] ``.
     """
     if log_dir:
@@ -515,6 +627,7 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
             old_handlers[sig] = signal.signal(sig, _on_term)
     _prctl()   # resolve before forking
     job = _Supervisor(plan, log_dir, out or sys.stdout.buffer, grace, timeout)
+    job.watch = watch
     try:
         code = job.start(os.getpid())
         while code is None:
@@ -539,5 +652,7 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
     finally:
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
+        if watch is not None:
+            watch.stop()
         job.close()
 

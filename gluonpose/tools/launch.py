@@ -43,8 +43,9 @@ def _build_parser():
                     help="default: as many as workers")
     ap.add_argument("-H", "--hostfile", default=None,
                     help="one host or host:ssh_port per line, '#' comments (ssh launcher)")
-    ap.add_argument("--launcher", choices=("local", "ssh"), default=None,
-                    help="default: ssh with a hostfile, else local")
+    ap.add_argument("--launcher", choices=("local", "ssh", "netns"), default=None,
+                    help="default: ssh with a hostfile, else local; netns: --machines emulated "
+                         "machines (network namespaces on this host, root)")
     ap.add_argument("--port", type=int, default=None, help="scheduler port (default: a free one)")
     ap.add_argument("--env", action="append", default=[], metavar="K=V",
                     help="extra environment variable for every process (repeatable)")
@@ -63,17 +64,28 @@ def _build_parser():
     ap.add_argument("--no-fail-fast", action="store_true",
                     help="start Python worker commands as given (default: through "
                          "gluonpose.dist.worker, so a failing worker ends at once)")
+    ap.add_argument("--unreachable-timeout", type=float, default=20.0,
+                    help="(ssh, netns, slurm) stop the job, naming the machine, when one stops "
+                         "answering TCP probes for this long (0: never; ps-lite and Gloo would "
+                         "wait forever on a cut link)")
+    emu = ap.add_argument_group("emulated machines (--launcher netns)")
+    emu.add_argument("--machines", type=int, default=2, help="number of emulated machines")
+    emu.add_argument("--rate-mbit", type=float, default=None,
+                     help="cap each machine's outgoing link (tc tbf)")
+    emu.add_argument("--loss-pct", type=float, default=None,
+                     help="drop this share of the packets arriving at each machine (nftables)")
     slurm = ap.add_argument_group("SLURM (inside sbatch/salloc)")
     slurm.add_argument("--slurm", action="store_true",
                        help="take the nodes from SLURM_JOB_NODELIST: scheduler on the first node, "
                             "one server and --workers-per-node workers per node (ps); run one "
                             "launcher per node with srun --ntasks-per-node=1")
-    slurm.add_argument("--engine", choices=("ps", "horovod"), default="ps",
-                       help="ps: ps-lite roles (--kvstore dist_sync); horovod: horovodrun --gloo "
-                            "over the nodes (run once, without srun; --kvstore horovod)")
-    slurm.add_argument("--workers-per-node", type=int, default=1,
-                       help="worker processes per node (default 1: one process drives the "
-                            "node's GPUs, --gpus 0-7)")
+    ap.add_argument("--engine", choices=("ps", "horovod"), default="ps",
+                    help="(slurm, netns) ps: ps-lite roles (--kvstore dist_sync); horovod: "
+                         "Horovod ranks with Gloo (--kvstore horovod; under SLURM horovodrun over "
+                         "the nodes, run once without srun)")
+    ap.add_argument("--workers-per-node", type=int, default=1,
+                    help="(slurm, netns) worker processes per node/machine (default 1: one "
+                         "process drives the node's GPUs, --gpus 0-7)")
     slurm.add_argument("--dry-run", action="store_true",
                        help="print one line per process (role, host, DMLC_* variables) and exit")
     return ap
@@ -103,11 +115,50 @@ def _slurm(args, command, env):
         print("\n".join(describe_plan(ps_plan(job, command, **common))))
         return 0
     plan = ps_plan(job, command, only_node=job.node_id, resolve=True, **common)
+    watch = None
+    if args.unreachable_timeout > 0 and job.num_nodes > 1:
+        from gluonpose.dist.launch import HostWatch
+        watch = HostWatch(job.nodes, timeout=args.unreachable_timeout)
     sys.stdout.write("[launch] SLURM job %d node %d of %d (%s): %s\n" % (
         job.job_id, job.node_id, job.num_nodes, job.nodes[job.node_id],
         ", ".join(p.name for p in plan)))
     sys.stdout.flush()
-    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
+    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace,
+                    watch=watch)
+
+
+def _netns(args, command, env):
+    """A job on ``--machines`` emulated machines; returns the exit status."""
+    from gluonpose.dist.launch import HostWatch, build_hosts_plan
+    from gluonpose.dist.netns import EmulatedMachines
+    with EmulatedMachines(args.machines, rate_mbit=args.rate_mbit,
+                          loss_pct=args.loss_pct) as machines:
+        hosts = [(a, machines.exec_prefix(i)) for i, a in enumerate(machines.addresses)]
+        sys.stdout.write("[launch] %d emulated machines %s (rate %s, loss %s)\n" % (
+            machines.count, ", ".join(machines.addresses),
+            "%g Mbit/s" % args.rate_mbit if args.rate_mbit else "unshaped",
+            "%g %%" % args.loss_pct if args.loss_pct else "none"))
+        sys.stdout.flush()
+        server = None
+        if args.engine == "horovod":
+            from gluonpose.dist.hvdrun import horovod_hosts_plan
+            plan, server = horovod_hosts_plan(command, hosts, rendezvous_addr=machines.gateway,
+                                              per_host=args.workers_per_node, env=env,
+                                              fail_fast=not args.no_fail_fast)
+        else:
+            workers = args.num_workers or machines.count * args.workers_per_node
+            server_command = shlex.split(args.server_command) if args.server_command else None
+            plan = build_hosts_plan(command, hosts, workers, args.num_servers or machines.count,
+                                    port=args.port, env=env, server_command=server_command,
+                                    verbose=args.verbose, fail_fast=not args.no_fail_fast)
+        watch = (HostWatch(machines.addresses, timeout=args.unreachable_timeout)
+                 if args.unreachable_timeout > 0 else None)
+        try:
+            return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace,
+                            watch=watch)
+        finally:
+            if server is not None:
+                server.stop()
 
 
 def main(argv=None):
@@ -127,8 +178,10 @@ def main(argv=None):
             return _slurm(args, command, env)
         if args.dry_run:
             raise ConfigError("--dry-run prints a SLURM plan: use it with --slurm")
+        if args.launcher == "netns":
+            return _netns(args, command, env)
         if args.num_workers is None:
-            raise ConfigError("-n/--num-workers is required (or --slurm)")
+            raise ConfigError("-n/--num-workers is required (or --slurm, --launcher netns)")
         num_servers = args.num_servers or args.num_workers
         server_command = shlex.split(args.server_command) if args.server_command else None
         launcher = args.launcher or ("ssh" if args.hostfile else "local")
@@ -141,7 +194,8 @@ def main(argv=None):
         else:
             if not args.hostfile:
                 raise ConfigError("the ssh launcher needs -H/--hostfile")
-            plan = build_ssh_plan(command, parse_hostfile(args.hostfile), args.num_workers,
+            hosts = parse_hostfile(args.hostfile)
+            plan = build_ssh_plan(command, hosts, args.num_workers,
                                   num_servers, scheduler_host=args.scheduler_host,
                                   cwd=args.cwd, **common)
     except UserError as err:
@@ -149,7 +203,12 @@ def main(argv=None):
     for note in notes:
         sys.stdout.write("[launch] %s\n" % note)
     sys.stdout.flush()
-    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
+    watch = None
+    if launcher == "ssh" and args.unreachable_timeout > 0:
+        from gluonpose.dist.launch import HostWatch
+        watch = HostWatch([(h, p or 22) for h, p in hosts], timeout=args.unreachable_timeout)
+    return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace,
+                    watch=watch)
 
 
 if __name__ == "__main__":
