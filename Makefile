@@ -32,7 +32,7 @@ demo: $(STAMP)
 
 # the multi-host test bed (tests/test_netns.py) drops packets with nftables; as root, install it if missing
 netns-tools:
-	@command -v nft >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -q nftables >/dev/null; } \
+	@command -v nft >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -q >/dev/null && apt-get install -y -q nftables >/dev/null; } \
 		|| echo "warning: nft not found and not root: tests/test_netns.py will fail (apt-get install nftables)"
 
 test: $(HVD_STAMP) netns-tools

@@ -209,3 +209,23 @@ def test_host_watch_ignores_hosts_that_never_answered():
             time.sleep(0.1)
         assert watch.unreachable()[0] == m.addresses[0]
         watch.stop()
+
+
+def test_sync_benchmark_reports_efficiency_against_the_link(tmp_path):
+    """``benchmark.py --sync`` on a width-8 net: the ideal is 2 (N-1)/N x bytes x 8 / rate
+    (hand-computed here), every engine runs on emulated machines at the shaped rate and cannot
+    beat the link (efficiency <= 1 + timing slack)."""
+    from gluonpose.benchmarks.sync import bench_sync, ideal_seconds, param_shapes
+    assert ideal_seconds(516e6, 2, 1000) == pytest.approx(4.128)
+    assert ideal_seconds(516e6, 4, 1000) == pytest.approx(6.192)
+    shapes = param_shapes("mshrnet_w8_2stage")
+    nbytes = 4 * sum(int(np.prod(s)) for _, s in shapes)
+    lines = []
+    rows = bench_sync(models=("mshrnet_w8_2stage",), machines=(2,), rate_mbit=20, reps=1,
+                      work_dir=str(tmp_path), say=lines.append)
+    assert [r["engine"] for r in rows] == ["ps", "ps-tuned", "horovod"]
+    for r in rows:
+        assert r["gb"] * 1e9 == pytest.approx(nbytes)
+        assert r["ideal"] == pytest.approx(ideal_seconds(nbytes, 2, 20))
+        assert 0.05 < r["efficiency"] < 1.15, r
+    assert sum(line.startswith("RESULT sync mshrnet_w8_2stage 2 machines") for line in lines) == 3

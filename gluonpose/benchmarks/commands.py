@@ -184,6 +184,14 @@ def run(args):
                                rounds=args.rounds, quiet_wait=args.quiet_wait, threads=args.threads)
     if args.side_by_side:
         return side_by_side(args)
+    if args.sync:
+        from .sync import DEFAULT_MODELS, bench_sync
+        print("links: every emulated machine's outgoing rate %g Mbit/s (tc tbf), %d syncs per job "
+              "(median)" % (args.sync_rate_mbit, args.sync_reps))
+        bench_sync(models=args.sync_models or DEFAULT_MODELS, machines=args.sync_machines,
+                   rate_mbit=args.sync_rate_mbit, reps=args.sync_reps, engines=args.sync_engines,
+                   work_dir=os.path.join(ROOT, "work_dirs", "bench"))
+        return 0
     if args.codec_grid:
         from ..codecs.grid import grid_table
         grid_table()

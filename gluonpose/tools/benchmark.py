@@ -135,9 +135,25 @@ def _eval_args(p):
     p.add_argument("--weights", default=None, help="--flip-study: its .params")
 
 
+def _sync_args(p):
+    """Gradient synchronisation on emulated machines (root)."""
+    p.add_argument("--sync", action="store_true",
+                   help="time the gradient all-reduce of the 2-stage W48 and W32 on 2 and 4 emulated "
+                        "machines (network namespaces, shaped links): ps-lite (default and tuned "
+                        "big-array bound) and horovod, as an efficiency against the link rate (root)")
+    p.add_argument("--sync-models", nargs="+", default=None, metavar="MODEL",
+                   help="--sync: models (default mshrnet_w48_2stage mshrnet_w32_2stage)")
+    p.add_argument("--sync-machines", nargs="+", type=int, default=[2, 4], metavar="N")
+    p.add_argument("--sync-rate-mbit", type=float, default=1000.0,
+                   help="--sync: every machine's outgoing link rate (tc tbf)")
+    p.add_argument("--sync-engines", nargs="+", default=["ps", "ps-tuned", "horovod"],
+                   choices=("ps", "ps-tuned", "horovod"))
+    p.add_argument("--sync-reps", type=int, default=3, help="--sync: timed syncs per job")
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for group in (_model_args, _side_by_side_args, _train_and_loader_args, _eval_args):
+    for group in (_model_args, _side_by_side_args, _train_and_loader_args, _eval_args, _sync_args):
         group(p)
     args = parse_cli_args(p, argv)
     args.size_given = args.size is not None
