@@ -366,3 +366,19 @@ def test_kvstore_options_are_type_checked():
         dist.check_compression({"type": "2bit", "threshold": -1})
     with pytest.raises(ValueError):
         dist.check_compression({"type": "1bit", "threshold": 0.5})
+
+
+def test_gpus_local_is_the_launchers_local_rank(monkeypatch):
+    """``--gpus local`` (one process per GPU, Horovod): the GPU of the process's local rank."""
+    from gluonpose.engine.context import LOCAL_RANK_VARIABLES, local_rank
+    from gluonpose.errors import ContextError
+    for name in LOCAL_RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ContextError, match="needs the process's local rank"):
+        get_contexts("local")
+    monkeypatch.setenv("SLURM_LOCALID", "5")
+    monkeypatch.setenv("HOROVOD_LOCAL_RANK", "3")   # the first listed wins
+    assert local_rank() == 3 and get_contexts("local") == [mx.gpu(3)]
+    assert local_rank({"OMPI_COMM_WORLD_LOCAL_RANK": "1"}) == 1
+    with pytest.raises(ContextError, match="not a process index"):
+        local_rank({"SLURM_LOCALID": "x"})

@@ -1,4 +1,5 @@
 """Parse device specifications such as ``--gpus 0-3,6`` into MXNet contexts."""
+import os
 import re
 
 import mxnet as mx
@@ -51,12 +52,32 @@ def parse_device_ids(spec):
 
 _CPUS = re.compile(r"^cpu:(\d+)$")
 
+#: where launchers put a process's index among the processes of its machine
+LOCAL_RANK_VARIABLES = ("HOROVOD_LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                        "SLURM_LOCALID")
+
+
+def local_rank(environ=None):
+    """This process's index on its machine (one process per GPU: ``--gpus local``), from the
+    first of :data:`LOCAL_RANK_VARIABLES` that is set; ContextError when none is."""
+    env = os.environ if environ is None else environ
+    for name in LOCAL_RANK_VARIABLES:
+        value = env.get(name, "")
+        if value != "":
+            if not value.isdigit():
+                raise ContextError("--gpus local: %s=%r is not a process index" % (name, value))
+            return int(value)
+    raise ContextError("--gpus local needs the process's local rank from its launcher (one of %s); "
+                       "start it with horovodrun, mpirun or srun" % ", ".join(LOCAL_RANK_VARIABLES))
+
 
 def get_contexts(spec, check_available=False):
     """Return a list of ``mx.Context`` for a GPU spec; ``[mx.cpu()]`` when it names no GPU.
 
     ``'cpu:N'`` gives N CPU contexts ``cpu(0) .. cpu(N-1)``: the multi-device code path
     (``split_and_load``, per-device BatchNorm, gradient reduction) on a machine without GPUs.
+    ``'local'`` is the one GPU of a process started one per GPU (Horovod): GPU number
+    :func:`local_rank`.
 
     With ``check_available=True`` a :class:`~gluonpose.errors.ContextError` is raised when this MXNet
     build has no CUDA support or an id is not below ``mx.context.num_gpus()`` (the GPUs MXNet sees):
@@ -67,7 +88,10 @@ def get_contexts(spec, check_available=False):
         if int(match.group(1)) < 1:
             raise ContextError("malformed device spec %r: cpu:N needs N >= 1" % spec)
         return [mx.cpu(i) for i in range(int(match.group(1)))]
-    ids = parse_device_ids(spec)
+    if isinstance(spec, str) and spec.strip().lower() == "local":
+        ids = [local_rank()]
+    else:
+        ids = parse_device_ids(spec)
     if not ids:
         return [mx.cpu()]
     if check_available:

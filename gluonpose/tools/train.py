@@ -30,9 +30,10 @@ _OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=DEFAULT_CONFIG, help="YAML config (default: embedded synthetic)")
-    p.add_argument("--gpus", default=None, help="'0-7', '0,1,2,3', '' for CPU (default: config)")
+    p.add_argument("--gpus", default=None, help="'0-7', '0,1,2,3', '' for CPU, 'local' for the GPU of the "
+                   "process's local rank (horovod, one process per GPU) (default: config)")
     p.add_argument("--kvstore", default=None,
-                   help="local | device | dist_sync | dist_device_sync (default: config)")
+                   help="local | device | dist_sync | dist_device_sync | horovod (default: config)")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
                    help="continue training: alone, from the newest checkpoint of the work dir "
                         "(work_dir/latest.json); with a path, from that checkpoint (an epoch_N.json "
