@@ -243,3 +243,25 @@ def test_flip_coords_fusion_and_the_codecs_without_votes():
         with pytest.raises(ConfigError, match="votes"):
             other.decode_flip(np.zeros((1, other.num_channels, 64, 48), np.float32),
                               np.zeros((1, other.num_channels, 64, 48), np.float32), "votes")
+
+
+def test_first_use_from_many_threads_builds_the_kernels_once():
+    """The evaluation pipeline decodes on several threads; the first decodes of a process used to
+    race building the compiled kernels ("A jit decorator was called on an already jitted
+    function", seen in the COCO-size ensemble benchmark). A fresh interpreter, 8 threads at once."""
+    import subprocess
+    import sys
+    code = ("import threading\n"
+            "from gluonpose.codecs import hough\n"
+            "errors = []\n"
+            "def go():\n"
+            "    try:\n"
+            "        hough._kernel('vote'); hough._kernel('fused')\n"
+            "    except Exception as err:\n"
+            "        errors.append(repr(err))\n"
+            "threads = [threading.Thread(target=go) for _ in range(8)]\n"
+            "[t.start() for t in threads]; [t.join() for t in threads]\n"
+            "print('errors:', errors)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "errors: []", res.stdout

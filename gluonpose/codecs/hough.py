@@ -32,6 +32,7 @@ first use and caches it on disk (next to this file, or in ``NUMBA_CACHE_DIR``); 
 load it in ~0.2 s. It releases the GIL, so decoding runs on a thread beside the forward pass.
 """
 import math
+import threading
 
 import numba
 import numpy as np
@@ -374,18 +375,23 @@ def _fused_kernel(raw, flipped, fsrc, fsign, fbias, fshift, num_joints, radius, 
 
 
 _KERNELS = {}
+_KERNELS_LOCK = threading.Lock()
 
 
 def _kernel(name):
-    """The compiled kernel ``name`` (and its helpers), built once per process on first use."""
+    """The compiled kernel ``name`` (and its helpers), built once per process on first use.
+    Thread-safe: the evaluation pipeline decodes on several threads, and two of them building the
+    kernels at once would wrap a helper twice."""
     if not _KERNELS:
-        jit = numba.njit(nogil=True, cache=True)
-        g = globals()
-        for helper in ("_locate", "_compact", "_band_sum", "_exact_votes", "_base_mass",
-                       "_candidates", "_first_max", "_decode_map"):
-            g[helper] = jit(g[helper])
-        _KERNELS["vote"] = jit(_vote_kernel)
-        _KERNELS["fused"] = jit(_fused_kernel)
+        with _KERNELS_LOCK:
+            if not _KERNELS:
+                jit = numba.njit(nogil=True, cache=True)
+                g = globals()
+                for helper in ("_locate", "_compact", "_band_sum", "_exact_votes", "_base_mass",
+                               "_candidates", "_first_max", "_decode_map"):
+                    g[helper] = jit(g[helper])
+                kernels = {"vote": jit(_vote_kernel), "fused": jit(_fused_kernel)}
+                _KERNELS.update(kernels)
     return _KERNELS[name]
 
 
