@@ -100,6 +100,9 @@ DEFAULTS = {
         "seed": 0,
         "work_dir": "work_dirs/default",
         "checkpoint_interval": 1,         # epochs between checkpoints and curves.png (the final epoch always)
+        "keep_checkpoints": 2,            # newest complete checkpoints kept with trainer states (resume)
+        "keep_best": True,                # keep the best validation AP's parameters as best.params
+        "keep_every": 0,                  # also keep the parameters of every N-th epoch (0: none)
         "val_interval": 0,                # 0 = no validation during training
         "val_errors": "continue",         # continue | stop: a failing validation (checkpoint saved first)
         "log_interval": 20,
@@ -298,6 +301,8 @@ def _checks():
         "train.compression_threshold": _number(0, lo_open=True),
         "train.kvstore_bigarray_bound": _number(1, integer=True),
         "train.checkpoint_interval": _number(1, integer=True),
+        "train.keep_checkpoints": _number(1, integer=True),
+        "train.keep_every": _number(0, integer=True),
         "test.flip_fusion": Choice(FLIP_FUSIONS + (None,)),
         "test.workers": _number(0, integer=True),
         "test.batch_size": _number(1, integer=True),

@@ -4,7 +4,15 @@ Files in ``work_dir``: ``epoch_0007.params``, ``epoch_0007.states``, ``epoch_000
 ``latest.json`` (a copy of the newest epoch's json). Every file is written atomically (temp file +
 ``os.replace``, usual file mode), the json last, so a crash mid-save leaves the previous checkpoint
 intact and ``latest.json`` never points at a half-written file; temp files of a killed save are
-removed by the next save. Old epochs are kept.
+removed by the next save.
+
+Retention (:func:`apply_retention`, after every save): the ``keep`` newest complete checkpoints
+keep parameters and states; an older epoch divisible by ``keep_every`` keeps its parameters as
+``snapshot_epoch_NNNN.params`` (never used by ``--resume``); everything else of older epochs is
+removed, the record first (so a half-removed epoch is no longer a checkpoint), then the states,
+then the parameters; files a killed removal left behind are removed by the next one. The best
+validation AP's parameters stay as ``best.params`` (:func:`save_best`, a hard link: no copy),
+named with its epoch and AP in ``best.json`` and under ``"best"`` in ``latest.json``.
 
 :func:`resume_checkpoint` loads the newest checkpoint that loads: a truncated or corrupt
 ``.params`` / ``.states`` is named in a warning and the next older epoch is tried.
@@ -21,7 +29,10 @@ from ..utils.io import (atomic_save_parameters, atomic_write, atomic_write_json,
 
 LOG = logging.getLogger(__name__)
 LATEST = "latest.json"
+BEST = "best.json"
+BEST_PARAMS = "best.params"
 _EPOCH_JSON = re.compile(r"^epoch_(\d+)\.json$")
+_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(params|states|json)$")
 
 
 def epoch_prefix(work_dir, epoch):
@@ -40,6 +51,9 @@ def save_checkpoint(work_dir, epoch, net, trainer, meta):
         atomic_write(prefix + ".states", trainer.save_states)
     record = dict(meta, epoch=epoch, params=os.path.basename(prefix + ".params"),
                   states=os.path.basename(prefix + ".states") if trainer is not None else None)
+    best = read_best(work_dir)
+    if best is not None:
+        record["best"] = best
     atomic_write_json(record, prefix + ".json", indent=1)
     atomic_write_json(record, os.path.join(work_dir, LATEST), indent=1)
     return prefix + ".json"
@@ -184,3 +198,107 @@ def resume_checkpoint(work_dir, net, trainer, ctx=None):
     if failures:
         raise CheckpointError("no checkpoint in %s loads:\n  %s" % (work_dir, "\n  ".join(failures)))
     return None
+
+
+def read_best(work_dir):
+    """The record of ``best.params`` (``{"epoch", "metric", "value", "params"}``) or None."""
+    path = os.path.join(work_dir, BEST)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            best = json.load(f)
+    except (OSError, ValueError) as err:
+        LOG.warning("unreadable %s (%s): the best checkpoint will be chosen again", path, err)
+        return None
+    return best if isinstance(best, dict) and "value" in best else None
+
+
+def save_best(work_dir, epoch, metric, value):
+    """Keep ``epoch``'s parameters as ``best.params`` when ``value`` of ``metric`` (higher is
+    better) beats the kept one; returns True when it did. A hard link to the epoch's file (no
+    copy; the epoch's own file may be removed later), replaced atomically; then ``best.json``,
+    then ``latest.json``'s ``"best"`` entry."""
+    if value is None or value != value:   # missing or NaN
+        return False
+    best = read_best(work_dir)
+    if best is not None and best.get("metric") == metric and not value > best["value"]:
+        return False
+    source = epoch_prefix(work_dir, epoch) + ".params"
+    target = os.path.join(work_dir, BEST_PARAMS)
+
+    def link(tmp):
+        try:
+            os.link(source, tmp)
+        except OSError:   # a file system without hard links
+            import shutil
+            shutil.copyfile(source, tmp)
+    atomic_write(target, link)
+    best = {"epoch": int(epoch), "metric": metric, "value": float(value), "params": BEST_PARAMS}
+    atomic_write_json(best, os.path.join(work_dir, BEST), indent=1)
+    latest = os.path.join(work_dir, LATEST)
+    try:
+        record = _read_record(latest)
+    except CheckpointError:
+        return True
+    atomic_write_json(dict(record, best=best), latest, indent=1)
+    return True
+
+
+def snapshot_path(work_dir, epoch):
+    """Where :func:`apply_retention` keeps the parameters of a ``keep_every`` epoch."""
+    return os.path.join(work_dir, "snapshot_epoch_%04d.params" % epoch)
+
+
+def _epoch_files(work_dir):
+    """{epoch: {"params"|"states"|"json": path}} of the epoch files in ``work_dir``."""
+    found = {}
+    for name in os.listdir(work_dir):
+        match = _EPOCH_FILE.match(name)
+        if match:
+            found.setdefault(int(match.group(1)), {})[match.group(2)] = os.path.join(work_dir, name)
+    return found
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def apply_retention(work_dir, *, keep=2, keep_every=0):
+    """Remove what the retention rules do not keep (module notes); returns the epochs whose
+    checkpoint was removed. The ``keep`` newest complete checkpoints (a record whose files exist)
+    and the one ``latest.json`` names are never touched. Call it after a save completed."""
+    if int(keep) < 1:
+        raise ValueError("keep must be >= 1, got %r" % (keep,))
+    files = _epoch_files(work_dir)
+    complete = [r["epoch"] for r in list_checkpoints(work_dir)
+                if all(os.path.isfile(os.path.join(work_dir, r[k]))
+                       for k in ("params", "states") if r.get(k))]
+    kept = set(complete[:int(keep)])
+    try:
+        latest = find_latest(work_dir)
+    except CheckpointError:
+        latest = None
+    if latest is not None:
+        kept.add(latest["epoch"])
+    if not kept:
+        return []
+    newest_kept = max(kept)
+    removed = []
+    for epoch in sorted(files):
+        if epoch in kept or epoch > newest_kept:   # newer files: a save in progress elsewhere
+            continue
+        parts = files[epoch]
+        for kind in ("json", "states"):
+            if kind in parts:
+                _remove(parts[kind])
+        if "params" in parts:
+            if keep_every and epoch % int(keep_every) == 0:
+                os.replace(parts["params"], snapshot_path(work_dir, epoch))
+            else:
+                _remove(parts["params"])
+        removed.append(epoch)
+    return removed

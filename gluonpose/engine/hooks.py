@@ -15,7 +15,7 @@ from ..config import VAL_ERRORS
 from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
 from ..utils.progress import EpochProgress
-from .checkpoint import save_checkpoint, update_checkpoint_metrics
+from .checkpoint import apply_retention, save_best, save_checkpoint, update_checkpoint_metrics
 from .train_loop import LOSS_TERMS, check_finite, mean_over_workers
 
 LOG = logging.getLogger(__name__)
@@ -112,10 +112,17 @@ class MetricsHook(HookBase):
 
 class CheckpointHook(HookBase):
     """Parameters, trainer states and a json record every ``interval`` epochs and after the last
-    (rank 0), atomically; the record's metrics follow later changes of the row (validation)."""
+    (rank 0), atomically; the record's metrics follow later changes of the row (validation).
+    After each save the retention rules apply (``keep`` newest with states, parameters of every
+    ``keep_every``-th epoch as snapshots; :func:`~.checkpoint.apply_retention`), and with
+    ``keep_best`` the parameters of the best ``best_metric`` (validation AP) so far are kept as
+    ``best.params``."""
 
-    def __init__(self, work_dir, *, interval=1, meta=None):
+    def __init__(self, work_dir, *, interval=1, meta=None, keep=None, keep_every=0,
+                 keep_best=False, best_metric="AP"):
         self.work_dir, self.interval, self.meta = work_dir, max(int(interval), 1), meta
+        self.keep, self.keep_every, self.keep_best = keep, int(keep_every or 0), keep_best
+        self.best_metric = best_metric
         self.saved_epoch = None
 
     def saves(self, loop):
@@ -129,10 +136,17 @@ class CheckpointHook(HookBase):
             save_checkpoint(self.work_dir, loop.epoch + 1, loop.net, loop.trainer,
                             dict(self.meta or {}, metrics=loop.row))
             self.saved_epoch = loop.epoch + 1
+            if self.keep:
+                apply_retention(self.work_dir, keep=self.keep, keep_every=self.keep_every)
 
     def row_updated(self, loop):
         if self.saved_epoch == loop.epoch + 1:
             update_checkpoint_metrics(self.work_dir, loop.epoch + 1, loop.row)
+            value = loop.row.get(self.best_metric)
+            if self.keep_best and isinstance(value, (int, float)) and save_best(
+                    self.work_dir, loop.epoch + 1, self.best_metric, value):
+                LOG.info("best %s so far (%.4f) after epoch %d: kept as %s", self.best_metric,
+                         value, loop.epoch + 1, os.path.join(self.work_dir, "best.params"))
 
 
 class ValidationHook(HookBase):

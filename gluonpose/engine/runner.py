@@ -159,4 +159,5 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
                global_batch=per_worker_batch * num_workers, work_dir=work_dir, rank=rank, meta=meta,
                log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
                validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv,
-               val_errors=tcfg.val_errors)
+               val_errors=tcfg.val_errors, keep_checkpoints=tcfg.keep_checkpoints,
+               keep_every=tcfg.keep_every, keep_best=tcfg.keep_best)

@@ -18,16 +18,19 @@ from .train_loop import TrainLoop
 def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
         validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue",
-        progress_interval=None):
+        progress_interval=None, keep_checkpoints=None, keep_every=0, keep_best=False):
     """Train ``net`` from ``start_epoch`` to ``epochs`` with the standard hooks, in this order:
     the NaN guard, ``iterations.csv`` / ``metrics.csv`` (rows of a killed run past
     ``start_epoch`` dropped), the checkpoint (every ``checkpoint_interval`` epochs and the last;
     before validation, so a failing validation never loses the epoch), validation every
     ``val_interval`` epochs on rank 0 (``val_errors``: ``continue`` or ``stop``), progress (a
     bar on a terminal, else a log line every ``progress_interval`` steps; the epoch's line),
-    ``curves.png``. Returns the per-epoch metric rows."""
+    ``curves.png``. Retention after each checkpoint: ``keep_checkpoints`` newest with states
+    (None: all), parameters of every ``keep_every``-th epoch, with ``keep_best`` the best
+    validation AP's parameters (``best.params``). Returns the per-epoch metric rows."""
     metrics = h.MetricsHook(work_dir, log_interval=log_interval)
-    ckpt = h.CheckpointHook(work_dir, interval=checkpoint_interval, meta=meta)
+    ckpt = h.CheckpointHook(work_dir, interval=checkpoint_interval, meta=meta,
+                            keep=keep_checkpoints, keep_every=keep_every, keep_best=keep_best)
     chain = [h.NonFiniteGuard(), metrics, ckpt]
     if validate is not None and val_interval:
         chain.append(h.ValidationHook(validate, interval=val_interval, val_errors=val_errors))
