@@ -44,3 +44,8 @@ class LaunchError(ConfigError, RuntimeError):
 
 class OutputError(UserError, OSError):
     """An output the user named cannot be written (bad extension, unwritable folder); still an OSError."""
+
+
+class DiskFullError(OutputError):
+    """An output could not be written because its file system is full (ENOSPC, EDQUOT); the
+    message names the path and what was being written."""

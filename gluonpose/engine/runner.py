@@ -12,6 +12,7 @@ from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
 from ..data.pipeline import TopDownTrainTransform
 from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
+from ..utils.io import check_writable
 from ..utils.log import setup_logging
 from .checkpoint import load_checkpoint, resume_checkpoint, resume_record
 from .context import get_contexts
@@ -62,6 +63,7 @@ def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate
     In a distributed job, run it inside :class:`~gluonpose.dist.failfast.WorkerRun` (the
     training command does), so that an error on this worker ends it promptly and the launcher
     stops the job."""
+    check_writable(cfg.train.work_dir, "train.work_dir")   # before any work
     compression, bound = kvstore_options(cfg.train)
     kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
     history = _train(cfg, kv, rank, num_workers, resume=resume, gpus=gpus, progress=progress,

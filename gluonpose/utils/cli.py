@@ -32,10 +32,16 @@ def report_user_error(err, prog=None):
 
 def run_cli(run, args, log_level=logging.INFO):
     """Call ``run(args)`` with logging set up. Returns 0 (or ``run``'s integer result), or 2 after
-    printing ``error: ...`` for a :class:`~gluonpose.errors.UserError`. Everything else propagates."""
+    printing ``error: ...`` for a :class:`~gluonpose.errors.UserError` or a full file system.
+    Everything else propagates."""
     setup_logging(level=log_level)
     try:
         result = run(args)
     except UserError as err:
         return report_user_error(err)
+    except OSError as err:   # a full disk where no writer named its file: still one error line
+        from .io import FULL, disk_full_error
+        if err.errno not in FULL:
+            raise
+        return report_user_error(disk_full_error(err.filename or "an output file"))
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

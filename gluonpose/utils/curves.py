@@ -3,7 +3,7 @@ validation-AP curves."""
 import csv
 import os
 
-from .io import atomic_write
+from .io import atomic_write, output_guard
 
 
 class MetricsCSV:
@@ -41,7 +41,7 @@ class MetricsCSV:
         atomic_write(self.path, write)
 
     def append(self, row):
-        with open(self.path, "a", newline="") as f:
+        with output_guard(self.path), open(self.path, "a", newline="") as f:
             csv.writer(f).writerow([row.get(c, "") for c in self.columns])
 
     def replace_last(self, row):

@@ -5,11 +5,14 @@ usual 0644), so the final file gets the usual mode, not mkstemp's 0600. A write 
 ``os.replace`` leaves its temp file behind; :func:`remove_stale_temp_files` removes those of
 processes that are gone (the checkpoint saver calls it on every save).
 """
+import contextlib
 import errno
 import json
 import logging
 import os
 import secrets
+
+from ..errors import DiskFullError, OutputError
 
 LOG = logging.getLogger(__name__)
 TMP_PREFIX = ".tmp-"
@@ -29,18 +32,70 @@ def _tmp_path(path):
         return tmp
 
 
-def atomic_write(path, write_fn):
-    """Call ``write_fn(tmp_path)`` and move the result onto ``path``; clean up on failure."""
-    tmp = _tmp_path(path)
+#: errno values of a full file system
+FULL = (errno.ENOSPC, errno.EDQUOT)
+#: what a file holds, by extension (for the message when it cannot be written)
+_WHAT = {".params": "parameters", ".states": "trainer states", ".json": "a json record",
+         ".csv": "metrics", ".png": "a plot", ".txt": "the log", ".yaml": "the config"}
+
+
+def describe_output(path):
+    """What ``path`` holds, for messages (``'trainer states'``, ``'metrics'`` ...)."""
+    return _WHAT.get(os.path.splitext(path)[1].lower(), "a file")
+
+
+def disk_full_error(path, what=None):
+    """The :class:`DiskFullError` for ``path``."""
+    return DiskFullError("no space left on the device of %s while writing %s (%s); free space, "
+                         "then run again (training: --resume continues from the last complete "
+                         "checkpoint, which is intact)" % (path, what or describe_output(path),
+                         os.path.dirname(os.path.abspath(path))))
+
+
+@contextlib.contextmanager
+def output_guard(path, what=None):
+    """Turn a full file system (ENOSPC / EDQUOT) while writing ``path`` into a
+    :class:`DiskFullError` naming it; other errors pass unchanged."""
     try:
-        write_fn(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        yield
+    except OSError as err:
+        if err.errno in FULL and not isinstance(err, DiskFullError):
+            raise disk_full_error(path, what) from None
         raise
+
+
+def atomic_write(path, write_fn, what=None):
+    """Call ``write_fn(tmp_path)`` and move the result onto ``path``; clean up on failure. A full
+    file system raises :class:`DiskFullError` naming ``path`` and ``what`` it holds (default:
+    from its extension); ``path`` itself is untouched."""
+    with output_guard(path, what):
+        tmp = _tmp_path(path)
+        try:
+            write_fn(tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+
+def check_writable(folder, what):
+    """Create ``folder`` if needed and write + remove a probe file in it; :class:`OutputError`
+    naming ``what`` (e.g. ``'train.work_dir'``) when that fails (before any work is done)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = _tmp_path(os.path.join(folder, "write-probe"))
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+        os.remove(probe)
+    except OSError as err:
+        if err.errno in FULL:
+            raise disk_full_error(folder, "a probe file")
+        raise OutputError("%s %s is not writable: %s" % (what, folder, err.strerror or err))
 
 
 def atomic_save_parameters(net, path):

@@ -1,6 +1,7 @@
 """The one logging set-up of gluonpose (scripts, training runs): console, optionally a file, one format."""
 import logging
 import os
+import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -15,5 +16,17 @@ def setup_logging(log_file=None, level=logging.INFO):
     handlers = [logging.StreamHandler()]
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
-        handlers.append(logging.FileHandler(log_file))
+        handlers.append(_LogFile(log_file))
     logging.basicConfig(level=level, format=FORMAT, handlers=handlers, force=bool(log_file))
+
+
+class _LogFile(logging.FileHandler):
+    """A log file whose full file system stops the program with a DiskFullError naming it
+    (logging's default prints a traceback and carries on without the log)."""
+
+    def handleError(self, record):
+        err = sys.exc_info()[1]
+        from .io import FULL, disk_full_error
+        if isinstance(err, OSError) and err.errno in FULL:
+            raise disk_full_error(self.baseFilename, "the log") from None
+        super().handleError(record)
