@@ -12,6 +12,8 @@ INSTALL_REQUIRES = [
     "tqdm",
     # the compiled Hough decoder (gluonpose/codecs/hough.py): wheels for Python 3.9-3.11, numpy 1.23
     "numba>=0.58,<0.61",
+    # JPEG decoding that reports corrupt data (libjpeg-turbo, strict mode); wheels for 3.9-3.11
+    "simplejpeg>=1.7,<2",
 ]
 
 EXTRAS = {

@@ -106,10 +106,13 @@ def test_unreadable_image_raise_or_skip(noise_records, tiny_net, tmp_path):
 
 
 def test_truncated_or_corrupt_images_raise_or_skip(noise_records, tiny_net, tmp_path, data_dir):
-    """A JPEG cut in half, a PNG cut short and garbage bytes: named errors, or their boxes dropped."""
+    """A JPEG cut in half, a JPEG with bytes missing inside its scan, a PNG cut short and garbage
+    bytes: named errors, or their boxes dropped."""
     jpeg = open(os.path.join(data_dir, "samples", "coco", "000000000785.jpg"), "rb").read()
     png = open(noise_records[0].image_path, "rb").read()
+    from test_pipeline import damage_scan
     broken = {"half.jpg": jpeg[:len(jpeg) // 2], "cut.png": png[:len(png) // 2],
+              "damaged_scan.jpg": damage_scan(jpeg),
               "garbage.png": np.random.default_rng(1).bytes(4000)}
     codec = HeatmapOffsetCodec(input_size_wh=(64, 96))
     pred = TopDownPredictor(tiny_net, codec, flip=False)

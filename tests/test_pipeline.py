@@ -198,11 +198,21 @@ def test_rotation_tta_crop_maps_back(coco):
         np.testing.assert_allclose(back[m], rec.keypoints[m, :2], atol=0.05)
 
 
+def damage_scan(data, removed=50):
+    """A JPEG with ``removed`` bytes cut out of the middle of its entropy-coded data: complete
+    (it still ends with its end-of-image marker) and decoded by OpenCV without error."""
+    sos = data.find(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2:sos + 4], "big")
+    middle = (start + len(data)) // 2
+    return data[:middle] + data[middle + removed:]
+
+
 def _broken_images(folder, jpeg_src):
     """{name: path} of a real JPEG cut in half, a PNG cut short, garbage bytes and an empty file."""
     data = open(jpeg_src, "rb").read()
     png = cv2.imencode(".png", cv2.imread(jpeg_src))[1].tobytes()
     files = {"half.jpg": data[:len(data) // 2], "no_eoi.jpg": data[:-2], "cut.png": png[:len(png) // 2],
+             "damaged_scan.jpg": damage_scan(data),
              "no_iend.png": png[:-12], "garbage.jpg": os.urandom(3000),
              "fake_header.jpg": b"\xff\xd8 this is not a jpeg", "empty.png": b""}
     out = {}
@@ -219,6 +229,8 @@ def test_read_image_detects_truncated_and_corrupt_files(tmp_path, data_dir):
     data = open(src, "rb").read()
     half = cv2.imdecode(np.frombuffer(data[:len(data) // 2], np.uint8), cv2.IMREAD_COLOR)
     assert half is not None and half.shape == cv2.imread(src).shape
+    damaged = cv2.imdecode(np.frombuffer(damage_scan(data), np.uint8), cv2.IMREAD_COLOR)
+    assert damaged is not None and damaged.shape == half.shape   # OpenCV: no error either
     for name, path in _broken_images(tmp_path, src).items():
         with pytest.raises(DatasetError, match=name.replace(".", r"\.")):
             read_image(path)

@@ -184,6 +184,11 @@ def run(args):
                                rounds=args.rounds, quiet_wait=args.quiet_wait, threads=args.threads)
     if args.side_by_side:
         return side_by_side(args)
+    if args.jpeg:
+        from .jpeg import bench_jpeg
+        res = bench_jpeg(os.path.join(ROOT, "tests", "data", "samples"),
+                         work_dir=os.path.join(ROOT, "work_dirs", "bench"))
+        return 0 if res["rejected"] == res["differing"] == 0 else 1
     if args.sync:
         from .sync import DEFAULT_MODELS, bench_sync
         print("links: every emulated machine's outgoing rate %g Mbit/s (tc tbf), %d syncs per job "

@@ -2,12 +2,24 @@
 
 OpenCV decodes a JPEG cut short as an image whose lower part is flat grey (libjpeg only prints
 "Premature end of JPEG file", without the file name), so the bytes are checked first: a JPEG must
-reach its end-of-image marker and a PNG its IEND chunk. Every failure is a
-:class:`~gluonpose.errors.DatasetError` (or :class:`~gluonpose.errors.MissingFileError`) naming
-the file; callers decide whether that is an error or a counted skip (``data.on_bad``).
+reach its end-of-image marker and a PNG its IEND chunk.
+
+Damage inside a JPEG's entropy-coded data (flipped or missing bytes) is reported by libjpeg as a
+*warning* ("Corrupt JPEG data: premature end of data segment", "bad Huffman code", "N extraneous
+bytes before marker"), which OpenCV prints and then returns the damaged image. JPEGs are
+therefore decoded with libjpeg-turbo through ``simplejpeg`` in strict mode (warnings are errors),
+with OpenCV's settings (accurate integer DCT, fancy upsampling): the pixels are identical to
+``cv2.imdecode`` and decoding is not slower (measured: docs/benchmarks.md). A JPEG simplejpeg
+cannot convert (CMYK, 12-bit) goes to OpenCV as before. Damage that leaves a valid code stream
+(some single flipped bytes) cannot be seen by any decoder: JPEG carries no checksum.
+
+Every failure is a :class:`~gluonpose.errors.DatasetError` (or
+:class:`~gluonpose.errors.MissingFileError`) naming the file; callers decide whether that is an
+error or a counted skip (``data.on_bad``).
 """
 import cv2
 import numpy as np
+import simplejpeg
 
 from ..errors import DatasetError, MissingFileError
 
@@ -86,6 +98,23 @@ def image_bytes_problem(data):
     return None
 
 
+def decode_jpeg_strict(data, path="<bytes>"):
+    """(H, W, 3) uint8 RGB of a JPEG, decoded as OpenCV does, with libjpeg's corrupt-data
+    warnings raised as a :class:`~gluonpose.errors.DatasetError` naming ``path``; None when this
+    decoder does not handle the file (the caller uses OpenCV)."""
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False,
+                                      strict=True)
+    except ValueError as strict_error:
+        try:
+            simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=False, fastupsample=False,
+                                   strict=False)
+        except ValueError:
+            return None   # not a warning: an error of this decoder (unsupported kind of JPEG)
+        reason = str(strict_error).strip().splitlines()[0] if str(strict_error).strip() else "?"
+        raise DatasetError("corrupt JPEG data (libjpeg: %s): %s" % (reason, path)) from None
+
+
 def read_image(path):
     """Read an image file as (H, W, 3) uint8 **RGB**; EXIF orientation is ignored (as official
     HRNet, so pixels match the annotations).
@@ -93,7 +122,8 @@ def read_image(path):
     The one image reader of training, evaluation and the demo. Raises
     :class:`~gluonpose.errors.MissingFileError` when the file does not exist and
     :class:`~gluonpose.errors.DatasetError` (naming the file) when it is unreadable, empty, a
-    truncated JPEG/PNG (see :func:`image_bytes_problem`) or not decodable.
+    truncated JPEG/PNG (see :func:`image_bytes_problem`), a JPEG with corrupt data (see
+    :func:`decode_jpeg_strict`) or not decodable.
     """
     try:
         with open(path, "rb") as f:
@@ -105,6 +135,10 @@ def read_image(path):
     problem = image_bytes_problem(data)
     if problem is not None:
         raise DatasetError("%s: %s" % (problem, path))
+    if data.startswith(_JPEG_SOI):
+        rgb = decode_jpeg_strict(data, path)
+        if rgb is not None:
+            return rgb
     img = cv2.imdecode(np.frombuffer(data, np.uint8),
                        cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if img is None:
