@@ -103,6 +103,7 @@ DEFAULTS = {
         "keep_checkpoints": 2,            # newest complete checkpoints kept with trainer states (resume)
         "keep_best": True,                # keep the best validation AP's parameters as best.params
         "keep_every": 0,                  # also keep the parameters of every N-th epoch (0: none)
+        "checkpoint_minutes": 30.0,       # a mid-epoch checkpoint every N minutes (0: only on SIGTERM/SIGUSR1)
         "val_interval": 0,                # 0 = no validation during training
         "val_errors": "continue",         # continue | stop: a failing validation (checkpoint saved first)
         "log_interval": 20,
@@ -303,6 +304,7 @@ def _checks():
         "train.checkpoint_interval": _number(1, integer=True),
         "train.keep_checkpoints": _number(1, integer=True),
         "train.keep_every": _number(0, integer=True),
+        "train.checkpoint_minutes": _number(0),
         "test.flip_fusion": Choice(FLIP_FUSIONS + (None,)),
         "test.workers": _number(0, integer=True),
         "test.batch_size": _number(1, integer=True),

@@ -99,7 +99,15 @@ class ToyLoader:
         self.rank, self.fail, self.work_dir, self.epoch = rank, fail, work_dir, 0
 
     def __len__(self):
-        return len(self.sampler) // self.batch
+        return (len(self.sampler) - self.skip) // self.batch
+
+    skip = 0
+
+    def set_epoch(self, epoch, skip=0):
+        """The training loop's sampler interface (a resumed mid-epoch run skips ``skip``
+        samples of the epoch)."""
+        self.sampler.set_epoch(epoch)
+        self.skip = int(skip)
 
     def _maybe_fail(self, epoch, step, x):
         mode, rank, at = self.fail
@@ -119,10 +127,11 @@ class ToyLoader:
         raise ValueError("unknown fail mode %r" % mode)
 
     def __iter__(self):
-        idx = self.sampler.indices()
+        idx = self.sampler.indices()[self.skip:]
         epoch = self.sampler._epoch
-        for step in range(len(self)):
-            sel = idx[step * self.batch:(step + 1) * self.batch]
+        first = self.skip // self.batch
+        for step in range(first, first + len(self)):
+            sel = idx[(step - first) * self.batch:(step - first + 1) * self.batch]
             time.sleep(getattr(self, "step_sleep", 0.0))
             x = self._maybe_fail(epoch, step, self.data[sel])
             yield (mx.nd.array(x), mx.nd.array(self.target[sel]),
@@ -161,11 +170,12 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
     from gluonpose.engine.schedule import MultiStepSchedule
     from gluonpose.engine.trainer import fit
 
-    start = 0
+    start, resume_state = 0, None
     if args.resume:
         record = find_latest(work_dir)
         if record is not None:
             start = load_checkpoint(work_dir, record, net, trainer)
+            resume_state = record.get("loop_state") if record.get("step") else None
         check_same_start_epoch(kv, start, work_dir)
     broadcast_parameters(net.collect_params(), kv)
     broadcast_trainer_states(trainer, kv)
@@ -187,10 +197,11 @@ def _fit_body(args, kv, rank, num_workers, work_dir, net, trainer, data, target)
     fail = (args.fail, args.fail_rank, tuple(int(v) for v in args.fail_at.split(":")))
     loader = ToyLoader(data, target, sampler, args.batch_per_worker, rank, fail, work_dir)
     loader.step_sleep = args.step_sleep
-    fit(net, ToyLoss(), loader, sampler, trainer, MultiStepSchedule(0.01, [2], 0.1),
+    fit(net, ToyLoss(), loader, loader, trainer, MultiStepSchedule(0.01, [2], 0.1),
         ctx_list=[mx.cpu()], start_epoch=start, epochs=args.epochs,
         global_batch=global_batch_size(args.batch_per_worker, num_workers), work_dir=work_dir,
-        rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv)
+        rank=rank, meta={"toy": True}, log_interval=2, progress=False, kvstore=kv,
+        resume_state=resume_state)
     return 0
 
 

@@ -127,22 +127,26 @@ class TopDownDataset(gluon.data.Dataset):
 
 
 class EpochSampler(gluon.data.Sampler):
-    """Wraps a shard sampler with ``set_epoch``; yields ``(epoch, index)`` pairs."""
+    """Wraps a shard sampler with ``set_epoch``; yields ``(epoch, index)`` pairs. ``skip``: the
+    first samples of the epoch already trained on (a run resumed mid-epoch): the same order,
+    starting after them."""
 
     def __init__(self, sampler, epoch=0):
         self.sampler = sampler
         self.epoch = epoch
+        self.skip = 0
 
-    def set_epoch(self, epoch):
+    def set_epoch(self, epoch, skip=0):
         self.epoch = int(epoch)
+        self.skip = int(skip)
         self.sampler.set_epoch(epoch)
 
     def __iter__(self):
         epoch = self.epoch
-        return ((epoch, int(i)) for i in self.sampler)
+        return ((epoch, int(i)) for k, i in enumerate(self.sampler) if k >= self.skip)
 
     def __len__(self):
-        return len(self.sampler)
+        return max(len(self.sampler) - self.skip, 0)
 
 
 def make_train_loader(dataset, sampler, batch_size, num_workers=0):

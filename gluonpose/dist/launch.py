@@ -596,6 +596,19 @@ class _Supervisor:
     def stop_all(self):
         _stop_all(self.procs)
 
+    def stop_workers_first(self, wait_s):
+        """SIGTERM the workers' main processes (not their loader processes: a step in flight may
+        still need them) and wait up to ``wait_s`` s for them to exit."""
+        workers = [p for p, s in zip(self.procs, self.plan) if s.role == "worker"]
+        for proc in workers:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and any(p.poll() is None for p in workers):
+            time.sleep(0.05)
+
     def close(self):
         for t in self.pumps:
             if t is not None:
@@ -608,7 +621,8 @@ class _Supervisor:
 UNREACHABLE_EXIT = 69
 
 
-def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05, watch=None):
+def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05, watch=None,
+             term_grace=60.0):
     """Start every ProcSpec, supervise them, return the job's exit status.
 
     0 when all workers exit 0 (and no server/scheduler fails within ``grace`` seconds after);
@@ -616,6 +630,8 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
     130/143/129 on SIGINT/SIGTERM/SIGHUP, :data:`UNREACHABLE_EXIT` when ``watch`` (a
     :class:`HostWatch` over the plan's hosts) reports a machine that stopped answering. Output goes to ``<log_dir>/<name>.log`` or, without
     ``log_dir``, to ``out`` (binary; default stdout) with each line prefixed ``[name] ``.
+    On SIGTERM the workers get it first and up to ``term_grace`` seconds to exit (the training
+    saves a mid-epoch checkpoint), while servers and scheduler still run; then everything stops.
     """
     if log_dir:
         os.makedirs(log_dir, exist_ok=True)
@@ -642,8 +658,12 @@ def run_plan(plan, timeout=None, log_dir=None, grace=30.0, out=None, poll_s=0.05
         job.stop_all()
         return 130
     except _Terminated as term:
-        job.say("%s; stopping all processes" % ("hung up" if term.signum == signal.SIGHUP
-                                                else "terminated"))
+        if term.signum == signal.SIGTERM:   # SLURM's time limit / preemption: workers save first
+            job.say("terminated; passing SIGTERM to the workers (they save a mid-epoch checkpoint "
+                    "and exit), then stopping all processes")
+            job.stop_workers_first(term_grace)
+        else:
+            job.say("hung up; stopping all processes")
         job.stop_all()
         return 128 + term.signum
     except BaseException:

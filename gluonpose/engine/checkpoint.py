@@ -33,6 +33,8 @@ BEST = "best.json"
 BEST_PARAMS = "best.params"
 _EPOCH_JSON = re.compile(r"^epoch_(\d+)\.json$")
 _EPOCH_FILE = re.compile(r"^epoch_(\d+)\.(params|states|json)$")
+_MID_JSON = re.compile(r"^midepoch_(\d+)_(\d+)\.json$")
+_MID_FILE = re.compile(r"^midepoch_(\d+)_(\d+)\.(params|states|json)$")
 
 
 def epoch_prefix(work_dir, epoch):
@@ -57,6 +59,51 @@ def save_checkpoint(work_dir, epoch, net, trainer, meta):
     atomic_write_json(record, prefix + ".json", indent=1)
     atomic_write_json(record, os.path.join(work_dir, LATEST), indent=1)
     return prefix + ".json"
+
+
+def midepoch_prefix(work_dir, epoch, step):
+    """Path prefix of the mid-epoch checkpoint after ``step`` steps of (1-based) ``epoch``."""
+    return os.path.join(work_dir, "midepoch_%04d_%06d" % (epoch, step))
+
+
+def save_midepoch_checkpoint(work_dir, epoch, loop_state, net, trainer, meta):
+    """Save in the middle of (1-based) ``epoch``, after ``loop_state["step"]`` of its steps
+    (preemption, time limit, timer). The record's ``epoch`` is the number of completed epochs
+    (``epoch - 1``) and ``loop_state`` says how to continue; ``latest.json`` names it, so
+    ``--resume`` continues mid-epoch. Older mid-epoch checkpoints are removed once it is
+    complete. Returns the json path."""
+    os.makedirs(work_dir, exist_ok=True)
+    remove_stale_temp_files(work_dir)
+    prefix = midepoch_prefix(work_dir, epoch, int(loop_state["step"]))
+    atomic_save_parameters(net, prefix + ".params")
+    atomic_write(prefix + ".states", trainer.save_states)
+    record = dict(meta, epoch=epoch - 1, step=int(loop_state["step"]), loop_state=loop_state,
+                  params=os.path.basename(prefix + ".params"),
+                  states=os.path.basename(prefix + ".states"))
+    best = read_best(work_dir)
+    if best is not None:
+        record["best"] = best
+    atomic_write_json(record, prefix + ".json", indent=1)
+    atomic_write_json(record, os.path.join(work_dir, LATEST), indent=1)
+    remove_midepoch_checkpoints(work_dir, before=(epoch - 1, int(loop_state["step"])))
+    return prefix + ".json"
+
+
+def remove_midepoch_checkpoints(work_dir, before):
+    """Remove mid-epoch checkpoints older than ``before`` = (completed epochs, step) (the record
+    first); an epoch-end save supersedes those of its epoch: ``before=(epoch, 0)``."""
+    for name in sorted(os.listdir(work_dir)):
+        match = _MID_FILE.match(name)
+        if match and (int(match.group(1)) - 1, int(match.group(2))) < tuple(before) \
+                and match.group(3) == "json":
+            stem = os.path.join(work_dir, name[:-len(".json")])
+            for ext in (".json", ".states", ".params"):
+                _remove(stem + ext)
+    for name in os.listdir(work_dir):   # parts a killed removal left behind
+        match = _MID_FILE.match(name)
+        if match and (int(match.group(1)) - 1, int(match.group(2))) < tuple(before) \
+                and not os.path.exists(os.path.join(work_dir, name.rsplit(".", 1)[0] + ".json")):
+            _remove(os.path.join(work_dir, name))
 
 
 def _read_record(path):
@@ -101,14 +148,20 @@ def list_checkpoints(work_dir):
     """Records of every ``epoch_NNNN.json`` in ``work_dir``, newest epoch first (unreadable records
     are logged and left out)."""
     records = []
-    for path in glob.glob(os.path.join(glob.escape(work_dir), "epoch_*.json")):
-        if not _EPOCH_JSON.match(os.path.basename(path)):
+    for path in glob.glob(os.path.join(glob.escape(work_dir), "*epoch_*.json")):
+        name = os.path.basename(path)
+        if not (_EPOCH_JSON.match(name) or _MID_JSON.match(name)):
             continue
         try:
             records.append(_read_record(path))
         except CheckpointError as err:
             LOG.warning("%s", err)
-    return sorted(records, key=lambda r: r["epoch"], reverse=True)
+    return sorted(records, key=record_position, reverse=True)
+
+
+def record_position(record):
+    """(completed epochs, steps into the next epoch) of a checkpoint record."""
+    return int(record["epoch"]), int(record.get("step") or 0)
 
 
 def _first_line(err):
@@ -181,8 +234,8 @@ def resume_checkpoint(work_dir, net, trainer, ctx=None):
     except CheckpointError as err:
         LOG.warning("%s; looking for the epoch checkpoints instead", err)
         latest = None
-    if latest is not None and latest["epoch"] not in {r["epoch"] for r in candidates}:
-        candidates = sorted(candidates + [latest], key=lambda r: r["epoch"], reverse=True)
+    if latest is not None and record_position(latest) not in {record_position(r) for r in candidates}:
+        candidates = sorted(candidates + [latest], key=record_position, reverse=True)
     failures = []
     for record in candidates:
         try:
@@ -274,15 +327,15 @@ def apply_retention(work_dir, *, keep=2, keep_every=0):
     if int(keep) < 1:
         raise ValueError("keep must be >= 1, got %r" % (keep,))
     files = _epoch_files(work_dir)
-    complete = [r["epoch"] for r in list_checkpoints(work_dir)
-                if all(os.path.isfile(os.path.join(work_dir, r[k]))
-                       for k in ("params", "states") if r.get(k))]
+    complete = [r["epoch"] for r in list_checkpoints(work_dir) if not r.get("step")
+                and all(os.path.isfile(os.path.join(work_dir, r[k]))
+                        for k in ("params", "states") if r.get(k))]
     kept = set(complete[:int(keep)])
     try:
         latest = find_latest(work_dir)
     except CheckpointError:
         latest = None
-    if latest is not None:
+    if latest is not None and not latest.get("step"):
         kept.add(latest["epoch"])
     if not kept:
         return []

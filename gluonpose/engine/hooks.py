@@ -10,13 +10,17 @@ the means over workers they log are collective calls every worker makes.
 """
 import logging
 import os
+import signal
+import threading
+import time
 
 from ..config import VAL_ERRORS
 from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
 from ..utils.progress import EpochProgress
-from .checkpoint import apply_retention, save_best, save_checkpoint, update_checkpoint_metrics
-from .train_loop import LOSS_TERMS, check_finite, mean_over_workers
+from .checkpoint import (apply_retention, remove_midepoch_checkpoints, save_best, save_checkpoint,
+                         save_midepoch_checkpoint, update_checkpoint_metrics)
+from .train_loop import LOSS_TERMS, allreduce_scalars, check_finite, mean_over_workers
 
 LOG = logging.getLogger(__name__)
 ITER_COLUMNS = ("progress", "epoch", "iter", "lr", "loss", "heatmap", "offset", "samples_per_s")
@@ -75,7 +79,7 @@ class MetricsHook(HookBase):
             return
         self.iters = MetricsCSV(os.path.join(self.work_dir, "iterations.csv"), ITER_COLUMNS)
         self.epochs = MetricsCSV(os.path.join(self.work_dir, "metrics.csv"), EPOCH_COLUMNS)
-        dropped = self.iters.drop_after_epoch(loop.start_epoch) + \
+        dropped = self.iters.drop_after_epoch(loop.start_epoch, step=loop.start_step) + \
             self.epochs.drop_after_epoch(loop.start_epoch)
         if dropped:
             LOG.info("dropped %d csv row(s) of epochs after %d left by an earlier run", dropped,
@@ -136,6 +140,7 @@ class CheckpointHook(HookBase):
             save_checkpoint(self.work_dir, loop.epoch + 1, loop.net, loop.trainer,
                             dict(self.meta or {}, metrics=loop.row))
             self.saved_epoch = loop.epoch + 1
+            remove_midepoch_checkpoints(self.work_dir, before=(loop.epoch + 1, 0))
             if self.keep:
                 apply_retention(self.work_dir, keep=self.keep, keep_every=self.keep_every)
 
@@ -218,3 +223,53 @@ class CurvesHook(HookBase):
             return
         iters, epochs = self.metrics.read()
         plot_curves(iters, os.path.join(self.work_dir, "curves.png"), val_rows=epochs)
+
+
+class PreemptionHook(HookBase):
+    """Mid-epoch checkpoints: on SIGTERM or SIGUSR1 (what SLURM sends before a time limit or a
+    preemption) the run saves a mid-epoch checkpoint after the current step and stops (the
+    command then exits 0); every ``minutes`` (``train.checkpoint_minutes``; 0: never) it saves
+    one and goes on. ``--resume`` continues from it exactly where it stopped. With several
+    workers the decision is exchanged after every step (one small all-reduce: a signal on any
+    worker, rank 0's timer), so every worker stops after the same step; rank 0 writes."""
+
+    SIGNALS = ("SIGTERM", "SIGUSR1")
+
+    def __init__(self, work_dir, *, minutes=0, meta=None):
+        self.work_dir, self.minutes, self.meta = work_dir, float(minutes or 0), meta
+        self.received, self.previous, self.last_save = None, {}, None
+
+    def before_train(self, loop):
+        self.last_save = time.monotonic()
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            sig = getattr(signal, name)
+            self.previous[sig] = signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def after_step(self, loop):
+        due = bool(self.minutes) and loop.rank == 0 and \
+            time.monotonic() - self.last_save >= 60.0 * self.minutes
+        stop = self.received is not None
+        agreed = allreduce_scalars(loop.kvstore, {"stop": float(stop), "due": float(due)})
+        stop, due = agreed["stop"] > 0, agreed["due"] > 0   # the same on every worker
+        if not (stop or due) or loop.iter + 1 >= loop.iters_per_epoch:
+            return   # the epoch's end saves anyway
+        if loop.rank == 0:
+            path = save_midepoch_checkpoint(self.work_dir, loop.epoch + 1, loop.loop_state(),
+                                            loop.net, loop.trainer, dict(self.meta or {}))
+            LOG.info("%s: mid-epoch checkpoint after step %d of epoch %d: %s",
+                     ("received %s" % self.received) if stop and self.received else
+                     ("stop requested by another worker" if stop else "timer"),
+                     loop.iter + 1, loop.epoch + 1, path)
+        self.last_save = time.monotonic()
+        if stop:
+            loop.stop = True
+
+    def after_train(self, loop):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}

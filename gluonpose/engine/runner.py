@@ -68,6 +68,12 @@ def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate
     kv, rank, num_workers = create_kvstore(kvstore or cfg.train.kvstore, bigarray_bound=bound)
     history = _train(cfg, kv, rank, num_workers, resume=resume, gpus=gpus, progress=progress,
                      validate=validate, compression=compression)
+    if getattr(history, "stopped_at", None) is not None:
+        epoch, step = history.stopped_at
+        if rank == 0:
+            LOG.info("stopped by a signal after step %d of epoch %d (a mid-epoch checkpoint is "
+                     "saved): run the same command with --resume to continue", step, epoch + 1)
+        return history
     if on_finish is not None and rank == 0:
         on_finish(history)
     return history
@@ -88,8 +94,9 @@ def _build_data(cfg, ctx_list, rank, num_workers, seed):
 
 
 def _resume(resume, work_dir, net, trainer, ctx_list, kv):
-    """The number of epochs already done: 0, or those of the checkpoint ``resume`` names (True:
-    the newest of the work dir that loads; a path: that checkpoint or work dir), loaded."""
+    """``(epochs done, mid-epoch loop state or None)``: 0, or those of the checkpoint ``resume``
+    names (True: the newest of the work dir that loads; a path: that checkpoint or work dir),
+    loaded."""
     ckpt_dir = work_dir
     if isinstance(resume, str):  # --resume PATH: that checkpoint (a work dir: its newest that loads)
         ckpt_dir, record = resume_record(resume)
@@ -99,15 +106,18 @@ def _resume(resume, work_dir, net, trainer, ctx_list, kv):
             load_checkpoint(ckpt_dir, record, net, trainer, ctx=ctx_list)
     else:
         record = resume_checkpoint(work_dir, net, trainer, ctx=ctx_list) if resume else None
-    start_epoch = 0
+    start_epoch, state = 0, None
     if record is not None:
         start_epoch = record["epoch"]
-        LOG.info("resumed from %s after epoch %d", os.path.join(ckpt_dir, record["params"]), start_epoch)
+        state = record.get("loop_state") if record.get("step") else None
+        LOG.info("resumed from %s after epoch %d%s", os.path.join(ckpt_dir, record["params"]),
+                 start_epoch, " and %d steps of epoch %d" % (state["step"], start_epoch + 1)
+                 if state else "")
     elif resume:
         LOG.info("--resume: no checkpoint in %s, starting from scratch", work_dir)
     if resume:
         check_same_start_epoch(kv, start_epoch, work_dir)
-    return start_epoch
+    return start_epoch, state
 
 
 def _log_setup(cfg, dataset, loader, ctx_list, kv, num_workers, compression):
@@ -143,7 +153,7 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
     net.hybridize(static_alloc=tcfg.static_alloc, static_shape=tcfg.static_alloc)
     trainer = make_trainer(net.collect_params(), tcfg.optimizer,
                            {"learning_rate": tcfg.lr, "wd": tcfg.wd}, kv, compression=compression)
-    start_epoch = _resume(resume, work_dir, net, trainer, ctx_list, kv)
+    start_epoch, resume_state = _resume(resume, work_dir, net, trainer, ctx_list, kv)
     broadcast_parameters(net.collect_params(), kv)
     broadcast_trainer_states(trainer, kv)
     if rank == 0:
@@ -162,4 +172,5 @@ def _train(cfg, kv, rank, num_workers, *, resume, gpus, progress, validate, comp
                log_interval=tcfg.log_interval, checkpoint_interval=tcfg.checkpoint_interval,
                validate=validate, val_interval=tcfg.val_interval, progress=progress, kvstore=kv,
                val_errors=tcfg.val_errors, keep_checkpoints=tcfg.keep_checkpoints,
-               keep_every=tcfg.keep_every, keep_best=tcfg.keep_best)
+               keep_every=tcfg.keep_every, keep_best=tcfg.keep_best,
+               checkpoint_minutes=tcfg.checkpoint_minutes, resume_state=resume_state)

@@ -74,6 +74,12 @@ def mean_over_workers(kvstore, sums, count):
     return {k: v / n for k, v in totals.items()}
 
 
+class TrainHistory(list):
+    """The per-epoch metric rows; ``stopped_at``: ``(epoch, step)`` (0-based epoch, steps done)
+    when a hook stopped the run mid-epoch (preemption), else None."""
+    stopped_at = None
+
+
 class TrainLoop:
     """Epochs of :meth:`train_step` with hooks around them.
 
@@ -140,36 +146,63 @@ class TrainLoop:
         self.values = read_loss_terms(terms, [x.shape[0] for x in xs], self.batch)
         return self.values
 
-    def run(self, start_epoch, max_epochs):
+    def run(self, start_epoch, max_epochs, resume_state=None):
         """Train from ``start_epoch`` (0-based, = epochs already done) to ``max_epochs``; returns
-        the per-epoch metric rows."""
+        the per-epoch metric rows (:class:`TrainHistory`). ``resume_state``: the loop state of a
+        mid-epoch checkpoint (``step``, ``seen``, ``sums``, ``skipped``): epoch ``start_epoch``
+        continues after its first ``step`` steps. A hook may set ``stop`` (e.g. on SIGTERM, after
+        saving a mid-epoch checkpoint): the loop ends after that step."""
         self.start_epoch, self.max_epochs = start_epoch, max_epochs
+        self.start_step = int((resume_state or {}).get("step", 0))
+        self.stop, self.history = False, TrainHistory()
         self._call("before_train")
         for epoch in range(start_epoch, max_epochs):
-            self.epoch = epoch
-            self.sampler.set_epoch(epoch)
-            self.sums, self.seen, self.skipped = dict.fromkeys(LOSS_TERMS, 0.0), 0, 0
-            tic = time.perf_counter()
-            self._call("before_epoch")
-            for self.iter, data in enumerate(self.loader):
-                if len(data) > 3:  # bad records the loader passed over (see TopDownDataset)
-                    self.skipped += int(data[3].asnumpy().sum())
-                self.lr = self.schedule.lr_at(epoch, self.iter, self.iters_per_epoch)
-                self.trainer.set_learning_rate(self.lr)
-                self.train_step(data)
-                self.seen += self.batch
-                for k in self.sums:
-                    self.sums[k] += self.values[k] * self.batch
-                self.speed = self.seen / max(time.perf_counter() - tic, 1e-9)
-                self._call("after_step")
-            self._call("after_epoch_steps")
-            mx.nd.waitall()
-            self.epoch_seconds = time.perf_counter() - tic
-            self.row = self._epoch_row()
-            self._call("after_epoch")
+            self._run_epoch(epoch, resume_state if epoch == start_epoch else None)
+            if self.stop:
+                self.history.stopped_at = (epoch, self.iter + 1)
+                break
             self.history.append(self.row)
         self._call("after_train")
         return self.history
+
+    def _run_epoch(self, epoch, resume_state):
+        self.epoch = epoch
+        state = resume_state or {}
+        first = int(state.get("step", 0))
+        self.sums = dict(dict.fromkeys(LOSS_TERMS, 0.0), **state.get("sums", {}))
+        self.seen, self.skipped = int(state.get("seen", 0)), int(state.get("skipped", 0))
+        if first:
+            self.sampler.set_epoch(epoch, skip=self.seen)
+        else:
+            self.sampler.set_epoch(epoch)
+        tic = time.perf_counter() - float(state.get("seconds", 0.0))
+        self._call("before_epoch")
+        for self.iter, data in enumerate(self.loader, start=first):
+            if len(data) > 3:  # bad records the loader passed over (see TopDownDataset)
+                self.skipped += int(data[3].asnumpy().sum())
+            self.lr = self.schedule.lr_at(epoch, self.iter, self.iters_per_epoch)
+            self.trainer.set_learning_rate(self.lr)
+            self.train_step(data)
+            self.seen += self.batch
+            for k in self.sums:
+                self.sums[k] += self.values[k] * self.batch
+            self.speed = self.seen / max(time.perf_counter() - tic, 1e-9)
+            self.elapsed = time.perf_counter() - tic
+            self._call("after_step")
+            if self.stop:
+                return
+        self._call("after_epoch_steps")
+        mx.nd.waitall()
+        self.epoch_seconds = time.perf_counter() - tic
+        self.row = self._epoch_row()
+        self._call("after_epoch")
+
+    def loop_state(self):
+        """What a mid-epoch checkpoint needs to continue this epoch exactly (json-serialisable):
+        steps and samples done, the loss sums so far, skipped samples, seconds spent."""
+        return {"step": self.iter + 1, "seen": self.seen, "skipped": self.skipped,
+                "sums": {k: float(v) for k, v in self.sums.items()},
+                "seconds": float(getattr(self, "elapsed", 0.0))}
 
     def _epoch_row(self):
         """The epoch's metrics: loss terms and skipped samples over all workers (collective)."""

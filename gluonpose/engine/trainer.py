@@ -18,7 +18,8 @@ from .train_loop import TrainLoop
 def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epoch, epochs,
         global_batch, work_dir, rank=0, meta=None, log_interval=20, checkpoint_interval=1,
         validate=None, val_interval=0, progress=True, kvstore=None, val_errors="continue",
-        progress_interval=None, keep_checkpoints=None, keep_every=0, keep_best=False):
+        progress_interval=None, keep_checkpoints=None, keep_every=0, keep_best=False,
+        checkpoint_minutes=0, resume_state=None):
     """Train ``net`` from ``start_epoch`` to ``epochs`` with the standard hooks, in this order:
     the NaN guard, ``iterations.csv`` / ``metrics.csv`` (rows of a killed run past
     ``start_epoch`` dropped), the checkpoint (every ``checkpoint_interval`` epochs and the last;
@@ -27,11 +28,15 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epo
     bar on a terminal, else a log line every ``progress_interval`` steps; the epoch's line),
     ``curves.png``. Retention after each checkpoint: ``keep_checkpoints`` newest with states
     (None: all), parameters of every ``keep_every``-th epoch, with ``keep_best`` the best
-    validation AP's parameters (``best.params``). Returns the per-epoch metric rows."""
+    validation AP's parameters (``best.params``). Mid-epoch checkpoints on SIGTERM/SIGUSR1 (then
+    the run stops) and every ``checkpoint_minutes``; ``resume_state``: the loop state of the
+    mid-epoch checkpoint resumed from. Returns the per-epoch metric rows (a
+    :class:`~.train_loop.TrainHistory`, whose ``stopped_at`` is set when a signal stopped it)."""
     metrics = h.MetricsHook(work_dir, log_interval=log_interval)
     ckpt = h.CheckpointHook(work_dir, interval=checkpoint_interval, meta=meta,
                             keep=keep_checkpoints, keep_every=keep_every, keep_best=keep_best)
-    chain = [h.NonFiniteGuard(), metrics, ckpt]
+    chain = [h.NonFiniteGuard(), metrics,
+             h.PreemptionHook(work_dir, minutes=checkpoint_minutes, meta=meta), ckpt]
     if validate is not None and val_interval:
         chain.append(h.ValidationHook(validate, interval=val_interval, val_errors=val_errors))
     chain += [h.ProgressHook(enabled=progress, interval=progress_interval),
@@ -39,4 +44,4 @@ def fit(net, loss_fn, loader, sampler, trainer, schedule, *, ctx_list, start_epo
     loop = TrainLoop(net=net, loss_fn=loss_fn, loader=loader, sampler=sampler, trainer=trainer,
                      schedule=schedule, ctx_list=ctx_list, global_batch=global_batch,
                      kvstore=kvstore, rank=rank, hooks=chain)
-    return loop.run(start_epoch, epochs)
+    return loop.run(start_epoch, epochs, resume_state=resume_state)

@@ -49,17 +49,20 @@ class MetricsCSV:
         rows = self._raw_rows()
         self._rewrite(rows[:-1] + [{c: row.get(c, "") for c in self.columns}])
 
-    def drop_after_epoch(self, epoch, key="epoch"):
+    def drop_after_epoch(self, epoch, key="epoch", step=0):
         """Remove the rows whose ``key`` column is greater than ``epoch`` (rows a killed run wrote
         after the checkpoint it is resumed from) and a last line torn by a kill; returns how many
-        rows were removed."""
+        rows were removed. ``step`` > 0 (a mid-epoch checkpoint after ``step`` steps of epoch
+        ``epoch + 1``): that epoch's rows of its first ``step`` steps (``iter`` < step) stay."""
         rows = self._raw_rows()
         torn = False
         with open(self.path, "rb") as f:
             if f.seek(0, os.SEEK_END) > 0:
                 f.seek(-1, os.SEEK_END)
                 torn = f.read(1) != b"\n"
-        keep = [r for r in (rows[:-1] if torn else rows) if not _after(r.get(key), epoch)]
+        keep = [r for r in (rows[:-1] if torn else rows)
+                if not _after(r.get(key), epoch) or (step and not _after(r.get(key), epoch + 1)
+                                                     and not _after(r.get("iter"), step - 1))]
         if len(keep) != len(rows):
             self._rewrite(keep)
         return len(rows) - len(keep)
