@@ -172,6 +172,23 @@ def bench_eval(args):
         print("\n".join(format_eval_result(size, res, args.eval_workers)))
 
 
+def bench_io_and_sync(args):
+    """``--jpeg`` (JPEG reading with corrupt-data detection) or ``--sync`` (gradient
+    synchronisation on emulated machines)."""
+    if args.jpeg:
+        from .jpeg import bench_jpeg
+        res = bench_jpeg(os.path.join(ROOT, "tests", "data", "samples"),
+                         work_dir=os.path.join(ROOT, "work_dirs", "bench"))
+        return 0 if res["rejected"] == res["differing"] == 0 else 1
+    from .sync import DEFAULT_MODELS, bench_sync
+    print("links: every emulated machine's outgoing rate %g Mbit/s (tc tbf), %d syncs per job "
+          "(median)" % (args.sync_rate_mbit, args.sync_reps))
+    bench_sync(models=args.sync_models or DEFAULT_MODELS, machines=args.sync_machines,
+               rate_mbit=args.sync_rate_mbit, reps=args.sync_reps, engines=args.sync_engines,
+               work_dir=os.path.join(ROOT, "work_dirs", "bench"))
+    return 0
+
+
 def run(args):
     get_contexts(args.gpus, check_available=True)  # before any work
     if not args.summary:
@@ -184,19 +201,8 @@ def run(args):
                                rounds=args.rounds, quiet_wait=args.quiet_wait, threads=args.threads)
     if args.side_by_side:
         return side_by_side(args)
-    if args.jpeg:
-        from .jpeg import bench_jpeg
-        res = bench_jpeg(os.path.join(ROOT, "tests", "data", "samples"),
-                         work_dir=os.path.join(ROOT, "work_dirs", "bench"))
-        return 0 if res["rejected"] == res["differing"] == 0 else 1
-    if args.sync:
-        from .sync import DEFAULT_MODELS, bench_sync
-        print("links: every emulated machine's outgoing rate %g Mbit/s (tc tbf), %d syncs per job "
-              "(median)" % (args.sync_rate_mbit, args.sync_reps))
-        bench_sync(models=args.sync_models or DEFAULT_MODELS, machines=args.sync_machines,
-                   rate_mbit=args.sync_rate_mbit, reps=args.sync_reps, engines=args.sync_engines,
-                   work_dir=os.path.join(ROOT, "work_dirs", "bench"))
-        return 0
+    if args.jpeg or args.sync:
+        return bench_io_and_sync(args)
     if args.codec_grid:
         from ..codecs.grid import grid_table
         grid_table()
