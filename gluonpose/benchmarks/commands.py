@@ -173,8 +173,13 @@ def bench_eval(args):
 
 
 def bench_io_and_sync(args):
-    """``--jpeg`` (JPEG reading with corrupt-data detection) or ``--sync`` (gradient
-    synchronisation on emulated machines)."""
+    """``--jpeg`` (JPEG reading with corrupt-data detection), ``--data-scale`` (records of the
+    report's size) or ``--sync`` (gradient synchronisation on emulated machines)."""
+    if args.data_scale:
+        from .data_scale import generate, measure
+        samples = os.path.join(ROOT, "tests", "data", "samples")
+        measure(generate(samples, os.path.join(ROOT, "work_dirs", "bench")))
+        return 0
     if args.jpeg:
         from .jpeg import bench_jpeg
         res = bench_jpeg(os.path.join(ROOT, "tests", "data", "samples"),
@@ -201,7 +206,7 @@ def run(args):
                                rounds=args.rounds, quiet_wait=args.quiet_wait, threads=args.threads)
     if args.side_by_side:
         return side_by_side(args)
-    if args.jpeg or args.sync:
+    if args.jpeg or args.sync or args.data_scale:
         return bench_io_and_sync(args)
     if args.codec_grid:
         from ..codecs.grid import grid_table

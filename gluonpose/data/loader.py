@@ -9,6 +9,7 @@
   ``dist_sync`` hangs), and ``last_batch='discard'`` so every step has the same global batch.
 """
 import ctypes
+import gc
 import logging
 import os
 
@@ -49,6 +50,21 @@ def keep_freed_memory(trim_mb=KEEP_FREED_MB):
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     trim = min(int(trim_mb), 2047) << 20
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX) and mallopt(_M_TRIM_THRESHOLD, trim))
+
+
+def release_freed_memory():
+    """Collect garbage and give the allocator's free memory back to the system (glibc
+    ``malloc_trim``): after the readers' Python records became a RecordTable, the pages they
+    held would otherwise stay in the training process and be inherited by every loader
+    process. Returns True where glibc did it."""
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
 
 
 class BadSampleError(DatasetError, RuntimeError):

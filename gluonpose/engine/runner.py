@@ -8,8 +8,9 @@ import numpy as np
 from ..codecs.builder import build_codec_from_config
 from ..config import dump_config
 from ..data.builder import build_train_records
-from ..data.loader import EpochSampler, TopDownDataset, make_train_loader
+from ..data.loader import EpochSampler, TopDownDataset, make_train_loader, release_freed_memory
 from ..data.pipeline import TopDownTrainTransform
+from ..data.records import RecordTable
 from ..data.sampler import ShardSampler
 from ..models.builder import build_model, quiet_unconsumed_warning
 from ..utils.io import check_writable
@@ -82,7 +83,10 @@ def train(cfg, *, resume=False, gpus=None, kvstore=None, progress=True, validate
 def _build_data(cfg, ctx_list, rank, num_workers, seed):
     """(codec, dataset, sampler, loader, per-worker batch) of the training data."""
     codec = build_codec_from_config(cfg.codec, cfg.model.num_joints)
-    records = build_train_records(cfg.data, seed=seed)
+    # one flat table instead of 600k Python objects: its pages stay shared with the forked loader
+    # processes (RecordTable)
+    records = RecordTable(build_train_records(cfg.data, seed=seed))
+    release_freed_memory()
     transform = TopDownTrainTransform(codec, **dict(cfg.augment))
     dataset = TopDownDataset(records, transform, seed=seed, on_bad=cfg.data.on_bad,
                              keep_freed_memory_mb=cfg.loader.keep_freed_memory_mb)

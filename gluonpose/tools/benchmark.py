@@ -149,6 +149,10 @@ def _sync_args(p):
     p.add_argument("--sync-engines", nargs="+", default=["ps", "ps-tuned", "horovod"],
                    choices=("ps", "ps-tuned", "horovod"))
     p.add_argument("--sync-reps", type=int, default=3, help="--sync: timed syncs per job")
+    p.add_argument("--data-scale", action="store_true",
+                   help="a record set of the report's size (599,040 instances in the four readers' "
+                        "formats, sample images reused): start-up to the first batch and the summed "
+                        "PSS of the training process and 8 loader processes over 1,000 batches")
     p.add_argument("--jpeg", action="store_true",
                    help="JPEG reading with corrupt-data detection: 10,000 undamaged encoder variants "
                         "(none may be rejected or differ from OpenCV) and the decode speed against "
