@@ -5,7 +5,6 @@ import logging
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
@@ -78,8 +77,9 @@ def test_unwritable_work_dir_is_refused_before_any_work(tmpfs, tmp_path, data_di
     readonly = tmpfs("1m", "ro")
     with pytest.raises(OutputError, match="train.work_dir .* is not writable"):
         check_writable(str(readonly / "run"), "train.work_dir")
-    res = subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", _config(tmp_path, data_dir),
-                          "--work-dir", str(readonly / "run")], env=ENV, capture_output=True,
+    cfg, over = _config(tmp_path, data_dir)
+    res = subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg,
+                          "--work-dir", str(readonly / "run")] + over, env=ENV, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 2, res.stderr[-2000:]
     assert _error_line(res.stderr).startswith("error: train.work_dir %s" % (readonly / "run"))
@@ -95,33 +95,24 @@ def _error_line(stderr):
 
 
 def _config(tmp_path, data_dir, epochs=2):
-    coco = os.path.join(data_dir, "samples", "coco")
-    path = tmp_path / ("cfg%s.yaml" % uuid.uuid4().hex[:6])
-    path.write_text("""
-model: {name: mshrnet_w8_2stage, head: heatmap_offset}
-codec: {type: heatmap_offset, input_size: [64, 64], heatmap_size: [16, 16]}
-data:
-  train: [{type: coco, ann_file: %s/test_coco.json, img_prefix: %s}]
-augment: {sampling: uniform, rot_factor: 15, scale_factor: 0.2, flip_prob: 0.5, half_body_prob: 0.3}
-loader: {batch_size_per_device: 2, num_workers: 0}
-train: {lr: 1.0e-3, lr_steps: [1], epochs: %d, warmup_epochs: 0.5, log_interval: 1, seed: 3,
-        keep_checkpoints: 1}
-""" % (coco, coco, epochs))
-    return str(path)
+    """test_train's tiny config (2-stage width-8, the COCO sample), one checkpoint kept:
+    ``(config path, overrides)``."""
+    from test_train import _config as tiny_config
+    return tiny_config(tmp_path, data_dir, **{"train.epochs": epochs, "train.keep_checkpoints": 1})
 
 
 def test_full_disk_during_a_checkpoint_then_resume(tmpfs, tmp_path, data_dir):
     """80 MB: epoch 1's checkpoint (52 MB) fits, epoch 2's does not (the new one is written before
     the old one is removed). The run ends with one error line naming the file and what it held;
     epoch 1 is intact; with the tmpfs grown, --resume finishes like an uninterrupted run."""
-    cfg = _config(tmp_path, data_dir)
+    cfg, over = _config(tmp_path, data_dir)
     full = tmp_path / "full"
-    subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir", str(full)],
-                   env=ENV, check=True, timeout=300, capture_output=True)
+    subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir", str(full)]
+                   + over, env=ENV, check=True, timeout=300, capture_output=True)
     disk = tmpfs("80m")
     work = disk / "run"
     res = subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir",
-                          str(work)], env=ENV, capture_output=True, text=True, timeout=300)
+                          str(work)] + over, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2, res.stderr[-3000:]
     last = _error_line(res.stderr)
     assert last.startswith("error: no space left on the device of %s/epoch_0002." % work), last
@@ -130,7 +121,8 @@ def test_full_disk_during_a_checkpoint_then_resume(tmpfs, tmp_path, data_dir):
     assert not (work / "epoch_0002.json").exists()
     subprocess.run(["mount", "-o", "remount,size=200m", str(disk)], check=True)
     res = subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir",
-                          str(work), "--resume"], env=ENV, capture_output=True, text=True, timeout=300)
+                          str(work), "--resume"] + over, env=ENV, capture_output=True, text=True,
+                         timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     from test_train import _max_diff, _trainable
     assert _max_diff(_trainable(str(full / "epoch_0002.params")),
@@ -141,17 +133,17 @@ def test_full_disk_during_a_checkpoint_then_resume(tmpfs, tmp_path, data_dir):
 
 def test_evaluation_results_on_a_full_disk(tmpfs, tmp_path, data_dir):
     """gluonpose-test writing its results json onto a full disk: one error line, exit 2."""
-    cfg = _config(tmp_path, data_dir, epochs=1)
+    cfg, over = _config(tmp_path, data_dir, epochs=1)
     work = tmp_path / "w"
-    subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir", str(work)],
-                   env=ENV, check=True, timeout=300, capture_output=True)
+    subprocess.run([sys.executable, TRAIN, "--no-progress", "--config", cfg, "--work-dir", str(work)]
+                   + over, env=ENV, check=True, timeout=300, capture_output=True)
     disk = tmpfs("64k")
     _fill(disk)
     coco = os.path.join(data_dir, "samples", "coco")
     res = subprocess.run([sys.executable, TEST, "--config", cfg, "--weights",
                           str(work / "epoch_0001.params"), "--use-gt-boxes", "--no-progress",
                           "--gt-json", os.path.join(coco, "test_coco.json"), "--img-prefix", coco,
-                          "--out", str(disk / "results.json")], env=ENV, capture_output=True,
+                          "--out", str(disk / "results.json")] + over, env=ENV, capture_output=True,
                          text=True, timeout=300)
     assert res.returncode == 2, res.stderr[-3000:]
     assert _error_line(res.stderr).startswith(
