@@ -197,7 +197,7 @@ def test_sigterm_ends_every_role(tmp_path):
             p.send_signal(signal.SIGTERM)
         outs = [p.communicate(timeout=30)[0].decode() for p in procs]
         assert [p.returncode for p in procs] == [143, 143], outs
-        assert all("terminated; stopping all processes" in o for o in outs)
+        assert all("terminated; passing SIGTERM to the workers" in o for o in outs), outs
         assert wait_gone(tag, 10) == []
     finally:
         kill_tagged(tag)

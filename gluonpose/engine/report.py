@@ -37,7 +37,12 @@ def _summary_head(history, seconds, cpu_seconds, last, aps):
 
 def _summary_outputs(work_dir, weights, preview, aps):
     lines = ["outputs in %s:" % work_dir]
+    from .checkpoint import read_best
+    best = read_best(work_dir)
     outputs = [("checkpoint", weights, "the last epoch's weights; latest.json names it"),
+               ("best", os.path.join(work_dir, best["params"]) if best else None,
+                "the best validation %s's weights (%.3f, epoch %d)" % (
+                    best.get("metric", "AP"), best["value"], best["epoch"]) if best else ""),
                ("curves", os.path.join(work_dir, "curves.png"),
                 "loss and learning rate" + (", validation AP" if aps else "")),
                ("metrics", os.path.join(work_dir, "metrics.csv"),
