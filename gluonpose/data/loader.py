@@ -10,6 +10,7 @@
 """
 import ctypes
 import gc
+import itertools
 import logging
 import os
 
@@ -159,7 +160,7 @@ class EpochSampler(gluon.data.Sampler):
 
     def __iter__(self):
         epoch = self.epoch
-        return ((epoch, int(i)) for k, i in enumerate(self.sampler) if k >= self.skip)
+        return ((epoch, int(i)) for i in itertools.islice(self.sampler, self.skip, None))
 
     def __len__(self):
         return max(len(self.sampler) - self.skip, 0)

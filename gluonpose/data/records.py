@@ -45,7 +45,7 @@ class RecordTable:
 
     A list of 600k PersonRecord objects (each a Python object with its own dict and two small
     arrays) is copied page by page into every forked loader process as the objects' reference
-    counts change when samples are drawn (measured: +17 KiB per sample drawn, per process;
+    counts change when samples are drawn (measured: +21 KiB per sample drawn, per process;
     docs/benchmarks.md). Here the same records are a few flat arrays whose pages are only read
     in the loader processes, so they stay shared. ``table[i]`` builds the PersonRecord of row
     ``i`` on the fly, equal to the one stored (same values and dtypes; ``extra`` pickled).

@@ -3,7 +3,8 @@
 * :mod:`.kvstore` - creating the engine named by ``train.kvstore`` (MXNet's ps-lite ``dist_*``
   kvstores, or ``horovod``) and the collective helpers the training loop uses (barrier,
   parameter broadcast, scalar all-reduce/all-gather, the Trainer);
-* :mod:`.horovod` - Horovod as the second engine (imported only when asked for);
+* :mod:`.horovod` - Horovod as the second engine (imported only when asked for), :mod:`.hvdrun`
+  (its ranks started by our own launcher) and :mod:`.arrays` (what a collective may be handed);
 * :mod:`.failfast` - :class:`~.failfast.WorkerRun`, the context a distributed worker runs in so
   that an error ends it at once instead of hanging in a collective;
 * :mod:`.worker` - ``python -m gluonpose.dist.worker SCRIPT ...``: any Python worker inside

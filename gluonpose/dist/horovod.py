@@ -28,6 +28,7 @@ from mxnet import gluon
 
 from ..errors import LaunchError
 from .failfast import watch_parent
+from .arrays import plain_copy
 
 __all__ = ["HorovodStore", "HorovodTrainer", "INSTALL_HINT"]
 
@@ -35,11 +36,6 @@ INSTALL_HINT = ("HOROVOD_WITH_MXNET=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHO
                 "HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 HOROVOD_CPU_OPERATIONS=gloo "
                 "pip install --no-build-isolation 'gluonpose[horovod]' (or: make test, which "
                 "installs it)")
-
-
-def _plain_copy(arr):
-    """A default-layout copy (never oneDNN-layout memory, which a collective cannot send)."""
-    return mx.nd.array(arr.asnumpy(), ctx=arr.context, dtype=arr.dtype)
 
 
 def import_horovod():
@@ -115,7 +111,7 @@ class HorovodStore:
             except gluon.parameter.DeferredInitializationError:
                 raise RuntimeError("parameter %s is not initialised yet (deferred shape); run a "
                                    "forward pass before broadcast_parameters" % p.name)
-            buf = _plain_copy(data[0])
+            buf = plain_copy(data[0])
             self._hvd.broadcast_(buf, root_rank=0, name=self._name("param%d" % i))
             for arr in data:
                 buf.copyto(arr)

@@ -9,7 +9,9 @@ and ``_PORT``, ``HOROVOD_CONTROLLER=gloo``, ``HOROVOD_GLOO_IFACE``) and supervis
 with :func:`gluonpose.dist.launch.run_plan` (a failing rank stops the job, nothing outlives
 the launcher, a machine that stops answering ends the job naming it).
 """
-from .launch import ProcSpec, _child_env, _with_package_path, worker_command
+import os
+
+from .launch import ProcSpec, _child_env, _with_package_path, prepared_command
 from .horovod import import_horovod_runner
 
 __all__ = ["horovod_hosts_plan"]
@@ -20,10 +22,8 @@ def horovod_hosts_plan(command, hosts, *, rendezvous_addr, per_host=1, iface="et
     """``(plan, server)``: one ProcSpec per rank over ``hosts`` [(address, argv prefix)] with
     ``per_host`` ranks each, and the started rendezvous server (call ``server.stop()`` after the
     job). ``rendezvous_addr``: the launcher's address as the ranks reach it."""
-    import os
     runner = import_horovod_runner()
-    if fail_fast:
-        command = worker_command(command)
+    command = prepared_command(command, fail_fast)
     spec = ",".join("%s:%d" % (address, int(per_host)) for address, _ in hosts)
     slots = runner.get_host_assignments(runner.parse_hosts(spec), int(per_host) * len(hosts))
     server = runner.RendezvousServer(0)

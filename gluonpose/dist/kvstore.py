@@ -48,6 +48,7 @@ from mxnet import gluon
 
 from ..config import KVSTORES
 from ..errors import CheckpointError, ConfigError, LaunchError
+from .arrays import plain_copy
 from .failfast import watch_parent
 
 LOG = logging.getLogger(__name__)
@@ -156,12 +157,6 @@ def _require_sync(kv, what):
                          % (what, kv.type))
 
 
-def _plain_copy(arr):
-    """A default-layout copy of ``arr`` (never oneDNN-layout memory, which ps-lite cannot send
-    or receive into), on the same context."""
-    return mx.nd.array(arr.asnumpy(), ctx=arr.context, dtype=arr.dtype)
-
-
 def _init_keys(kv, keys, values):
     """``kv.init`` followed by what makes it safe to pull: all engine work done (on rank 0 the
     init pushes are then acknowledged by the servers) and a barrier. See the module notes."""
@@ -224,7 +219,7 @@ def broadcast_parameters(params, kv):
     _ensure_keys(kv, keys, [d[0] for d in datas])
     rank0 = kv.rank == 0
     for key, data in zip(keys, datas):
-        contrib = _plain_copy(data[0]) if rank0 else mx.nd.zeros(data[0].shape,
+        contrib = plain_copy(data[0]) if rank0 else mx.nd.zeros(data[0].shape,
                                                                    ctx=data[0].context,
                                                                    dtype=data[0].dtype)
         kv.pushpull(key, contrib, out=data)
@@ -278,7 +273,7 @@ def _broadcast_by_init(kv, datas):
         raise RuntimeError("broadcast_parameters called too often under gradient compression")
     kv._gluonpose_broadcasts = count + 1
     keys = list(range(base, base + len(datas)))
-    _init_keys(kv, keys, [_plain_copy(d[0]) for d in datas])
+    _init_keys(kv, keys, [plain_copy(d[0]) for d in datas])
     pulled = [mx.nd.zeros(d[0].shape, ctx=d[0].context, dtype=d[0].dtype) for d in datas]
     kv.pull(keys, out=pulled)
     for buf, data in zip(pulled, datas):
@@ -354,7 +349,7 @@ def _init_kvstore_eagerly(trainer, kvstore, compression):
     keys = [trainer._param2idx[p.name] for p in params]
     datas = [p.list_data() for p in params]
     if keys:
-        values = [_plain_copy(d[0]) for d in datas]
+        values = [plain_copy(d[0]) for d in datas]
         _init_keys(kvstore, keys, values)
         pulled = [mx.nd.zeros(v.shape, ctx=v.context, dtype=v.dtype) for v in values]
         kvstore.pull(keys, out=pulled)

@@ -43,6 +43,7 @@ from ..errors import ConfigError, MissingFileError
 __all__ = ["ProcSpec", "parse_hostfile", "parse_env_items", "find_free_port", "dmlc_env",
            "ssh_argv", "local_thread_env", "build_local_plan", "build_ssh_plan", "run_plan",
            "ps_role_command", "worker_command", "build_hosts_plan", "HostWatch",
+           "prepared_command", "role_spec",
            "set_parent_death_signal", "parent_death_signal_available"]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -227,69 +228,65 @@ def local_thread_env(num_workers, base_env, extra_env=None, cores=None):
             {"OMP_NUM_THREADS": "1", AUTO_MARK: "1"}, note)
 
 
+def prepared_command(command, fail_fast):
+    """The worker command to start: checked, and with ``fail_fast`` run through
+    :func:`worker_command`."""
+    if not command:
+        raise ConfigError("no worker command given (put it after '--')")
+    return worker_command(command) if fail_fast else list(command)
+
+
+def role_spec(name, role, index, *, argv, host, base, thread_env, dmlc, env, fail_fast):
+    """The ProcSpec of one ps-lite process: ``base`` environment, then its thread variables, its
+    ``DMLC_*`` variables ``dmlc``, its launch index (servers, workers) and the user's ``env``."""
+    full = dict(base)
+    full.update(thread_env)
+    full.update(dmlc)
+    if role != "scheduler":
+        full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
+    full.update(env or {})
+    _child_env(_with_package_path(full) if fail_fast else full)
+    return ProcSpec(name, role, list(argv), full, host)
+
+
 def build_local_plan(command, num_workers, num_servers, port=None, env=None,
                      server_command=None, verbose=0, base_env=None, notes=None, fail_fast=True):
     """All processes on this machine over 127.0.0.1; ``port`` picked free when None. Thread
     variables as :func:`local_thread_env` chooses them (its note appended to ``notes``).
     ``fail_fast``: Python worker commands run through :func:`worker_command`."""
+    return build_hosts_plan(command, [("127.0.0.1", [])], num_workers, num_servers, port=port,
+                            env=env, server_command=server_command, verbose=verbose,
+                            base_env=base_env, notes=notes, fail_fast=fail_fast)
+
+
+def build_hosts_plan(command, hosts, num_workers, num_servers, *, port=None, env=None,
+                     server_command=None, verbose=0, base_env=None, fail_fast=True, cores=None,
+                     notes=None):
+    """Processes on one or several machines reached through an argv prefix: ``hosts`` is a list
+    of ``(address, prefix)`` (``[]`` for this machine; ``ip netns exec NS ...`` for an emulated
+    machine, :class:`gluonpose.dist.netns.EmulatedMachines`). Scheduler on the first machine,
+    servers and workers round-robin; every process binds and advertises its machine's address.
+    Threads as :func:`local_thread_env` chooses them for all the job's workers (``cores``
+    default: this host's, which every emulated machine shares; its note appended to ``notes``)."""
     _check_counts(num_workers, num_servers)
-    if not command:
-        raise ConfigError("no worker command given (put it after '--')")
-    if fail_fast:
-        command = worker_command(command)
+    command = prepared_command(command, fail_fast)
+    if not hosts:
+        raise ConfigError("no machine to run on")
     port = port or find_free_port()
     server_command = list(server_command or ps_role_command())
+    root = hosts[0][0]
     base = dict(os.environ if base_env is None else base_env)
-    worker_threads, server_threads, note = local_thread_env(num_workers, base, env)
+    worker_threads, server_threads, note = local_thread_env(num_workers, base, env, cores)
     if notes is not None:
         notes.append(note)
     plan = []
     for name, role, index in _roles(num_workers, num_servers):
-        full = dict(base)
-        full.update(worker_threads if role == "worker" else server_threads)
-        full.update(dmlc_env(role, "127.0.0.1", port, num_workers, num_servers, "127.0.0.1",
-                             verbose))
-        if role != "scheduler":
-            full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
-        full.update(env or {})
-        _child_env(_with_package_path(full) if fail_fast else full)
-        argv = list(command) if role == "worker" else list(server_command)
-        plan.append(ProcSpec(name, role, argv, full))
-    return plan
-
-
-def build_hosts_plan(command, hosts, num_workers, num_servers, *, port=None, env=None,
-                     server_command=None, verbose=0, base_env=None, fail_fast=True, cores=None):
-    """Processes on several machines reached through an argv prefix: ``hosts`` is a list of
-    ``(address, prefix)`` (e.g. ``ip netns exec NS`` for an emulated machine,
-    :class:`gluonpose.dist.netns.EmulatedMachines`). Scheduler on the first machine, servers and
-    workers round-robin; every process binds and advertises its machine's address. Each worker
-    gets ``cores // workers-on-its-machine`` threads unless the user set them (``cores``
-    default: this host's cores, shared by every emulated machine)."""
-    _check_counts(num_workers, num_servers)
-    if not command:
-        raise ConfigError("no worker command given (put it after '--')")
-    if not hosts:
-        raise ConfigError("no machine to run on")
-    if fail_fast:
-        command = worker_command(command)
-    port = port or find_free_port()
-    root = hosts[0][0]
-    base = dict(os.environ if base_env is None else base_env)
-    worker_threads, server_threads, _ = local_thread_env(num_workers, base, env, cores)
-    plan = []
-    for name, role, index in _roles(num_workers, num_servers):
         address, prefix = hosts[0 if role == "scheduler" else index % len(hosts)]
-        full = dict(base)
-        full.update(worker_threads if role == "worker" else server_threads)
-        full.update(dmlc_env(role, root, port, num_workers, num_servers, address, verbose))
-        if role != "scheduler":
-            full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
-        full.update(env or {})
-        _child_env(_with_package_path(full) if fail_fast else full)
-        argv = list(prefix) + (list(command) if role == "worker"
-                               else list(server_command or ps_role_command()))
-        plan.append(ProcSpec(name, role, argv, full, address))
+        plan.append(role_spec(
+            name, role, index, host=address, base=base, env=env, fail_fast=fail_fast,
+            argv=list(prefix) + (command if role == "worker" else server_command),
+            thread_env=worker_threads if role == "worker" else server_threads,
+            dmlc=dmlc_env(role, root, port, num_workers, num_servers, address, verbose)))
     return plan
 
 

@@ -25,8 +25,7 @@ import socket
 from dataclasses import dataclass
 
 from ..errors import ConfigError, LaunchError
-from .launch import ProcSpec, _check_counts, _child_env, _roles, _with_package_path, dmlc_env, \
-    ps_role_command, worker_command
+from .launch import _check_counts, _roles, dmlc_env, prepared_command, ps_role_command, role_spec
 
 __all__ = ["expand_hostlist", "SlurmJob", "slurm_job", "job_port", "ps_plan", "horovod_command",
            "describe_plan", "PORT_BASE", "PORT_SPAN"]
@@ -192,12 +191,10 @@ def ps_plan(job, command, *, workers_per_node=1, env=None, base_env=None, verbos
     """The ps-lite processes of the whole job (``only_node``: those of that node index):
     scheduler on node 0, one server and ``workers_per_node`` workers per node, port from the
     job id. ``resolve``: use the nodes' IP addresses (a real run) instead of their names."""
-    if not command:
-        raise ConfigError("no worker command given (put it after '--')")
     num_workers, num_servers = job.num_nodes * int(workers_per_node), job.num_nodes
     _check_counts(num_workers, num_servers)
-    if fail_fast:
-        command = worker_command(command)
+    command = prepared_command(command, fail_fast)
+    server_command = list(server_command or ps_role_command())
     port = job_port(job.job_id)
     addresses = [_address(h, resolve and (only_node is None or i in (0, only_node)))
                  for i, h in enumerate(job.nodes)]
@@ -208,15 +205,11 @@ def ps_plan(job, command, *, workers_per_node=1, env=None, base_env=None, verbos
                                               else index // int(workers_per_node))
         if only_node is not None and node != only_node:
             continue
-        full = dict(base)
-        full.update(dmlc_env(role, addresses[0], port, num_workers, num_servers,
-                             addresses[node], verbose))
-        if role != "scheduler":
-            full["GLUONPOSE_LAUNCH_INDEX"] = str(index)
-        full.update(env or {})
-        _child_env(_with_package_path(full) if fail_fast else full)
-        argv = list(command) if role == "worker" else list(server_command or ps_role_command())
-        plan.append(ProcSpec(name, role, argv, full, job.nodes[node]))
+        plan.append(role_spec(
+            name, role, index, host=job.nodes[node], base=base, thread_env={}, env=env,
+            fail_fast=fail_fast, argv=command if role == "worker" else server_command,
+            dmlc=dmlc_env(role, addresses[0], port, num_workers, num_servers, addresses[node],
+                          verbose)))
     return plan
 
 

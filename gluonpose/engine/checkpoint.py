@@ -45,13 +45,20 @@ def epoch_prefix(work_dir, epoch):
 def save_checkpoint(work_dir, epoch, net, trainer, meta):
     """Save after completing ``epoch`` (1-based). ``meta`` must be json-serialisable
     (config, seed, metrics ...). Returns the json path."""
+    return _write_checkpoint(work_dir, epoch_prefix(work_dir, epoch), net, trainer,
+                             dict(meta, epoch=epoch))
+
+
+def _write_checkpoint(work_dir, prefix, net, trainer, record):
+    """Parameters, trainer states (when ``trainer``), then ``record`` (with the file names and
+    the kept best) as ``prefix.json`` and ``latest.json``, each atomically. Returns the json
+    path."""
     os.makedirs(work_dir, exist_ok=True)
     remove_stale_temp_files(work_dir)
-    prefix = epoch_prefix(work_dir, epoch)
     atomic_save_parameters(net, prefix + ".params")
     if trainer is not None:
         atomic_write(prefix + ".states", trainer.save_states)
-    record = dict(meta, epoch=epoch, params=os.path.basename(prefix + ".params"),
+    record = dict(record, params=os.path.basename(prefix + ".params"),
                   states=os.path.basename(prefix + ".states") if trainer is not None else None)
     best = read_best(work_dir)
     if best is not None:
@@ -72,38 +79,25 @@ def save_midepoch_checkpoint(work_dir, epoch, loop_state, net, trainer, meta):
     (``epoch - 1``) and ``loop_state`` says how to continue; ``latest.json`` names it, so
     ``--resume`` continues mid-epoch. Older mid-epoch checkpoints are removed once it is
     complete. Returns the json path."""
-    os.makedirs(work_dir, exist_ok=True)
-    remove_stale_temp_files(work_dir)
-    prefix = midepoch_prefix(work_dir, epoch, int(loop_state["step"]))
-    atomic_save_parameters(net, prefix + ".params")
-    atomic_write(prefix + ".states", trainer.save_states)
-    record = dict(meta, epoch=epoch - 1, step=int(loop_state["step"]), loop_state=loop_state,
-                  params=os.path.basename(prefix + ".params"),
-                  states=os.path.basename(prefix + ".states"))
-    best = read_best(work_dir)
-    if best is not None:
-        record["best"] = best
-    atomic_write_json(record, prefix + ".json", indent=1)
-    atomic_write_json(record, os.path.join(work_dir, LATEST), indent=1)
-    remove_midepoch_checkpoints(work_dir, before=(epoch - 1, int(loop_state["step"])))
-    return prefix + ".json"
+    step = int(loop_state["step"])
+    path = _write_checkpoint(work_dir, midepoch_prefix(work_dir, epoch, step), net, trainer,
+                             dict(meta, epoch=epoch - 1, step=step, loop_state=loop_state))
+    remove_midepoch_checkpoints(work_dir, before=(epoch - 1, step))
+    return path
 
 
 def remove_midepoch_checkpoints(work_dir, before):
-    """Remove mid-epoch checkpoints older than ``before`` = (completed epochs, step) (the record
-    first); an epoch-end save supersedes those of its epoch: ``before=(epoch, 0)``."""
-    for name in sorted(os.listdir(work_dir)):
+    """Remove mid-epoch checkpoints older than ``before`` = (completed epochs, step), each
+    record first, so a killed removal leaves no half checkpoint (and parts a killed removal
+    left behind go too); an epoch-end save supersedes those of its epoch: ``before=(epoch, 0)``."""
+    stems = set()
+    for name in os.listdir(work_dir):
         match = _MID_FILE.match(name)
-        if match and (int(match.group(1)) - 1, int(match.group(2))) < tuple(before) \
-                and match.group(3) == "json":
-            stem = os.path.join(work_dir, name[:-len(".json")])
-            for ext in (".json", ".states", ".params"):
-                _remove(stem + ext)
-    for name in os.listdir(work_dir):   # parts a killed removal left behind
-        match = _MID_FILE.match(name)
-        if match and (int(match.group(1)) - 1, int(match.group(2))) < tuple(before) \
-                and not os.path.exists(os.path.join(work_dir, name.rsplit(".", 1)[0] + ".json")):
-            _remove(os.path.join(work_dir, name))
+        if match and (int(match.group(1)) - 1, int(match.group(2))) < tuple(before):
+            stems.add(os.path.join(work_dir, name.rsplit(".", 1)[0]))
+    for stem in sorted(stems):
+        for ext in (".json", ".states", ".params"):
+            _remove(stem + ext)
 
 
 def _read_record(path):

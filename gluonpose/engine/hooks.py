@@ -18,7 +18,7 @@ from ..config import VAL_ERRORS
 from ..errors import ConfigError, UserError
 from ..utils.curves import MetricsCSV, plot_curves
 from ..utils.progress import EpochProgress
-from .checkpoint import (apply_retention, remove_midepoch_checkpoints, save_best, save_checkpoint,
+from .checkpoint import (BEST_PARAMS, apply_retention, remove_midepoch_checkpoints, save_best, save_checkpoint,
                          save_midepoch_checkpoint, update_checkpoint_metrics)
 from .train_loop import LOSS_TERMS, allreduce_scalars, check_finite, mean_over_workers
 
@@ -151,7 +151,7 @@ class CheckpointHook(HookBase):
             if self.keep_best and isinstance(value, (int, float)) and save_best(
                     self.work_dir, loop.epoch + 1, self.best_metric, value):
                 LOG.info("best %s so far (%.4f) after epoch %d: kept as %s", self.best_metric,
-                         value, loop.epoch + 1, os.path.join(self.work_dir, "best.params"))
+                         value, loop.epoch + 1, os.path.join(self.work_dir, BEST_PARAMS))
 
 
 class ValidationHook(HookBase):

@@ -108,9 +108,8 @@ def _slurm(args, command, env):
         full = dict(os.environ, **env)
         plan = [ProcSpec("horovodrun", "launcher", argv, full, job.nodes[0])]
         return run_plan(plan, timeout=args.timeout, log_dir=args.log_dir, grace=args.grace)
-    server_command = shlex.split(args.server_command) if args.server_command else None
     common = dict(workers_per_node=args.workers_per_node, env=env, verbose=args.verbose,
-                  server_command=server_command, fail_fast=not args.no_fail_fast)
+                  server_command=args.server_argv, fail_fast=not args.no_fail_fast)
     if args.dry_run:
         print("\n".join(describe_plan(ps_plan(job, command, **common))))
         return 0
@@ -147,9 +146,8 @@ def _netns(args, command, env):
                                               fail_fast=not args.no_fail_fast)
         else:
             workers = args.num_workers or machines.count * args.workers_per_node
-            server_command = shlex.split(args.server_command) if args.server_command else None
             plan = build_hosts_plan(command, hosts, workers, args.num_servers or machines.count,
-                                    port=args.port, env=env, server_command=server_command,
+                                    port=args.port, env=env, server_command=args.server_argv,
                                     verbose=args.verbose, fail_fast=not args.no_fail_fast)
         watch = (HostWatch(machines.addresses, timeout=args.unreachable_timeout)
                  if args.unreachable_timeout > 0 else None)
@@ -170,6 +168,7 @@ def main(argv=None):
     split = argv.index("--")
     args = _build_parser().parse_args(argv[:split])
     command = argv[split + 1:]
+    args.server_argv = shlex.split(args.server_command) if args.server_command else None
     if not command:
         _build_parser().error("empty worker command after '--'")
     try:
@@ -183,9 +182,8 @@ def main(argv=None):
         if args.num_workers is None:
             raise ConfigError("-n/--num-workers is required (or --slurm, --launcher netns)")
         num_servers = args.num_servers or args.num_workers
-        server_command = shlex.split(args.server_command) if args.server_command else None
         launcher = args.launcher or ("ssh" if args.hostfile else "local")
-        common = dict(port=args.port, env=env, server_command=server_command,
+        common = dict(port=args.port, env=env, server_command=args.server_argv,
                       verbose=args.verbose, fail_fast=not args.no_fail_fast)
         notes = []
         if launcher == "local":
