@@ -45,6 +45,9 @@ CONSOLE_SCRIPTS = [
     "gluonpose-convert = gluonpose.tools.convert:main",      # scripts/convert_official.py
     "gluonpose-launch = gluonpose.tools.launch:main",        # scripts/launch_dist.py
     "gluonpose-benchmark = gluonpose.tools.benchmark:main",  # scripts/benchmark.py
+    "gluonpose-analyze = gluonpose.tools.analyze:main",      # scripts/analyze_errors.py
+    "gluonpose-browse = gluonpose.tools.browse:main",        # scripts/browse_samples.py
+    "gluonpose-curves = gluonpose.tools.curves:main",        # scripts/plot_curves.py
 ]
 
 setup(

@@ -22,7 +22,8 @@ SIZE_WH = (32, 32)
 #: every command: script name -> console command (setup.py) -> gluonpose.tools module
 COMMANDS = {"train_mshrnet": "train", "test_mshrnet": "test", "ensemble_eval": "ensemble", "demo": "demo",
             "export": "export", "convert_official": "convert", "launch_dist": "launch",
-            "benchmark": "benchmark"}
+            "benchmark": "benchmark", "analyze_errors": "analyze", "browse_samples": "browse",
+            "plot_curves": "curves"}
 
 
 @pytest.fixture(autouse=True)

@@ -42,6 +42,14 @@ def _pycocotools_ap(gt, results_json, num_joints=17, sigmas=None):
     return float(ev.stats[0])
 
 
+def _pycocotools_ap_of_layout(results_json, gt):
+    """pycocotools AP of a results json on the joints gluonpose-test scored (the rewritten ground
+    truth next to the results, with the COCO sigmas of those joints)."""
+    from gluonpose.evaluation.gt_layout import prepare_eval_target
+    target = prepare_eval_target(gt, "crowdpose", os.path.dirname(results_json))
+    return _pycocotools_ap(target.gt_json, results_json, sigmas=target.sigmas)
+
+
 def _check_results(path, gt, num_joints=17):
     with open(path) as f:
         results = json.load(f)
@@ -123,10 +131,16 @@ def test_test_mshrnet_crowdpose(repo_root, members, data_dir, tmp_path):
     code, text = run_main(load_script("test_mshrnet").main, [
         "--config", cfg, "--weights", weights, "--out", out, "--no-progress", "--det-json",
         os.path.join(folder, "test_crowdpose_det_AP_40.json"), "--gt-json", gt, "--img-prefix",
-        folder, "--layout", "crowdpose"])
+        folder, "--layout", "crowdpose", "--analyze", str(tmp_path / "analysis")])
     assert code == 0, text
     assert "6 of 6 boxes kept" in text and "12 joints it shares with COCO-17" in text
     _check_results(out, gt, num_joints=12)
+    # --analyze: the error analysis of those 12 joints (their COCO sigmas), every labelled joint counted
+    with open(tmp_path / "analysis" / "summary.json") as f:
+        summary = json.load(f)
+    assert len(summary["keypoints_per_joint"]) == 12
+    assert summary["ap"] == pytest.approx(_pycocotools_ap_of_layout(out, gt), abs=1e-6)
+    assert summary["unreadable_images"] == 0 and "report.html" in os.listdir(tmp_path / "analysis")
 
 
 def test_scripts_report_bad_input(repo_root, members, coco, tmp_path, capsys):

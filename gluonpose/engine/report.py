@@ -60,10 +60,17 @@ def _summary_outputs(work_dir, weights, preview, aps):
 
 def _summary_next(work_dir, weights, preview, box_file, last, record):
     config = os.path.join(work_dir, "config.yaml")
-    lines = ["next:", "  evaluate (COCO AP, pycocotools table):",
+    lines = ["next:", "  evaluate (COCO AP, pycocotools table) with the error analysis (report.html):",
              "    " + _cmd("python", "scripts/test_mshrnet.py", "--config", config, "--weights",
                            weights, "--use-gt-boxes", "--out",
-                           os.path.join(work_dir, "val_results.json"))]
+                           os.path.join(work_dir, "val_results.json"), "--analyze",
+                           os.path.join(work_dir, "analysis")),
+             "  see what the augmentation feeds the network:",
+             "    " + _cmd("python", "scripts/browse_samples.py", config, "--out",
+                           os.path.join(work_dir, "samples.png")),
+             "  compare this run with others (loss, learning rate, validation AP, best epochs):",
+             "    " + _cmd("python", "scripts/plot_curves.py", work_dir, "OTHER_WORK_DIR", "--out",
+                           os.path.join(work_dir, "compare.png"))]
     if preview is not None and box_file:
         lines.append("  draw every validation image:")
         lines.append("    " + _cmd("python", "scripts/demo.py", "--config", config, "--weights",

@@ -14,10 +14,12 @@ import io
 import json
 import logging
 import math
+import os
 from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import DatasetError, MissingFileError
 from ..utils.io import atomic_write_json
 from .nms import group_order, oks_nms_grouped, soft_oks_nms_arrays
 
@@ -169,14 +171,75 @@ def write_keypoint_results(path, keypoints, box_scores, areas, image_ids, *, in_
 
 
 def _load_results(results_json_path):
+    if not os.path.isfile(results_json_path):
+        raise MissingFileError("results json %s does not exist" % results_json_path)
     try:
         with open(results_json_path) as f:
             results = json.load(f)
     except (OSError, ValueError) as err:
-        raise ValueError("cannot read results json %s: %s" % (results_json_path, err)) from None
+        raise DatasetError("cannot read results json %s: %s" % (results_json_path, err)) from None
     if not isinstance(results, list):
-        raise ValueError("results json %s must hold a list of results" % results_json_path)
+        raise DatasetError("results json %s must hold a list of results" % results_json_path)
     return results
+
+
+def _load_ground_truth(gt_json_path, quiet):
+    from pycocotools.coco import COCO
+
+    if not os.path.isfile(gt_json_path):
+        raise MissingFileError("ground-truth json %s does not exist" % gt_json_path)
+    try:
+        with quiet:
+            return COCO(gt_json_path)
+    except (ValueError, KeyError, TypeError) as err:
+        raise DatasetError("cannot read ground-truth json %s (COCO keypoint annotations): %s: %s"
+                           % (gt_json_path, type(err).__name__, err)) from None
+
+
+def _check_results(results, coco_gt, results_json_path, gt_json_path):
+    gt_ids = set(coco_gt.getImgIds())
+    try:
+        res_ids = {int(r["image_id"]) for r in results}
+    except (KeyError, TypeError, ValueError):
+        raise DatasetError("results json %s: every result needs an integer image_id"
+                           % results_json_path) from None
+    missing = sorted(res_ids - gt_ids)
+    if missing:
+        raise DatasetError("results json %s has %d image id(s) absent from the ground truth %s: %s"
+                           % (results_json_path, len(missing), gt_json_path, missing[:20]))
+    num_joints = len(coco_gt.loadCats(coco_gt.getCatIds())[0].get("keypoints", [])) or None
+    for i, r in enumerate(results):
+        if "keypoints" not in r or "score" not in r:
+            raise DatasetError("results json %s: result %d lacks keypoints or score"
+                               % (results_json_path, i))
+        if num_joints is not None and len(r["keypoints"]) != 3 * num_joints:
+            raise DatasetError("results json %s: result %d has %d keypoint values, expected %d"
+                               % (results_json_path, i, len(r["keypoints"]), 3 * num_joints))
+        if not np.isfinite(np.asarray(r["keypoints"], dtype=np.float64)).all() \
+                or not np.isfinite(float(r["score"])):
+            raise DatasetError("results json %s: result %d (image_id %s) has a NaN or infinite "
+                               "keypoint or score" % (results_json_path, i, r.get("image_id")))
+
+
+def load_gt_and_results(gt_json_path, results_json_path, *, allow_empty=False, verbose=False):
+    """Read and check a COCO keypoint ground truth and a COCO results json.
+
+    Returns ``(coco_gt, coco_dt, results)``: pycocotools ``COCO`` objects (``coco_dt`` is None for
+    an empty results list, allowed only with ``allow_empty``) and the results list. Raises
+    :class:`~gluonpose.errors.MissingFileError` / :class:`~gluonpose.errors.DatasetError` naming the
+    file and result at fault (unreadable json, unknown image ids, wrong keypoint count, NaN).
+    """
+    quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
+    results = _load_results(results_json_path)
+    if not results and not allow_empty:
+        raise DatasetError("results json %s is empty: no predictions to evaluate" % results_json_path)
+    coco_gt = _load_ground_truth(gt_json_path, quiet)
+    if not results:
+        return coco_gt, None, results
+    _check_results(results, coco_gt, results_json_path, gt_json_path)
+    with quiet:
+        coco_dt = coco_gt.loadRes(results)     # the list read above: pycocotools would read the file again
+    return coco_gt, coco_dt, results
 
 
 def evaluate_keypoints(gt_json_path, results_json_path, *, sigmas=None, allow_empty=False,
@@ -200,41 +263,16 @@ def evaluate_keypoints(gt_json_path, results_json_path, *, sigmas=None, allow_em
 
 
 def _evaluate_keypoints(gt_json_path, results_json_path, *, sigmas, allow_empty, verbose):
-    from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    results = _load_results(results_json_path)
-    if not results:
-        msg = "results json %s is empty: no predictions to evaluate" % results_json_path
-        if not allow_empty:
-            raise ValueError(msg)
-        LOG.warning("%s; reporting zero AP/AR", msg)
+    coco_gt, coco_dt, _ = load_gt_and_results(gt_json_path, results_json_path,
+                                              allow_empty=allow_empty, verbose=verbose)
+    if coco_dt is None:
+        LOG.warning("results json %s is empty: no predictions to evaluate; reporting zero AP/AR",
+                    results_json_path)
         return OrderedDict((name, 0.0) for name in STATS_NAMES)
-
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO())
     with quiet:
-        coco_gt = COCO(gt_json_path)
-    gt_ids = set(coco_gt.getImgIds())
-    try:
-        res_ids = {int(r["image_id"]) for r in results}
-    except (KeyError, TypeError, ValueError):
-        raise ValueError("results json %s: every result needs an integer image_id"
-                         % results_json_path) from None
-    missing = sorted(res_ids - gt_ids)
-    if missing:
-        raise ValueError("results json %s has %d image id(s) absent from the ground truth %s: %s"
-                         % (results_json_path, len(missing), gt_json_path, missing[:20]))
-    num_joints = len(coco_gt.loadCats(coco_gt.getCatIds())[0].get("keypoints", [])) or None
-    for i, r in enumerate(results):
-        if "keypoints" not in r or "score" not in r:
-            raise ValueError("results json %s: result %d lacks keypoints or score"
-                             % (results_json_path, i))
-        if num_joints is not None and len(r["keypoints"]) != 3 * num_joints:
-            raise ValueError("results json %s: result %d has %d keypoint values, expected %d"
-                             % (results_json_path, i, len(r["keypoints"]), 3 * num_joints))
-
-    with quiet:
-        coco_dt = coco_gt.loadRes(results)     # the list read above: pycocotools would read the file again
         coco_eval = COCOeval(coco_gt, coco_dt, "keypoints")
         if sigmas is not None:
             coco_eval.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)

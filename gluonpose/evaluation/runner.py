@@ -135,6 +135,7 @@ class EvalReport(NamedTuple):
     num_results: int
     results_json: str
     predictions: object = None    # the TopDownResult of every box (before rescoring and NMS)
+    target: object = None         # the EvalTarget scored against (its gt_json lasts only with out_json)
 
 
 def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, image_thr=0.0,
@@ -161,7 +162,7 @@ def evaluate_predictor(predictor, gt_json, *, img_prefix="", det_json=None, imag
                                        res.image_ids, target, path, in_vis_thr=in_vis_thr,
                                        oks_thr=oks_thr, verbose=verbose)
     return EvalReport(stats, boxes.description, target.note, len(res.box_scores), count,
-                      out_json or "", res)
+                      out_json or "", res, target)
 
 
 def evaluate_model(net, codec, gt_json, *, img_prefix="", det_json=None, flip=True, ctx=None,

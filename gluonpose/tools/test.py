@@ -15,6 +15,7 @@ test.in_vis_thr), OKS-NMS (test.oks_thr), a COCO results json and the pycocotool
 import argparse
 import sys
 
+from gluonpose.tools.analyze import add_analysis_options, analyze_and_write
 from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
@@ -43,6 +44,10 @@ def parse_args(argv=None):
                         "quantization calibrated on the first crops of the boxes, bf16 = AMP (default: the "
                         "training graph)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--analyze", default=None, metavar="DIR",
+                   help="also write the keypoint error analysis of the results into DIR "
+                        "(gluonpose-analyze: plots, summary.json, report.html)")
+    add_analysis_options(p)
     p.add_argument("overrides", nargs="*", help="section.key=value config overrides (anywhere)")
     return parse_cli_args(p, argv)
 
@@ -107,6 +112,10 @@ def run(args):
     if ref.val_ap is not None:
         print("reference: %s gives AP %.3f (%s)" % (ref.checkpoint or "the official checkpoint",
                                                     float(ref.val_ap), ref.source or "published"))
+    if args.analyze:
+        analyze_and_write(args.out, report.target.gt_json, args.analyze, image_dir=img_prefix,
+                          oks_thr=args.analysis_oks, num_cases=args.analysis_cases,
+                          sigmas=report.target.sigmas)
     return report
 
 

@@ -1,0 +1,862 @@
+"""Keypoint error analysis after Ronchi & Perona, "Benchmarking and Error Diagnosis in Multi-Instance
+Pose Estimation" (ICCV 2017; their tool is ``coco-analyze``).
+
+Definitions (the paper's; docs/evaluation.md says the same):
+
+- **Matching.** Detections are matched to ground-truth people by pycocotools' own greedy matching
+  (score order, at most ``max_dets`` per image) at a low OKS, ``loc_thr`` = 0.1, so that every
+  detection that is *somewhere near* a person counts as a localisation attempt of that person.
+- **Keypoint similarity.** For joint j of a detection and joint j' of a person p:
+  ``ks = exp(-d^2 / (2 * area_p * (2 sigma_j)^2))`` (the per-joint term of OKS).
+- **Per labelled joint of a matched detection** (joints the matched person has labelled, v > 0),
+  the best ks over: the matched person's joint j, the matched person's *mirrored* joint (left and
+  right exchanged), and joint j and its mirror of every other person of the image:
+  **good** best ks >= 0.85 on the correct joint; **jitter** 0.5 <= ks < 0.85 on the correct joint;
+  **inversion** ks >= 0.5 on the matched person's mirrored joint; **swap** ks >= 0.5 on another
+  person's joint; **miss** best ks < 0.5. (The tool counts ks exactly 0.85 as neither good nor
+  jitter; it is good here.)
+- **Fixing** (the paper's oracle bars): an error joint is moved onto the ray from its correct joint
+  at the distance where ks equals: 0.85 for jitter (the good band), 0.5 for a miss, and the ks it
+  had on the joint it went to for an inversion or a swap. Fixes are applied in turn - miss, swap,
+  inversion, jitter - and AP is measured at ``oks_thr`` (0.5, the tool's default) after each; then
+  **score**: every detection rescored by its best OKS with any person (the oracle ranking);
+  **background FP**: detections still matching nobody at ``oks_thr`` are ignored; **false
+  negatives**: people still unmatched are ignored. After all of them AP is 1.0 by construction
+  (every remaining detection matches its person at ``oks_thr`` and the ranking is perfect).
+  Unlike ``coco-analyze``, whose placement uses sigma where OKS uses 2 sigma (its "jitter fixed"
+  joints land at ks = 0.85^(1/4) = 0.96), the fixed joints here land exactly on the stated ks.
+- **Background false positives**: detections matching nobody after those fixes (duplicates of a
+  person included, as in the tool); **false negatives**: people no detection matches, by size
+  (COCO small / medium / large area) and by number of labelled joints.
+
+:func:`analyze_keypoints` computes all of it from a results json and a ground-truth json;
+:func:`write_analysis` adds the plots, ``summary.json`` and a self-contained ``report.html``.
+"""
+import base64
+import contextlib
+import html
+import io
+import logging
+import os
+from collections import OrderedDict
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ConfigError, DatasetError
+from ..keypoints import COCO_KEYPOINT_NAMES, COCO_SIGMAS, COCO_SKELETON
+from ..utils.io import atomic_write, atomic_write_json
+from .coco_metric import STATS_NAMES, gc_paused, load_gt_and_results
+
+LOG = logging.getLogger(__name__)
+
+#: the five kinds of a labelled joint of a matched detection, in the paper's order
+KEYPOINT_KINDS = ("good", "jitter", "inversion", "swap", "miss")
+#: the paper's order of fixing (each step keeps the fixes before it)
+FIX_ORDER = ("miss", "swap", "inversion", "jitter", "score", "background_fp", "false_negatives")
+#: COCO's area ranges (pixels^2) for the false-negative breakdown
+SIZE_BINS = (("small", 0.0, 32.0 ** 2), ("medium", 32.0 ** 2, 96.0 ** 2), ("large", 96.0 ** 2, np.inf))
+#: bins of the number of labelled joints of a missed person (the tool's)
+JOINT_COUNT_BINS = ((1, 5), (6, 10), (11, 15), (16, 17))
+SCORE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+_EPS = np.spacing(1)
+
+
+class AnalysisParams(NamedTuple):
+    """Thresholds of the analysis (the paper's values by default)."""
+
+    oks_thr: float = 0.5     # OKS at which the fixed results are scored (AP of the oracle bars)
+    loc_thr: float = 0.1     # OKS of the matching that decides which person a detection attempts
+    good_ks: float = 0.85    # ks from which a joint is good (below: jitter)
+    jitter_ks: float = 0.5   # ks from which a joint is jitter / inversion / swap (below: miss)
+    max_dets: int = 20       # detections per image (COCO keypoint evaluation's maxDets)
+
+    def check(self):
+        if not 0.0 < self.loc_thr <= self.oks_thr < 1.0:
+            raise ConfigError("analysis thresholds need 0 < loc_thr <= oks_thr < 1, got loc_thr %r, "
+                              "oks_thr %r" % (self.loc_thr, self.oks_thr))
+        if not 0.0 < self.jitter_ks < self.good_ks < 1.0:
+            raise ConfigError("keypoint bands need 0 < jitter_ks < good_ks < 1, got %r, %r"
+                              % (self.jitter_ks, self.good_ks))
+        if int(self.max_dets) < 1:
+            raise ConfigError("max_dets must be >= 1, got %r" % (self.max_dets,))
+        return self
+
+
+class MatchedDetection(NamedTuple):
+    """A detection matched (at ``loc_thr``) to a person with labelled joints."""
+
+    index: int              # position in the results list
+    image_id: int
+    gt_id: int
+    score: float
+    oks: float              # OKS with that person
+    kinds: np.ndarray       # (K,) index into KEYPOINT_KINDS, -1 for joints the person lacks
+    fixed_xy: np.ndarray    # (K, 2) the fixed position of every error joint (others: as detected)
+    target: np.ndarray      # (K,) gt id of the person each joint landed on (-1 miss / unlabelled)
+
+
+class Analysis(NamedTuple):
+    """What :func:`analyze_keypoints` found."""
+
+    summary: dict                 # the numbers of summary.json
+    matched: list                 # [MatchedDetection]
+    background_fp: list           # result indices of background false positives
+    false_negatives: list         # gt ids of missed people
+    results: list                 # the results list (COCO results json entries)
+    coco_gt: object               # pycocotools COCO of the ground truth
+    precision: dict               # {label: (101,) precision over recall 0:.01:1}
+    oks_values: np.ndarray        # OKS of every matched detection with its person
+    names: tuple                  # joint names
+    skeleton: tuple = ()          # limbs (0-based joint pairs) drawn in the report
+
+
+def _quiet():
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def flip_index(names):
+    """Index of each joint's mirror (``left_x`` <-> ``right_x``; others map to themselves)."""
+    names = list(names)
+    out = []
+    for i, n in enumerate(names):
+        for a, b in (("left_", "right_"), ("right_", "left_"), ("l_", "r_"), ("r_", "l_")):
+            if n.startswith(a) and b + n[len(a):] in names:
+                out.append(names.index(b + n[len(a):]))
+                break
+        else:
+            out.append(i)
+    return np.asarray(out, dtype=np.int64)
+
+
+def keypoint_similarity(dt_xy, gt_kpts, areas, sigmas):
+    """ks of the K detected joints with the same joints of M people.
+
+    Args:
+        dt_xy: (K, 2) detected joints; gt_kpts: (M, K, 3) COCO ``[x, y, v]``; areas: (M,).
+
+    Returns:
+        (M, K) ks in [0, 1], -1 where the person's joint is not labelled (v == 0).
+    """
+    gt = np.asarray(gt_kpts, np.float64).reshape(len(areas), -1, 3)
+    d2 = ((gt[..., :2] - np.asarray(dt_xy, np.float64)[None]) ** 2).sum(-1)
+    var = (2.0 * np.asarray(sigmas, np.float64)) ** 2
+    ks = np.exp(-d2 / var[None] / (np.asarray(areas, np.float64)[:, None] + _EPS) / 2.0)
+    return np.where(gt[..., 2] > 0, ks, -1.0)
+
+
+def oks(dt_xy, gt_kpts, area, sigmas):
+    """pycocotools' OKS of one detection with one person that has labelled joints."""
+    ks = keypoint_similarity(dt_xy, np.asarray(gt_kpts)[None], [area], sigmas)[0]
+    lab = ks >= 0
+    return float(ks[lab].mean()) if lab.any() else 0.0
+
+
+def distance_at_ks(ks, area, sigma):
+    """The distance from a joint at which ks equals ``ks`` (inverse of the ks formula)."""
+    ks = np.clip(np.asarray(ks, np.float64), _EPS, 1.0)
+    return 2.0 * np.asarray(sigma) * np.sqrt(-2.0 * (area + _EPS) * np.log(ks))
+
+
+def classify_keypoints(dt_xy, people, areas, ids, match, *, sigmas, mirror, params=AnalysisParams()):
+    """Kinds of the joints of one detection matched to person ``match`` of its image.
+
+    Args:
+        dt_xy: (K, 2) detected joints. people: (M, K, 3) every annotated person of the image;
+        areas (M,), ids (M,) their areas and ids; match: row of the matched person.
+        mirror: :func:`flip_index` of the joints.
+
+    Returns:
+        (kinds (K,) int, best ks (K,), fixed (K, 2), target ids (K,)).
+    """
+    people = np.asarray(people, np.float64).reshape(len(areas), -1, 3)
+    m = len(people)
+    order = [match] + [i for i in range(m) if i != match]
+    cand = np.concatenate([people[order], people[order][:, mirror]], axis=0)
+    cand_areas = np.concatenate([np.asarray(areas, np.float64)[order]] * 2)
+    cand_ids = np.concatenate([np.asarray(ids)[order]] * 2)
+    ks = keypoint_similarity(dt_xy, cand, cand_areas, sigmas)      # (2M, K)
+    best = ks.max(axis=0)
+    arg = ks.argmax(axis=0)                                         # ties: the correct joint first
+    labelled = people[match, :, 2] > 0
+    kinds = np.full(len(best), -1, np.int64)
+    hit = best >= params.jitter_ks
+    kinds[labelled & ~hit] = KEYPOINT_KINDS.index("miss")
+    own = labelled & hit & (arg == 0)
+    kinds[own & (best >= params.good_ks)] = KEYPOINT_KINDS.index("good")
+    kinds[own & (best < params.good_ks)] = KEYPOINT_KINDS.index("jitter")
+    kinds[labelled & hit & (arg == m)] = KEYPOINT_KINDS.index("inversion")
+    kinds[labelled & hit & (arg != 0) & (arg != m)] = KEYPOINT_KINDS.index("swap")
+    # the fixed joints: on the ray +x from the correct joint, at the band's ks (1e-9 inside it)
+    target_ks = np.where(kinds == KEYPOINT_KINDS.index("jitter"), params.good_ks,
+                         np.where(kinds == KEYPOINT_KINDS.index("miss"), params.jitter_ks, best))
+    dist = distance_at_ks(target_ks, float(areas[match]), np.asarray(sigmas)) * (1.0 - 1e-9)
+    fixed = np.asarray(dt_xy, np.float64).copy()
+    err = labelled & (kinds != KEYPOINT_KINDS.index("good"))
+    fixed[err, 0] = people[match, err, 0] + dist[err]
+    fixed[err, 1] = people[match, err, 1]
+    target = np.where(labelled & hit, cand_ids[arg], -1)
+    return kinds, best, fixed, target
+
+
+def _evaluator(coco_gt, results, params, sigmas, thresholds=None):
+    """A pycocotools COCOeval of ``results`` at ``thresholds``, area 'all', ``max_dets``,
+    evaluated (evalImgs filled); without ``thresholds``, pycocotools' own keypoint parameters
+    (the official evaluation)."""
+    from pycocotools.cocoeval import COCOeval
+
+    with _quiet():
+        coco_dt = coco_gt.loadRes([dict(r) for r in results])
+        e = COCOeval(coco_gt, coco_dt, "keypoints")
+        e.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
+        e.params.useSegm = None
+        if thresholds is not None:
+            e.params.iouThrs = np.asarray(thresholds, np.float64)
+            e.params.areaRng = [[0.0, 1e10]]
+            e.params.areaRngLbl = ["all"]
+            e.params.maxDets = [int(params.max_dets)]
+        e.evaluate()
+    return e
+
+
+def _matches(e):
+    """{result index: gt id} of the first threshold, the unmatched non-ignored result indices and
+    the unmatched non-ignored gt ids (loadRes numbers results from 1, in list order)."""
+    dt_to_gt, fp, fn = {}, [], []
+    for ev in e.evalImgs:
+        if ev is None:
+            continue
+        for did, gid, ign in zip(ev["dtIds"], ev["dtMatches"][0], ev["dtIgnore"][0]):
+            if gid:
+                if not ign:
+                    dt_to_gt[int(did) - 1] = int(gid)
+            elif not ign:
+                fp.append(int(did) - 1)
+        for gid, did, ign in zip(ev["gtIds"], ev["gtMatches"][0], ev["gtIgnore"]):
+            if not did and not ign:
+                fn.append(int(gid))
+    return dt_to_gt, sorted(fp), sorted(fn)
+
+
+def _ap(e, ignore_dts=(), ignore_gts=()):
+    """AP at ``e``'s single threshold, optionally with some results / people ignored (the
+    tool's way of removing background FPs and false negatives); also the precision curve."""
+    ignore_dts = {i + 1 for i in ignore_dts}
+    ignore_gts = set(ignore_gts)
+    if ignore_dts or ignore_gts:
+        for ev in e.evalImgs:
+            if ev is None:
+                continue
+            for j, did in enumerate(ev["dtIds"]):
+                if did in ignore_dts:
+                    ev["dtIgnore"][:, j] = True
+            for j, gid in enumerate(ev["gtIds"]):
+                if gid in ignore_gts:
+                    ev["gtIgnore"][j] = 1
+    with _quiet():
+        e.accumulate()
+    p = e.eval["precision"][0, :, 0, 0, 0]
+    return (float(p[p > -1].mean()) if (p > -1).any() else 0.0), np.where(p > -1, p, 0.0)
+
+
+def _with(results, keypoints=None, scores=None):
+    out = []
+    for i, r in enumerate(results):
+        r = dict(r)
+        if keypoints is not None and i in keypoints:
+            r["keypoints"] = keypoints[i]
+        if scores is not None:
+            r["score"] = float(scores[i])
+        out.append(r)
+    return out
+
+
+def _fixed_keypoints(results, matched, kinds_to_fix):
+    fix = [KEYPOINT_KINDS.index(k) for k in kinds_to_fix]
+    out = {}
+    for md in matched:
+        sel = np.isin(md.kinds, fix)
+        if not sel.any():
+            continue
+        k = np.asarray(results[md.index]["keypoints"], np.float64).reshape(-1, 3).copy()
+        k[sel, :2] = md.fixed_xy[sel]
+        out[md.index] = k.ravel().tolist()
+    return out
+
+
+def _oracle_scores(coco_gt, results, sigmas):
+    """Every result's best OKS with any person (labelled joints, not crowd) of its image."""
+    people = {}
+    for a in coco_gt.dataset.get("annotations", []):
+        if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0):
+            people.setdefault(a["image_id"], []).append(a)
+    scores = np.zeros(len(results))
+    for i, r in enumerate(results):
+        anns = people.get(int(r["image_id"]), ())
+        if not anns:
+            continue
+        xy = np.asarray(r["keypoints"], np.float64).reshape(-1, 3)[:, :2]
+        ks = keypoint_similarity(xy, np.array([a["keypoints"] for a in anns], np.float64),
+                                 np.array([a["area"] for a in anns], np.float64), sigmas)
+        lab = ks >= 0
+        scores[i] = float(np.max(np.where(lab, ks, 0).sum(1) / np.maximum(lab.sum(1), 1)))
+    return scores
+
+
+def _joint_names(coco_gt, num_joints):
+    cats = coco_gt.loadCats(coco_gt.getCatIds())
+    names = tuple(cats[0].get("keypoints", ())) if cats else ()
+    if len(names) == num_joints:
+        return names
+    if num_joints == len(COCO_KEYPOINT_NAMES):
+        return COCO_KEYPOINT_NAMES
+    return tuple("joint_%d" % i for i in range(num_joints))
+
+
+def analyze_keypoints(gt_json, results_json, *, params=AnalysisParams(), sigmas=None):
+    """The error analysis of a COCO keypoint results json against its ground truth.
+
+    Args:
+        gt_json: COCO keypoint annotations. results_json: COCO results json (``image_id``,
+            ``keypoints`` [x, y, s] * K, ``score``).
+        params: :class:`AnalysisParams`. sigmas: (K,) OKS sigmas (default: COCO's, K = 17).
+
+    Returns:
+        :class:`Analysis`. Raises :class:`~gluonpose.errors.DatasetError` /
+        ``MissingFileError`` naming the file and record at fault.
+    """
+    params = AnalysisParams(*params).check()
+    with gc_paused():
+        coco_gt, _, results = load_gt_and_results(gt_json, results_json)
+        num_joints = len(results[0]["keypoints"]) // 3
+        if sigmas is None:
+            if num_joints != len(COCO_SIGMAS):
+                raise DatasetError("results json %s has %d joints: pass the OKS sigmas of that layout "
+                                   "(COCO's 17 are the default)" % (results_json, num_joints))
+            sigmas = COCO_SIGMAS
+        sigmas = np.asarray(sigmas, np.float64)
+        names = _joint_names(coco_gt, num_joints)
+        return _analyze(coco_gt, results, params, sigmas, names)
+
+
+def _skeleton(coco_gt, names):
+    if tuple(names) == COCO_KEYPOINT_NAMES:
+        return COCO_SKELETON
+    cats = coco_gt.loadCats(coco_gt.getCatIds())
+    limbs = [tuple(int(j) - 1 for j in limb) for limb in (cats[0].get("skeleton") or [])] if cats else []
+    return tuple(limb for limb in limbs if len(limb) == 2 and all(0 <= j < len(names) for j in limb))
+
+
+def _people_of(coco_gt, image_id, num_joints):
+    anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=[image_id]))
+    kp = np.array([a.get("keypoints") or [0.0] * (3 * num_joints) for a in anns],
+                  np.float64).reshape(len(anns), num_joints, 3)
+    return anns, kp, np.array([float(a.get("area", 0.0)) for a in anns]), np.array([a["id"] for a in anns])
+
+
+def _analyze(coco_gt, results, params, sigmas, names):
+    num_joints = len(sigmas)
+    mirror = flip_index(names)
+    # 1. the baseline: pycocotools' ten thresholds (the official AP) and its PR curves
+    base = _evaluator(coco_gt, results, params, sigmas)
+    with _quiet():
+        base.accumulate()
+        base.summarize()
+    prec = base.eval["precision"][:, :, 0, 0, -1]     # thresholds x recall, area all, 20 detections
+    precision = OrderedDict(("OKS %.2f" % t, np.where(prec[i] > -1, prec[i], 0.0))
+                            for i, t in ((0, .5), (5, .75), (9, .95)))
+    ap_all = [float(prec[i][prec[i] > -1].mean()) if (prec[i] > -1).any() else 0.0 for i in range(10)]
+    coco_ap = float(np.mean(ap_all))
+    # 2. localisation matching and the kinds of every labelled joint of a matched detection
+    loc = _evaluator(coco_gt, results, params, sigmas, [params.loc_thr])
+    dt_to_gt, _, _ = _matches(loc)
+    cache, matched, skipped_zero = {}, [], 0
+    for idx in sorted(dt_to_gt):
+        r = results[idx]
+        img = int(r["image_id"])
+        if img not in cache:
+            cache[img] = _people_of(coco_gt, img, num_joints)
+        anns, kp, areas, ids = cache[img]
+        row = int(np.flatnonzero(ids == dt_to_gt[idx])[0])
+        if not (kp[row, :, 2] > 0).any():
+            skipped_zero += 1
+            continue
+        xy = np.asarray(r["keypoints"], np.float64).reshape(-1, 3)[:, :2]
+        kinds, _, fixed, target = classify_keypoints(xy, kp, areas, ids, row, sigmas=sigmas,
+                                                     mirror=mirror, params=params)
+        matched.append(MatchedDetection(idx, img, int(ids[row]), float(r["score"]),
+                                        oks(xy, kp[row], areas[row], sigmas), kinds, fixed, target))
+    ap0, ap_fixed, ap_alone, curves, background_fp, false_negatives = _oracle_steps(
+        coco_gt, results, matched, params, sigmas)
+    summary = _summary(coco_gt, results, params, names, matched, background_fp, false_negatives,
+                       coco_ap, ap_all, base.stats, ap0, ap_fixed, ap_alone, skipped_zero)
+    return Analysis(summary, matched, background_fp, false_negatives, results, coco_gt,
+                    OrderedDict(list(precision.items()) + [("fix " + k, v) for k, v in curves.items()]),
+                    np.array([m.oks for m in matched]), tuple(names), _skeleton(coco_gt, names))
+
+
+def _oracle_steps(coco_gt, results, matched, params, sigmas):
+    """AP at ``oks_thr``: original, after each fix in turn (the paper's order) and each alone."""
+    ap_fixed, ap_alone, curves = OrderedDict(), OrderedDict(), OrderedDict()
+    e0 = _evaluator(coco_gt, results, params, sigmas, [params.oks_thr])
+    ap0, curves["original"] = _ap(e0)
+    kp_fixes = FIX_ORDER[:4]
+    for i, kind in enumerate(kp_fixes):
+        e = _evaluator(coco_gt, _with(results, _fixed_keypoints(results, matched, kp_fixes[:i + 1])),
+                       params, sigmas, [params.oks_thr])
+        ap_fixed[kind], curves[kind] = _ap(e)
+        ap_alone[kind] = _ap(_evaluator(coco_gt, _with(results, _fixed_keypoints(results, matched, [kind])),
+                                        params, sigmas, [params.oks_thr]))[0]
+    all_fixed = _with(results, _fixed_keypoints(results, matched, kp_fixes))
+    rescored = _with(all_fixed, scores=_oracle_scores(coco_gt, all_fixed, sigmas))
+    e = _evaluator(coco_gt, rescored, params, sigmas, [params.oks_thr])
+    ap_fixed["score"], curves["score"] = _ap(e)
+    ap_alone["score"] = _ap(_evaluator(coco_gt, _with(results, scores=_oracle_scores(coco_gt, results, sigmas)),
+                                       params, sigmas, [params.oks_thr]))[0]
+    _, background_fp, _ = _matches(e)
+    ap_fixed["background_fp"], curves["background_fp"] = _ap(e, ignore_dts=background_fp)
+    _, _, false_negatives = _matches(e)
+    ap_fixed["false_negatives"], curves["false_negatives"] = _ap(e, ignore_gts=false_negatives)
+    _, fp0, fn0 = _matches(e0)
+    ap_alone["background_fp"] = _ap(e0, ignore_dts=fp0)[0]
+    e0 = _evaluator(coco_gt, results, params, sigmas, [params.oks_thr])
+    ap_alone["false_negatives"] = _ap(e0, ignore_gts=fn0)[0]
+    return ap0, ap_fixed, ap_alone, curves, background_fp, false_negatives
+
+
+def _bins_count(values, bins):
+    return OrderedDict(("%g-%g" % (lo, hi), int(sum(lo <= v <= hi for v in values))) for lo, hi in bins)
+
+
+def _summary(coco_gt, results, params, names, matched, background_fp, false_negatives, coco_ap,
+             ap_all, stats, ap0, ap_fixed, ap_alone, skipped_zero):
+    counts = np.zeros((len(names), len(KEYPOINT_KINDS)), np.int64)
+    for md in matched:
+        lab = md.kinds >= 0
+        np.add.at(counts, (np.flatnonzero(lab), md.kinds[lab]), 1)
+    fn_anns = coco_gt.loadAnns(false_negatives)
+    fp_scores = [float(results[i]["score"]) for i in background_fp]
+    score_edges = list(SCORE_BINS[:-1]) + [np.inf]
+    fp_by_score = OrderedDict()
+    for lo, hi in zip(score_edges[:-1], score_edges[1:]):
+        label = "%g-%g" % (lo, hi) if np.isfinite(hi) else ">=%g" % lo
+        fp_by_score[label] = int(sum(lo <= s < hi for s in fp_scores))
+    ap_fixed = OrderedDict((k, round(v, 6)) for k, v in ap_fixed.items())
+    return OrderedDict([
+        ("keypoints", OrderedDict((k, int(counts[:, i].sum())) for i, k in enumerate(KEYPOINT_KINDS))),
+        ("background_fp", len(background_fp)),
+        ("false_negatives", len(false_negatives)),
+        ("ap", round(coco_ap, 6)),
+        ("oks_thr", params.oks_thr),
+        ("ap_at_oks_thr", round(ap0, 6)),
+        ("ap_if_fixed", ap_fixed),
+        ("ap_gain_if_fixed_alone", OrderedDict((k, round(v - ap0, 6)) for k, v in ap_alone.items())),
+        ("keypoints_per_joint", OrderedDict(
+            (n, OrderedDict((k, int(counts[j, i])) for i, k in enumerate(KEYPOINT_KINDS)))
+            for j, n in enumerate(names))),
+        ("background_fp_by_score", fp_by_score),
+        ("false_negatives_by_size", OrderedDict(
+            (label, int(sum(lo <= a["area"] < hi for a in fn_anns))) for label, lo, hi in SIZE_BINS)),
+        ("false_negatives_by_labelled_joints",
+         _bins_count([a.get("num_keypoints", 0) for a in fn_anns], JOINT_COUNT_BINS)),
+        ("coco_stats", OrderedDict((n, round(float(v), 6)) for n, v in zip(STATS_NAMES, stats))
+         if len(stats) == len(STATS_NAMES) else None),
+        ("ap_per_oks", OrderedDict(("%.2f" % t, round(a, 6)) for t, a in zip(np.linspace(.5, .95, 10), ap_all))),
+        ("detections", len(results)),
+        ("matched_detections", len(matched)),
+        ("matched_to_people_without_joints", skipped_zero),
+        ("people", int(sum(1 for a in coco_gt.dataset.get("annotations", [])
+                           if a.get("num_keypoints", 0) > 0 and not a.get("iscrowd", 0)))),
+        ("params", OrderedDict(params._asdict())),
+        ("definitions", "Ronchi & Perona, ICCV 2017 (coco-analyze): ks bands good >= %g, jitter "
+                        "[%g, %g), inversion / swap >= %g on the mirrored / another person's joint, miss "
+                        "< %g; matching at OKS %g; fixes cumulative in the order %s, AP at OKS %g"
+         % (params.good_ks, params.jitter_ks, params.good_ks, params.jitter_ks, params.jitter_ks,
+            params.loc_thr, ", ".join(FIX_ORDER), params.oks_thr)),
+    ])
+
+
+# ------------------------------------------------------------------------------------------ outputs
+
+KIND_COLORS = {"good": "#4caf50", "jitter": "#8C4646", "inversion": "#D96459", "swap": "#F2AE72",
+               "miss": "#F2E394"}
+KIND_BGR = {"good": (80, 175, 76), "jitter": (70, 70, 140), "inversion": (89, 100, 217),
+            "swap": (114, 174, 242), "miss": (0, 215, 255)}
+FIX_LABELS = {"miss": "Miss", "swap": "Swap", "inversion": "Inversion", "jitter": "Jitter",
+              "score": "Score", "background_fp": "Bkg. FP", "false_negatives": "FN"}
+
+
+def _save_figure(fig, path):
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), what="analysis plot")
+    plt.close(fig)
+    return path
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_keypoint_errors(analysis, path):
+    """Stacked bars: the share of each kind per joint (and over all joints)."""
+    plt = _pyplot()
+    per = analysis.summary["keypoints_per_joint"]
+    labels = list(per) + ["all"]
+    rows = np.array([[per[n][k] for k in KEYPOINT_KINDS] for n in per]
+                    + [[analysis.summary["keypoints"][k] for k in KEYPOINT_KINDS]], np.float64)
+    share = rows / np.maximum(rows.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(9, 6))
+    left = np.zeros(len(labels))
+    for i, k in enumerate(KEYPOINT_KINDS):
+        ax.barh(labels, share[:, i], left=left, color=KIND_COLORS[k], edgecolor="k", lw=0.5,
+                label="%s (%d)" % (k, rows[-1, i]))
+        left += share[:, i]
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the labelled joints of matched detections")
+    ax.set_title("Keypoint errors per joint (%d matched detections)" % len(analysis.matched))
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_ap_gains(analysis, path):
+    """The oracle bars: AP at ``oks_thr`` after each fix in turn, and the gain of each alone."""
+    plt = _pyplot()
+    s = analysis.summary
+    steps = ["original"] + list(s["ap_if_fixed"])
+    values = [s["ap_at_oks_thr"]] + list(s["ap_if_fixed"].values())
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    ax.bar([FIX_LABELS.get(k, k) for k in steps], values, color="#4F82BD", edgecolor="k")
+    for x, v in enumerate(values):
+        ax.text(x, v + 0.01, "%.3f" % v, ha="center", fontsize=8)
+    ax.set_ylim(0, 1.08)
+    ax.set_ylabel("AP at OKS %g" % s["oks_thr"])
+    ax.set_title("AP after fixing each error type in turn")
+    ax.tick_params(axis="x", rotation=30)
+    gains = s["ap_gain_if_fixed_alone"]
+    ax2.bar([FIX_LABELS.get(k, k) for k in gains], list(gains.values()), color="#D96459", edgecolor="k")
+    for x, v in enumerate(gains.values()):
+        ax2.text(x, v + 0.005, "+%.3f" % v, ha="center", fontsize=8)
+    ax2.set_ylabel("AP gain at OKS %g" % s["oks_thr"])
+    ax2.set_title("AP gained by fixing one error type alone")
+    ax2.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_precision_recall(analysis, path):
+    """Precision-recall at OKS .5 / .75 / .95, and at ``oks_thr`` after each fix (the tool's plot)."""
+    plt = _pyplot()
+    rec = np.linspace(0, 1, 101)
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for label, p in analysis.precision.items():
+        if not label.startswith("fix "):
+            ax.plot(rec, p, lw=2, label="%s: AP %.3f" % (label, p.mean()))
+    ax.set_title("Precision-recall (original results)")
+    prev = None
+    for i, (label, p) in enumerate((k[4:], v) for k, v in analysis.precision.items() if k.startswith("fix ")):
+        ax2.plot(rec, p, color="k", lw=1)
+        if prev is not None:
+            ax2.fill_between(rec, prev, p, where=p >= prev, interpolate=True,
+                             color=plt.cm.tab10(i % 10), alpha=0.7,
+                             label="%s: %.3f" % (FIX_LABELS.get(label, label), p.mean()))
+        else:
+            ax2.plot([], [], color="k", label="original: %.3f" % p.mean())
+        prev = p
+    ax2.set_title("At OKS %g, fixing in turn" % analysis.summary["oks_thr"])
+    for a in (ax, ax2):
+        a.set_xlim(0, 1)
+        a.set_ylim(0, 1.02)
+        a.set_xlabel("recall")
+        a.set_ylabel("precision")
+        a.grid(True, alpha=0.3)
+        a.legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_oks_histogram(analysis, path):
+    """OKS of the matched detections with their person."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(analysis.oks_values, bins=np.linspace(0, 1, 41), color="#4F82BD", edgecolor="k")
+    for t in (.5, .75, .95):
+        ax.axvline(t, color="r", ls="--", lw=1)
+    ax.set_xlabel("OKS with the matched person")
+    ax.set_ylabel("detections")
+    ax.set_title("OKS of %d matched detections (median %.3f)"
+                 % (len(analysis.oks_values),
+                    float(np.median(analysis.oks_values)) if len(analysis.oks_values) else 0.0))
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+def plot_background_errors(analysis, path):
+    """Background false positives by score; false negatives by size and labelled joints."""
+    plt = _pyplot()
+    s = analysis.summary
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    for ax, key, title, color in (
+            (axes[0], "background_fp_by_score", "background FP (%d) by score" % s["background_fp"], "#8063A3"),
+            (axes[1], "false_negatives_by_size", "false negatives (%d) by size" % s["false_negatives"], "seagreen"),
+            (axes[2], "false_negatives_by_labelled_joints", "false negatives by labelled joints", "seagreen")):
+        ax.bar(list(s[key]), list(s[key].values()), color=color, edgecolor="k")
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, path)
+
+
+PLOTS = (("keypoint_errors.png", plot_keypoint_errors), ("ap_gains.png", plot_ap_gains),
+         ("precision_recall.png", plot_precision_recall), ("oks_histogram.png", plot_oks_histogram),
+         ("background_errors.png", plot_background_errors))
+
+
+# --------------------------------------------------------------------------------- worst cases
+
+class Case(NamedTuple):
+    kind: str            # "localisation" | "background_fp" | "false_negative"
+    image_id: int
+    title: str
+    image: object        # BGR crop or None when the image could not be read
+
+
+def worst_cases(analysis, num=8):
+    """The cases the report draws: matched detections by score x (1 - OKS), background FPs by
+    score, false negatives by area (largest first). Returns three lists of (rank key, item)."""
+    loc = sorted(analysis.matched, key=lambda m: (-(m.score * (1.0 - m.oks)), m.index))[:num]
+    fps = sorted(analysis.background_fp, key=lambda i: (-float(analysis.results[i]["score"]), i))[:num]
+    anns = analysis.coco_gt.loadAnns(analysis.false_negatives)
+    fns = sorted(anns, key=lambda a: (-float(a.get("area", 0)), a["id"]))[:num]
+    return loc, fps, fns
+
+
+def _crop(image, points, pad=0.25, height=300):
+    import cv2
+
+    pts = np.asarray(points, np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(1)]
+    h, w = image.shape[:2]
+    if len(pts) == 0:
+        x0, y0, x1, y1 = 0, 0, w, h
+    else:
+        x0, y0 = pts.min(0)
+        x1, y1 = pts.max(0)
+        px, py = max(x1 - x0, 16) * pad, max(y1 - y0, 16) * pad
+        x0, y0 = int(max(0, x0 - px)), int(max(0, y0 - py))
+        x1, y1 = int(min(w, x1 + px + 1)), int(min(h, y1 + py + 1))
+        if x1 <= x0 or y1 <= y0:
+            x0, y0, x1, y1 = 0, 0, w, h
+    out = image[y0:y1, x0:x1]
+    scale = height / max(out.shape[0], 1)
+    return cv2.resize(out, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR), (x0, y0), scale
+
+
+def _box_points(bbox):
+    x, y, w, h = [float(v) for v in bbox]
+    return [[x, y], [x + w, y + h]]
+
+
+def _draw_case(image, gt_kpts, pred_kpts, kinds, names, skeleton):
+    """GT green, prediction red (joints the detection scores), error joints ringed and lettered."""
+    import cv2
+
+    from .visualize import draw_poses, GT_COLOR_BGR, PRED_COLOR_BGR
+
+    out = image
+    if gt_kpts is not None:
+        g = np.asarray(gt_kpts, np.float64).reshape(-1, len(names), 3).copy()
+        g[..., 2] = (g[..., 2] > 0).astype(np.float64)
+        out = draw_poses(out, g, score_thr=0.5, names=names, skeleton=skeleton, draw_scores=False,
+                         joint_color=GT_COLOR_BGR, limb_color=GT_COLOR_BGR)
+    if pred_kpts is not None:
+        p = np.asarray(pred_kpts, np.float64).reshape(-1, len(names), 3).copy()
+        p[..., 2] = 1.0
+        if gt_kpts is not None and kinds is not None:
+            for j in np.flatnonzero(np.asarray(kinds) > 0):
+                cv2.line(out, tuple(int(round(v)) for v in g[0, j, :2]),
+                         tuple(int(round(v)) for v in p[0, j, :2]), (255, 255, 255), 1, cv2.LINE_AA)
+        out = draw_poses(out, p, score_thr=0.5, names=names, skeleton=skeleton, draw_scores=False,
+                         joint_color=PRED_COLOR_BGR, limb_color=PRED_COLOR_BGR)
+        if kinds is not None:
+            for j in np.flatnonzero(np.asarray(kinds) > 0):
+                kind = KEYPOINT_KINDS[kinds[j]]
+                c = tuple(int(round(v)) for v in p[0, j, :2])
+                cv2.circle(out, c, 7, KIND_BGR[kind], 2, cv2.LINE_AA)
+                cv2.putText(out, kind[0].upper(), (c[0] + 8, c[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(out, kind[0].upper(), (c[0] + 8, c[1] - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                            KIND_BGR[kind], 1, cv2.LINE_AA)
+    return out
+
+
+def _shift(kpts, origin, scale):
+    k = np.asarray(kpts, np.float64).reshape(-1, 3).copy()
+    k[:, 0] = (k[:, 0] - origin[0]) * scale
+    k[:, 1] = (k[:, 1] - origin[1]) * scale
+    return k
+
+
+def draw_worst_cases(analysis, image_dir, num=8):
+    """Draw :func:`worst_cases` on their images; returns ([Case], images not found or unreadable)."""
+    from ..data.imageio import read_image
+
+    coco_gt, names = analysis.coco_gt, analysis.names
+    loc, fps, fns = worst_cases(analysis, num)
+    cases, unreadable, images = [], set(), {}
+
+    def load(image_id):
+        if image_id not in images:
+            info = coco_gt.imgs.get(image_id, {})
+            path = os.path.join(image_dir or "", info.get("file_name", ""))
+            try:
+                images[image_id] = np.ascontiguousarray(read_image(path)[:, :, ::-1])
+            except (OSError, ValueError) as err:
+                LOG.warning("analysis: image %s of image_id %s not drawn: %s", path, image_id, err)
+                images[image_id] = None
+                unreadable.add(path)
+        return images[image_id]
+
+    for md in loc:
+        img = load(md.image_id)
+        gt = np.asarray(coco_gt.anns[md.gt_id]["keypoints"], np.float64).reshape(-1, 3)
+        pred = np.asarray(analysis.results[md.index]["keypoints"], np.float64).reshape(-1, 3)
+        errors = ", ".join("%s %s" % (names[j], KEYPOINT_KINDS[k]) for j, k in enumerate(md.kinds) if k > 0)
+        title = ("result %d, image %d, person %d: score %.3f, OKS %.3f; %s"
+                 % (md.index, md.image_id, md.gt_id, md.score, md.oks, errors or "no joint errors"))
+        crop = None
+        if img is not None:
+            pts = np.concatenate([gt[gt[:, 2] > 0, :2], pred[:, :2],
+                                  _box_points(coco_gt.anns[md.gt_id]["bbox"])])
+            crop, origin, scale = _crop(img, pts)
+            crop = _draw_case(crop, _shift(gt, origin, scale), _shift(pred, origin, scale), md.kinds,
+                              names, analysis.skeleton)
+        cases.append(Case("localisation", md.image_id, title, crop))
+    for idx in fps:
+        r = analysis.results[idx]
+        img = load(int(r["image_id"]))
+        pred = np.asarray(r["keypoints"], np.float64).reshape(-1, 3)
+        crop = None
+        if img is not None:
+            crop, origin, scale = _crop(img, pred[:, :2])
+            crop = _draw_case(crop, None, _shift(pred, origin, scale), None, names, analysis.skeleton)
+        cases.append(Case("background_fp", int(r["image_id"]),
+                          "result %d, image %s: background false positive, score %.3f"
+                          % (idx, r["image_id"], float(r["score"])), crop))
+    for a in fns:
+        img = load(a["image_id"])
+        gt = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        crop = None
+        if img is not None:
+            crop, origin, scale = _crop(img, np.concatenate([gt[gt[:, 2] > 0, :2], _box_points(a["bbox"])]))
+            crop = _draw_case(crop, _shift(gt, origin, scale), None, None, names, analysis.skeleton)
+        cases.append(Case("false_negative", a["image_id"],
+                          "person %d, image %d: false negative, area %.0f, %d labelled joints"
+                          % (a["id"], a["image_id"], a.get("area", 0), a.get("num_keypoints", 0)), crop))
+    return cases, sorted(unreadable)
+
+
+def _png_data_uri(path=None, image=None):
+    import cv2
+
+    if image is not None:
+        ok, buf = cv2.imencode(".png", image)
+        data = buf.tobytes()
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def _html(analysis, plots, cases, unreadable, image_dir, sources):
+    s = analysis.summary
+    esc = html.escape
+    rows = "".join("<tr><td>%s</td><td>%d</td></tr>" % (esc(k), v) for k, v in s["keypoints"].items())
+    fixes = "".join("<tr><td>%s</td><td>%.3f</td><td>%+.3f</td></tr>"
+                    % (esc(FIX_LABELS[k]), v, s["ap_gain_if_fixed_alone"][k])
+                    for k, v in s["ap_if_fixed"].items())
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>gluonpose error analysis</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:2px 8px;text-align:right}td:first-child{text-align:left}"
+        "figure{display:inline-block;margin:6px;vertical-align:top;max-width:420px}"
+        "figcaption{font-size:12px}img{max-width:100%}</style></head><body>",
+        "<h1>Keypoint error analysis</h1>",
+        "<p>Results <code>%s</code> against <code>%s</code>. %s.</p>"
+        % (esc(sources[0]), esc(sources[1]), esc(s["definitions"])),
+        "<p>COCO AP (OKS .50:.95) <b>%.3f</b>; AP at OKS %g: %.3f. %d detections, %d matched to people "
+        "with labelled joints; %d background false positives; %d false negatives of %d people.</p>"
+        % (s["ap"], s["oks_thr"], s["ap_at_oks_thr"], s["detections"], s["matched_detections"],
+           s["background_fp"], s["false_negatives"], s["people"]),
+        "<h2>Labelled joints of matched detections</h2><table><tr><th>kind</th><th>joints</th></tr>%s</table>"
+        % rows,
+        "<h2>Fixing errors (AP at OKS %g)</h2><table><tr><th>fixed, in turn</th><th>AP</th>"
+        "<th>gain alone</th></tr>%s</table>" % (s["oks_thr"], fixes),
+    ]
+    for name, path in plots:
+        parts.append("<h3>%s</h3><img alt='%s' src='%s'>" % (esc(name), esc(name), _png_data_uri(path)))
+    titles = {"localisation": "Worst localisation errors (score x (1 - OKS))",
+              "background_fp": "Highest-scoring background false positives",
+              "false_negative": "Largest missed people"}
+    parts.append("<h2>Worst cases</h2><p>Ground truth green, prediction red; error joints ringed: "
+                 "J jitter, I inversion, S swap, M miss.</p>")
+    for kind, title in titles.items():
+        chosen = [c for c in cases if c.kind == kind]
+        parts.append("<h3>%s (%d)</h3>" % (esc(title), len(chosen)))
+        for c in chosen:
+            img = ("<img src='%s'>" % _png_data_uri(image=c.image)) if c.image is not None \
+                else "<p><i>image not found or unreadable</i></p>"
+            parts.append("<figure>%s<figcaption>%s</figcaption></figure>" % (img, esc(c.title)))
+    if unreadable:
+        parts.append("<p>%d image(s) under <code>%s</code> could not be read, their cases are not drawn: %s</p>"
+                     % (len(unreadable), esc(str(image_dir)), esc(", ".join(unreadable[:20]))))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_analysis(analysis, out_dir, *, image_dir=None, num_cases=8, sources=("", "")):
+    """Write the plots (:data:`PLOTS`), ``summary.json`` and ``report.html`` into ``out_dir``.
+
+    Returns {name: path} of everything written, plus ``"unreadable_images"``: the count of images
+    whose cases could not be drawn (missing or unreadable files are counted, never fatal).
+    """
+    from ..utils.io import check_writable
+
+    check_writable(out_dir, "the analysis folder")
+    written = OrderedDict()
+    for name, fn in PLOTS:
+        written[name] = fn(analysis, os.path.join(out_dir, name))
+    cases, unreadable = draw_worst_cases(analysis, image_dir, num_cases)
+    summary = OrderedDict(analysis.summary)
+    summary["unreadable_images"] = len(unreadable)
+    summary["cases_drawn"] = sum(c.image is not None for c in cases)
+    written["summary.json"] = os.path.join(out_dir, "summary.json")
+    atomic_write_json(summary, written["summary.json"], indent=1)
+    page = _html(analysis, [(n, p) for n, p in written.items() if n.endswith(".png")], cases,
+                 unreadable, image_dir, sources)
+    written["report.html"] = os.path.join(out_dir, "report.html")
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(page)
+    atomic_write(written["report.html"], write, what="analysis report")
+    written["unreadable_images"] = len(unreadable)
+    return written
+
+
+def format_summary(summary):
+    """A few lines for the terminal."""
+    k = summary["keypoints"]
+    total = max(sum(k.values()), 1)
+    lines = ["keypoints of matched detections: " + ", ".join(
+        "%s %d (%.1f%%)" % (n, v, 100.0 * v / total) for n, v in k.items()),
+        "background false positives %d; false negatives %d of %d people"
+        % (summary["background_fp"], summary["false_negatives"], summary["people"]),
+        "AP %.3f (OKS .50:.95); at OKS %g: %.3f -> after fixing in turn: %s"
+        % (summary["ap"], summary["oks_thr"], summary["ap_at_oks_thr"],
+           ", ".join("%s %.3f" % (FIX_LABELS[n], v) for n, v in summary["ap_if_fixed"].items()))]
+    return "\n".join(lines)
