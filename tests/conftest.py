@@ -24,3 +24,16 @@ def coco(data_dir):
     folder = os.path.join(data_dir, "samples", "coco")
     return {"gt": os.path.join(folder, "test_coco.json"), "dir": folder,
             "det": os.path.join(folder, "test_coco_det_AP_H_56.json")}
+
+
+@pytest.fixture
+def fresh_logging():
+    """No root logging handlers during the test: a command run in-process sets logging up on the
+    stderr of its own test (handlers of earlier tests hold streams pytest has closed since)."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []
+    yield
+    root.handlers = saved

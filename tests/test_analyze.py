@@ -144,6 +144,10 @@ def test_background_fp_and_false_negative(tmp_path):
     assert s["false_negatives_by_labelled_joints"]["16-17"] == 1
     assert s["background_fp_by_score"][">=0.75"] == 1
     assert s["keypoints"]["good"] == 34
+    # alone: ignoring the FP (ranked first) and the missed person each raise AP; nothing else does
+    gains = s["ap_gain_if_fixed_alone"]
+    assert gains["background_fp"] > 0.1 and gains["false_negatives"] > 0.1
+    assert all(gains[k] == 0 for k in ("miss", "swap", "inversion", "jitter"))
 
 
 def test_fixing_every_error_gives_ap_one_and_ap_matches_pycocotools(tmp_path):

@@ -5,7 +5,6 @@ a real bug keeps its traceback. Also: the console entry points of setup.py are t
 Each case runs a script's ``main(argv)`` in-process (``tests/_helpers.load_script``) on width-8 nets.
 """
 import ast
-import logging
 import os
 import subprocess
 import sys
@@ -26,15 +25,8 @@ COMMANDS = {"train_mshrnet": "train", "test_mshrnet": "test", "ensemble_eval": "
             "plot_curves": "curves"}
 
 
-@pytest.fixture(autouse=True)
-def fresh_logging():
-    """Each command sets logging up on the stderr of its own test (handlers of earlier tests hold
-    streams pytest has closed since)."""
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    root.handlers = []
-    yield
-    root.handlers = saved
+#: each command sets logging up on the stderr of its own test (conftest.fresh_logging)
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 
 @pytest.fixture(scope="module")

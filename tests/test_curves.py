@@ -5,7 +5,6 @@ mistakes in the run dirs or their CSVs are one ``error: ...`` line naming the fi
 The runs are small hand-written ``metrics.csv`` / ``iterations.csv`` files with the training hooks'
 own columns (no training: a real 2-epoch run costs ~8 s on 2 cores).
 """
-import logging
 import os
 
 import cv2
@@ -18,15 +17,8 @@ from gluonpose.utils.curves import (MetricsFileError, best_epoch, compare_runs_f
 from _helpers import load_script, run_main
 
 
-@pytest.fixture(autouse=True)
-def fresh_logging():
-    """The command sets logging up on the stderr of its own test (handlers of earlier tests hold
-    streams pytest has closed since)."""
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    root.handlers = []
-    yield
-    root.handlers = saved
+#: each command sets logging up on the stderr of its own test (conftest.fresh_logging)
+pytestmark = pytest.mark.usefixtures("fresh_logging")
 
 
 @pytest.fixture(scope="module")

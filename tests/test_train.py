@@ -235,6 +235,13 @@ def test_embedded_synthetic_demo_path_shortened(tmp_path):
     code, text = run_main(load_script("demo").main, shlex.split(
         summary.split("scripts/demo.py", 1)[1].splitlines()[0]))
     assert code == 0 and "3 images" in text, text
+    # the other next commands: evaluation with the error analysis, the sample browser, runs compared
+    for script, made in (("test_mshrnet", work / "analysis" / "report.html"),
+                         ("browse_samples", work / "samples.png"), ("plot_curves", work / "compare.png")):
+        argv = shlex.split(summary.split("scripts/%s.py" % script, 1)[1].splitlines()[0])
+        argv = [str(work) if a == "OTHER_WORK_DIR" else a for a in argv]
+        code, text = run_main(load_script(script).main, argv)
+        assert code == 0 and made.is_file(), text
 
 
 def test_failing_validation_keeps_the_epoch(tmp_path, data_dir):

@@ -80,13 +80,15 @@ class AugmentParams:
 
 class Augmentation(NamedTuple):
     """One draw: crop centre (2,) and scale (2,) in pixels of the unflipped image, rotation in
-    degrees, whether to flip, whether the half-body box was used."""
+    degrees, whether to flip, whether the half-body box was used, and the random scale factor
+    that multiplied the (box or half-body) scale."""
 
     center: np.ndarray
     scale: np.ndarray
     rotation: float
     flipped: bool
     half_body: bool
+    scale_factor: float = 1.0
 
 
 def draw_scale_rotation_flip(params, rng):
@@ -129,4 +131,4 @@ def sample_augmentation(params, joints, visible, center, scale, input_size_wh, r
         if hb is not None:
             center, scale, half = hb[0], hb[1], True
     factor, rotation, flipped = draw_scale_rotation_flip(params, rng)
-    return Augmentation(center, scale * factor, rotation, flipped, half)
+    return Augmentation(center, scale * factor, rotation, flipped, half, factor)

@@ -12,7 +12,11 @@ Sample dict (all numpy):
     keypoints (K, 3) float32 joints in input-crop pixels (flipped/swapped) and weights;
     center (2,), scale (2,) float32 in pixels (after augmentation, in the *unflipped* image);
     rotation float32 degrees; flipped bool; trans (2, 3) float32 image -> crop;
-    image_id int64, score float32, area float32.
+    image_id int64, score float32, area float32;
+    augmentation dict, only when the transform is called with ``report=True`` (nothing else
+    changes, no extra random draw): ``flipped``, ``half_body`` (bools), ``rotation`` (degrees) and
+    ``scale_factor`` (the random factor of the box / half-body scale; the test transform reports
+    its fixed ``rotation`` and ``scale_factor`` and no flip or half-body).
 Map predictions back with ``geometry.crop_to_image(coords, center, scale, rotation, input_size_wh,
 udp)`` (unflipped samples) or ``geometry.affine_points(coords, invert_affine(trans))`` (any sample).
 """
@@ -104,6 +108,12 @@ def _meta(record, center, scale, rotation, flipped, trans):
             "score": np.float32(record.score), "area": np.float32(record.area)}
 
 
+def augmentation_report(flipped, half_body, rotation, scale_factor):
+    """The ``augmentation`` entry of a sample made with ``report=True`` (plain Python values)."""
+    return {"flipped": bool(flipped), "half_body": bool(half_body), "rotation": float(rotation),
+            "scale_factor": float(scale_factor)}
+
+
 class TopDownTrainTransform:
     """Training transform: augmentation, crop and targets for one :class:`PersonRecord`.
 
@@ -156,8 +166,9 @@ class TopDownTrainTransform:
         self.udp = bool(codec.udp) if udp is None else bool(udp)
         self.flip_pairs = tuple(tuple(p) for p in flip_pairs)
 
-    def __call__(self, image, record, rng):
-        """(H, W, 3) uint8 RGB image, PersonRecord, np.random.Generator -> sample dict."""
+    def __call__(self, image, record, rng, report=False):
+        """(H, W, 3) uint8 RGB image, PersonRecord, np.random.Generator -> sample dict; with
+        ``report`` the dict also holds the ``augmentation`` drawn (see the module docstring)."""
         _check_image(image, record)
         joints = np.asarray(record.keypoints, dtype=np.float64)
         if joints.shape != (self.codec.num_joints, 3):
@@ -185,6 +196,9 @@ class TopDownTrainTransform:
         sample.update(self.codec.encode(pts, weights))
         sample["keypoints"] = np.concatenate([pts, weights[:, None]], axis=1).astype(np.float32)
         sample.update(_meta(record, aug.center, aug.scale, aug.rotation, aug.flipped, trans))
+        if report:
+            sample["augmentation"] = augmentation_report(aug.flipped, aug.half_body, aug.rotation,
+                                                         aug.scale_factor)
         return sample
 
 
@@ -225,8 +239,10 @@ class TopDownTestTransform:
         self.rotation = float(rotation)
         self.scale_factor = float(scale_factor)
 
-    def __call__(self, image, record, rng=None):
-        """(H, W, 3) uint8 RGB image, PersonRecord[, unused rng] -> sample dict."""
+    def __call__(self, image, record, rng=None, report=False):
+        """(H, W, 3) uint8 RGB image, PersonRecord[, unused rng] -> sample dict; with ``report``
+        the dict also holds an ``augmentation`` entry (no flip or half-body, the fixed rotation
+        and scale factor)."""
         _check_image(image, record)
         center, scale = geo.box_to_center_scale(record.bbox, self.input_size_wh, self.box_padding,
                                                 udp=self.udp)
@@ -242,4 +258,7 @@ class TopDownTestTransform:
             sample.update(self.codec.encode(pts, weights))
         sample["keypoints"] = np.concatenate([pts, weights[:, None]], axis=1).astype(np.float32)
         sample.update(_meta(record, center, scale, self.rotation, False, trans))
+        if report:
+            sample["augmentation"] = augmentation_report(False, False, self.rotation,
+                                                         self.scale_factor)
         return sample

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ..evaluation.visualize import caption_tile as _tile, tile_grid as _grid
+
 LOG = logging.getLogger(__name__)
 
 
@@ -24,24 +26,6 @@ class Preview(NamedTuple):
     people_drawn: int      # people with at least one joint at or above the score threshold
     image_dir: str         # folder of the validation images
     boxes: list            # COCO-results entries of the boxes of every validation image
-
-
-def _tile(image, caption, scale):
-    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    bar = np.full((22, out.shape[1], 3), 255, np.uint8)
-    cv2.putText(bar, caption, (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    return np.concatenate([bar, out], axis=0)
-
-
-def _grid(tiles, columns):
-    h = max(t.shape[0] for t in tiles)
-    w = max(t.shape[1] for t in tiles)
-    rows = (len(tiles) + columns - 1) // columns
-    canvas = np.full((rows * h, min(columns, len(tiles)) * w, 3), 255, np.uint8)
-    for i, t in enumerate(tiles):
-        r, c = divmod(i, columns)
-        canvas[r * h:r * h + t.shape[0], c * w:c * w + t.shape[1]] = t
-    return canvas
 
 
 def draw_val_predictions(cfg, weights, out_path, num_images=4, score_thr=0.3, ctx=None,

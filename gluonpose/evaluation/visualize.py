@@ -1,5 +1,6 @@
 """Drawing helpers (OpenCV): skeletons with keypoint scores, training samples with their targets,
-predictions against ground truth, and training curves of a work dir.
+contact sheets of augmented samples with their targets decoded back (``gluonpose-browse``),
+captioned tiles in a grid, predictions against ground truth, and training curves of a work dir.
 
 Images are (H, W, 3) uint8 **BGR** (OpenCV's order, what ``cv2.imwrite`` expects); functions
 return a new image and never modify their input. Keypoints are ``[x, y, score]`` (or COCO
@@ -232,6 +233,114 @@ def draw_sample(sample, codec, *, stage=-1, joint=None, alpha=0.5, mean=IMAGENET
         if v > 0:
             cv2.circle(right, _pt((x, y)), 2, (255, 255, 255), -1, cv2.LINE_8)
     return np.concatenate([left, right], axis=1)
+
+
+#: BGR colour of the targets decoded back by the codec (:func:`draw_augmented_sample`).
+DECODED_COLOR_BGR = (255, 0, 255)
+CAPTION_LINE_PX = 18
+
+
+def caption_tile(image, caption, scale=1.0, font_scale=0.5):
+    """``image`` resized by ``scale`` under a white bar with ``caption`` in black: one line (a
+    str) or several (a list of str), 22 px for the first line and ``CAPTION_LINE_PX`` per further
+    line. Returns a new (bar + h, w, 3) uint8 BGR image."""
+    lines = [caption] if isinstance(caption, str) else list(caption)
+    out = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    bar = np.full((22 + CAPTION_LINE_PX * max(0, len(lines) - 1), out.shape[1], 3), 255, np.uint8)
+    for row, text in enumerate(lines):
+        cv2.putText(bar, text, (6, 16 + CAPTION_LINE_PX * row), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, out], axis=0)
+
+
+def tile_grid(tiles, columns):
+    """Tiles (BGR images) row by row, ``columns`` per row, each in a cell of the largest tile's
+    size (top-left aligned, white elsewhere). Returns the (rows * h, min(columns, n) * w, 3) sheet."""
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    rows = (len(tiles) + columns - 1) // columns
+    canvas = np.full((rows * h, min(columns, len(tiles)) * w, 3), 255, np.uint8)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, columns)
+        canvas[r * h:r * h + t.shape[0], c * w:c * w + t.shape[1]] = t
+    return canvas
+
+
+def target_as_output(codec, target):
+    """A sample's ``target`` ((C, H, W) or (S, C, H, W): the last stage) as the (1, C, H, W)
+    output of a perfect network for ``codec.decode``: the target itself, with the heatmap channels
+    turned into logits when the codec's ``heatmap_activation`` is ``'sigmoid'``."""
+    out = np.array(_stage_target({"target": target}, -1), dtype=np.float32)[None]
+    if codec.last.heatmap_activation == "sigmoid":
+        k = codec.num_joints
+        p = np.clip(out[:, :k], 1e-6, 1.0 - 1e-6)
+        out[:, :k] = np.log(p / (1.0 - p))
+    return out
+
+
+def decode_targets(codec, samples):
+    """Decode the samples' targets back with ``codec`` (its last stage, as for network outputs).
+
+    Returns:
+        (coords (N, K, 2) float64 input-crop pixels, trained (N, K) bool: the last stage's
+        ``target_weight`` > 0, the joints whose decoded position means something).
+    """
+    outputs = np.concatenate([target_as_output(codec, s["target"]) for s in samples])
+    coords = np.asarray(codec.decode(outputs)[0], dtype=np.float64)
+    trained = np.stack([np.asarray(s["target_weight"]).reshape(-1, codec.num_joints)[-1] > 0
+                        for s in samples])
+    return coords, trained
+
+
+def draw_augmented_sample(sample, decoded, caption, *, scale=1.0, mean=IMAGENET_MEAN_RGB,
+                          std=IMAGENET_STD_RGB, skeleton=COCO_SKELETON, names=COCO_KEYPOINT_NAMES,
+                          marker_size=9):
+    """One training sample as the network sees it, for a contact sheet.
+
+    The de-normalised input crop, enlarged by ``scale``; the skeleton of the sample's crop-space
+    ``keypoints`` (weight > 0) in the side colours of :func:`draw_poses`; the decoded target
+    ``decoded`` ((K, 3) ``[x, y, shown]`` crop pixels, drawn where ``shown`` > 0) as crosses of
+    ``DECODED_COLOR_BGR`` on top (so they must sit on the joint dots); ``caption`` (str or lines)
+    in a bar above (:func:`caption_tile`).
+
+    Returns:
+        (22 + 18 (lines - 1) + round(h scale), round(w scale), 3) uint8 BGR.
+    """
+    crop = denormalize_crop(sample["image"], mean, std)
+    big = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    kps = np.array(sample["keypoints"], dtype=np.float64)
+    kps[:, :2] *= scale
+    big = draw_poses(big, kps[None], score_thr=0.5, skeleton=skeleton, names=names,
+                     draw_scores=False)
+    for x, y, shown in np.asarray(decoded, dtype=np.float64):
+        if shown > 0 and np.isfinite(x) and np.isfinite(y):
+            cv2.drawMarker(big, _pt((x * scale, y * scale)), DECODED_COLOR_BGR, cv2.MARKER_CROSS,
+                           int(marker_size), 1, cv2.LINE_8)
+    return caption_tile(big, caption, 1.0, font_scale=0.4)
+
+
+def contact_sheet(samples, codec, captions, *, columns=4, scale=None, mean=IMAGENET_MEAN_RGB,
+                  std=IMAGENET_STD_RGB):
+    """Training samples (the pipeline's dicts) tiled into one sheet: :func:`draw_augmented_sample`
+    of each with its targets decoded by ``codec`` (:func:`decode_targets`).
+
+    Args:
+        captions: one caption (str or list of lines) per sample.
+        scale: enlargement of the crops (default: at least 224 px wide and 256 px high).
+
+    Returns:
+        (sheet (H, W, 3) uint8 BGR, decoded coords (N, K, 2) crop pixels, trained (N, K) bool).
+    """
+    if not samples:
+        raise ValueError("contact_sheet needs at least one sample")
+    h, w = np.asarray(samples[0]["image"]).shape[1:]
+    if scale is None:
+        scale = max(1.0, 224.0 / w, 256.0 / h)
+    coords, trained = decode_targets(codec, samples)
+    tiles = [draw_augmented_sample(s, np.concatenate([xy, ok[:, None]], axis=1), cap, scale=scale,
+                                   mean=mean, std=std)
+             for s, xy, ok, cap in zip(samples, coords, trained, captions)]
+    return tile_grid(tiles, int(columns)), coords, trained
 
 
 def plot_training_curves(work_dir, out_path=None):
