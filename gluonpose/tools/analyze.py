@@ -40,7 +40,8 @@ def parse_args(argv=None):
 def analyze_and_write(results_json, gt_json, out_dir, *, image_dir, oks_thr, num_cases, sigmas=None):
     """Run the analysis, write its outputs and print the summary; returns the written paths."""
     from gluonpose.errors import ConfigError
-    from gluonpose.evaluation.analyze import AnalysisParams, analyze_keypoints, format_summary, write_analysis
+    from gluonpose.evaluation.analysis_report import format_summary, write_analysis
+    from gluonpose.evaluation.analyze import AnalysisParams, analyze_keypoints
 
     if num_cases < 0:
         raise ConfigError("--analysis-cases must be >= 0, got %d" % num_cases)
@@ -58,8 +59,9 @@ def analyze_and_write(results_json, gt_json, out_dir, *, image_dir, oks_thr, num
 
 def run(args):
     image_dir = args.images if args.images is not None else os.path.dirname(os.path.abspath(args.gt))
-    return analyze_and_write(args.results, args.gt, args.out, image_dir=image_dir,
-                             oks_thr=args.analysis_oks, num_cases=args.analysis_cases) and 0
+    analyze_and_write(args.results, args.gt, args.out, image_dir=image_dir,
+                      oks_thr=args.analysis_oks, num_cases=args.analysis_cases)
+    return 0
 
 
 def main(argv=None):
