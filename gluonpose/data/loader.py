@@ -72,6 +72,22 @@ class BadSampleError(DatasetError, RuntimeError):
     """A sample whose image or annotation cannot be turned into a training example."""
 
 
+def make_sample(records, index, transform, *, seed, epoch, report=False):
+    """The sample dict of ``records[index]`` in ``epoch``: its image read and transformed with the
+    generator :func:`~.pipeline.sample_rng` gives that record and epoch (what training feeds the
+    network; ``report``: the transform also records its random draws). A bad image or record
+    raises :class:`BadSampleError` naming the record and file."""
+    record = records[index]
+    try:
+        image = read_image(record.image_path)
+        kwargs = {"report": True} if report else {}
+        return transform(image, record, sample_rng(seed, epoch, index), **kwargs)
+    except (OSError, ValueError) as err:  # DatasetError / MissingFileError of read_image, and
+        raise BadSampleError(             # the transforms' record checks (ValueError)
+            "record %d (image_id %s, ann %s, %s): %s"
+            % (index, record.image_id, record.ann_id, record.image_path, err)) from err
+
+
 class TopDownDataset(gluon.data.Dataset):
     """Records + transform -> training tuples; index is ``(epoch, i)`` or a plain ``i`` (epoch 0).
 
@@ -107,14 +123,7 @@ class TopDownDataset(gluon.data.Dataset):
         return len(self.records)
 
     def _sample(self, epoch, index):
-        record = self.records[index]
-        try:
-            image = read_image(record.image_path)
-            sample = self.transform(image, record, sample_rng(self.seed, epoch, index))
-        except (OSError, ValueError) as err:  # DatasetError / MissingFileError of read_image, and
-            raise BadSampleError(             # the transforms' record checks (ValueError)
-                "record %d (image_id %s, ann %s, %s): %s"
-                % (index, record.image_id, record.ann_id, record.image_path, err)) from err
+        sample = make_sample(self.records, index, self.transform, seed=self.seed, epoch=epoch)
         target = np.asarray(sample["target"], np.float32)
         weight = np.asarray(sample["target_weight"], np.float32)
         if target.ndim == 3:  # one target shared by all stages

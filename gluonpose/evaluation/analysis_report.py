@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..utils.curves import agg_pyplot, save_png
 from ..utils.io import atomic_write, atomic_write_json
 from .analyze import KEYPOINT_KINDS
 
@@ -24,23 +25,12 @@ FIX_LABELS = {"miss": "Miss", "swap": "Swap", "inversion": "Inversion", "jitter"
 
 
 def _save_figure(fig, path):
-    import matplotlib.pyplot as plt
-
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), what="analysis plot")
-    plt.close(fig)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
+    return save_png(fig, path, what="analysis plot")
 
 
 def plot_keypoint_errors(analysis, path):
     """Stacked bars: the share of each kind per joint (and over all joints)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     per = analysis.summary["keypoints_per_joint"]
     labels = list(per) + ["all"]
     rows = np.array([[per[n][k] for k in KEYPOINT_KINDS] for n in per]
@@ -63,7 +53,7 @@ def plot_keypoint_errors(analysis, path):
 
 def plot_ap_gains(analysis, path):
     """The oracle bars: AP at ``oks_thr`` after each fix in turn, and the gain of each alone."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     s = analysis.summary
     steps = ["original"] + list(s["ap_if_fixed"])
     values = [s["ap_at_oks_thr"]] + list(s["ap_if_fixed"].values())
@@ -88,7 +78,7 @@ def plot_ap_gains(analysis, path):
 
 def plot_precision_recall(analysis, path):
     """Precision-recall at OKS .5 / .75 / .95, and at ``oks_thr`` after each fix (the tool's plot)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     rec = np.linspace(0, 1, 101)
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for label, p in analysis.precision.items():
@@ -119,7 +109,7 @@ def plot_precision_recall(analysis, path):
 
 def plot_oks_histogram(analysis, path):
     """OKS of the matched detections with their person."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.hist(analysis.oks_values, bins=np.linspace(0, 1, 41), color="#4F82BD", edgecolor="k")
     for t in (.5, .75, .95):
@@ -135,7 +125,7 @@ def plot_oks_histogram(analysis, path):
 
 def plot_background_errors(analysis, path):
     """Background false positives by score; false negatives by size and labelled joints."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     s = analysis.summary
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
     for ax, key, title, color in (

@@ -239,21 +239,26 @@ def _matches(e):
 
 def _ap(e, ignore_dts=(), ignore_gts=()):
     """AP at ``e``'s single threshold, optionally with some results / people ignored (the
-    tool's way of removing background FPs and false negatives); also the precision curve."""
+    tool's way of removing background FPs and false negatives); also the precision curve.
+    ``e``'s ignore flags are as they were afterwards, so one evaluation serves several calls."""
     ignore_dts = {i + 1 for i in ignore_dts}
     ignore_gts = set(ignore_gts)
-    if ignore_dts or ignore_gts:
-        for ev in e.evalImgs:
-            if ev is None:
-                continue
-            for j, did in enumerate(ev["dtIds"]):
-                if did in ignore_dts:
-                    ev["dtIgnore"][:, j] = True
-            for j, gid in enumerate(ev["gtIds"]):
-                if gid in ignore_gts:
-                    ev["gtIgnore"][j] = 1
-    with _quiet():
-        e.accumulate()
+    saved = []
+    for ev in e.evalImgs if ignore_dts or ignore_gts else ():
+        if ev is None:
+            continue
+        dts = [j for j, did in enumerate(ev["dtIds"]) if did in ignore_dts]
+        gts = [j for j, gid in enumerate(ev["gtIds"]) if gid in ignore_gts]
+        if dts or gts:
+            saved.append((ev, ev["dtIgnore"].copy(), ev["gtIgnore"].copy()))
+            ev["dtIgnore"][:, dts] = True
+            ev["gtIgnore"][gts] = 1
+    try:
+        with _quiet():
+            e.accumulate()
+    finally:
+        for ev, dt_ignore, gt_ignore in saved:
+            ev["dtIgnore"], ev["gtIgnore"] = dt_ignore, gt_ignore
     p = e.eval["precision"][0, :, 0, 0, 0]
     return (float(p[p > -1].mean()) if (p > -1).any() else 0.0), np.where(p > -1, p, 0.0)
 
@@ -350,7 +355,7 @@ def _people_of(coco_gt, image_id, num_joints):
     anns = coco_gt.loadAnns(coco_gt.getAnnIds(imgIds=[image_id]))
     kp = np.array([a.get("keypoints") or [0.0] * (3 * num_joints) for a in anns],
                   np.float64).reshape(len(anns), num_joints, 3)
-    return anns, kp, np.array([float(a.get("area", 0.0)) for a in anns]), np.array([a["id"] for a in anns])
+    return kp, np.array([float(a.get("area", 0.0)) for a in anns]), np.array([a["id"] for a in anns])
 
 
 def _analyze(coco_gt, results, params, sigmas, names):
@@ -367,15 +372,14 @@ def _analyze(coco_gt, results, params, sigmas, names):
     ap_all = [float(prec[i][prec[i] > -1].mean()) if (prec[i] > -1).any() else 0.0 for i in range(10)]
     coco_ap = float(np.mean(ap_all))
     # 2. localisation matching and the kinds of every labelled joint of a matched detection
-    loc = _evaluator(coco_gt, results, params, sigmas, [params.loc_thr])
-    dt_to_gt, _, _ = _matches(loc)
+    dt_to_gt, fp_loc, fn_loc = _matches(_evaluator(coco_gt, results, params, sigmas, [params.loc_thr]))
     cache, matched, skipped_zero = {}, [], 0
     for idx in sorted(dt_to_gt):
         r = results[idx]
         img = int(r["image_id"])
         if img not in cache:
             cache[img] = _people_of(coco_gt, img, num_joints)
-        anns, kp, areas, ids = cache[img]
+        kp, areas, ids = cache[img]
         row = int(np.flatnonzero(ids == dt_to_gt[idx])[0])
         if not (kp[row, :, 2] > 0).any():
             skipped_zero += 1
@@ -386,7 +390,7 @@ def _analyze(coco_gt, results, params, sigmas, names):
         matched.append(MatchedDetection(idx, img, int(ids[row]), float(r["score"]),
                                         oks(xy, kp[row], areas[row], sigmas), kinds, fixed, target))
     ap0, ap_fixed, ap_alone, curves, background_fp, false_negatives = _oracle_steps(
-        coco_gt, results, matched, params, sigmas)
+        coco_gt, results, matched, params, sigmas, fp_loc, fn_loc)
     summary = _summary(coco_gt, results, params, names, matched, background_fp, false_negatives,
                        coco_ap, ap_all, base.stats, ap0, ap_fixed, ap_alone, skipped_zero)
     return Analysis(summary, matched, background_fp, false_negatives, results, coco_gt,
@@ -394,8 +398,10 @@ def _analyze(coco_gt, results, params, sigmas, names):
                     np.array([m.oks for m in matched]), tuple(names), _skeleton(coco_gt, names))
 
 
-def _oracle_steps(coco_gt, results, matched, params, sigmas):
-    """AP at ``oks_thr``: original, after each fix in turn (the paper's order) and each alone."""
+def _oracle_steps(coco_gt, results, matched, params, sigmas, fp_loc, fn_loc):
+    """AP at ``oks_thr``: original, after each fix in turn (the paper's order) and each alone
+    (``fp_loc`` / ``fn_loc``: the results / people unmatched at ``loc_thr``, what background FPs
+    and false negatives are when fixed alone)."""
     ap_fixed, ap_alone, curves = OrderedDict(), OrderedDict(), OrderedDict()
     e0 = _evaluator(coco_gt, results, params, sigmas, [params.oks_thr])
     ap0, curves["original"] = _ap(e0)
@@ -412,14 +418,11 @@ def _oracle_steps(coco_gt, results, matched, params, sigmas):
     ap_fixed["score"], curves["score"] = _ap(e)
     ap_alone["score"] = _ap(_evaluator(coco_gt, _with(results, scores=_oracle_scores(coco_gt, results, sigmas)),
                                        params, sigmas, [params.oks_thr]))[0]
-    _, background_fp, _ = _matches(e)
+    _, background_fp, false_negatives = _matches(e)
     ap_fixed["background_fp"], curves["background_fp"] = _ap(e, ignore_dts=background_fp)
-    _, _, false_negatives = _matches(e)
-    ap_fixed["false_negatives"], curves["false_negatives"] = _ap(e, ignore_gts=false_negatives)
-    # alone, on the original results: detections near nobody / people nobody is near (at loc_thr)
-    _, fp_loc, fn_loc = _matches(_evaluator(coco_gt, results, params, sigmas, [params.loc_thr]))
+    ap_fixed["false_negatives"], curves["false_negatives"] = _ap(
+        e, ignore_dts=background_fp, ignore_gts=false_negatives)
     ap_alone["background_fp"] = _ap(e0, ignore_dts=fp_loc)[0]
-    e0 = _evaluator(coco_gt, results, params, sigmas, [params.oks_thr])
     ap_alone["false_negatives"] = _ap(e0, ignore_gts=fn_loc)[0]
     return ap0, ap_fixed, ap_alone, curves, background_fp, false_negatives
 

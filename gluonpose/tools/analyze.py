@@ -37,16 +37,25 @@ def parse_args(argv=None):
     return parse_cli_args(p, argv)
 
 
-def analyze_and_write(results_json, gt_json, out_dir, *, image_dir, oks_thr, num_cases, sigmas=None):
-    """Run the analysis, write its outputs and print the summary; returns the written paths."""
+def check_analysis_options(args):
+    """The :class:`~gluonpose.evaluation.analyze.AnalysisParams` of the analysis options, checked
+    (a ConfigError names the bad one): gluonpose-test calls it before any inference."""
     from gluonpose.errors import ConfigError
-    from gluonpose.evaluation.analysis_report import format_summary, write_analysis
-    from gluonpose.evaluation.analyze import AnalysisParams, analyze_keypoints
+    from gluonpose.evaluation.analyze import AnalysisParams
 
-    if num_cases < 0:
-        raise ConfigError("--analysis-cases must be >= 0, got %d" % num_cases)
-    analysis = analyze_keypoints(gt_json, results_json, params=AnalysisParams(oks_thr=oks_thr), sigmas=sigmas)
-    written = write_analysis(analysis, out_dir, image_dir=image_dir, num_cases=num_cases,
+    if args.analysis_cases < 0:
+        raise ConfigError("--analysis-cases must be >= 0, got %d" % args.analysis_cases)
+    return AnalysisParams(oks_thr=args.analysis_oks).check()
+
+
+def analyze_and_write(results_json, gt_json, out_dir, *, image_dir, args, sigmas=None):
+    """Run the analysis with the options ``args`` (:func:`add_analysis_options`), write its outputs
+    and print the summary; returns the written paths."""
+    from gluonpose.evaluation.analysis_report import format_summary, write_analysis
+    from gluonpose.evaluation.analyze import analyze_keypoints
+
+    analysis = analyze_keypoints(gt_json, results_json, params=check_analysis_options(args), sigmas=sigmas)
+    written = write_analysis(analysis, out_dir, image_dir=image_dir, num_cases=args.analysis_cases,
                              sources=(results_json, gt_json))
     print(format_summary(analysis.summary))
     if written["unreadable_images"]:
@@ -59,8 +68,7 @@ def analyze_and_write(results_json, gt_json, out_dir, *, image_dir, oks_thr, num
 
 def run(args):
     image_dir = args.images if args.images is not None else os.path.dirname(os.path.abspath(args.gt))
-    analyze_and_write(args.results, args.gt, args.out, image_dir=image_dir,
-                      oks_thr=args.analysis_oks, num_cases=args.analysis_cases)
+    analyze_and_write(args.results, args.gt, args.out, image_dir=image_dir, args=args)
     return 0
 
 

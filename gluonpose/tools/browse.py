@@ -106,21 +106,17 @@ def _val_set(cfg, codec):
 def _make_samples(records, indices, transform, args, on_bad):
     """The samples of the chosen records (augmented with the training loader's generator) and the
     number of records left out (bad image or record with ``on_bad`` skip)."""
-    from gluonpose.data.imageio import read_image
-    from gluonpose.data.pipeline import sample_rng
+    from gluonpose.data.loader import BadSampleError, make_sample
     from gluonpose.errors import DatasetError
 
     kept, samples, skipped = [], [], 0
     for i in indices:
-        record = records[i]
         try:
-            image = read_image(record.image_path)
-            sample = transform(image, record, sample_rng(args.seed, args.epoch, i), report=True)
-        except (OSError, ValueError) as err:   # as the training loader: bad image or record
+            sample = make_sample(records, i, transform, seed=args.seed, epoch=args.epoch, report=True)
+        except BadSampleError as err:   # as the training loader: bad image or record
             if on_bad == "raise":
-                raise DatasetError("record %d (image_id %s, ann %s, %s): %s" % (
-                    i, record.image_id, record.ann_id, record.image_path, err)) from err
-            LOG.warning("left out record %d (%s): %s", i, record.image_path, err)
+                raise
+            LOG.warning("left out %s", err)
             skipped += 1
             continue
         kept.append(int(i))

@@ -52,29 +52,25 @@ def _labels(text, count):
 
 
 def run(args):
-    from gluonpose.errors import ConfigError, OutputError, UserError
-    from gluonpose.utils.curves import EPOCH_CSV, compare_runs_figure, load_run, run_labels, save_png
+    from gluonpose.errors import OutputError, UserError
+    from gluonpose.utils.curves import plot_runs, run_labels
 
     labels = _labels(args.labels, len(args.run_dirs)) or run_labels(args.run_dirs)
     if os.path.splitext(args.out)[1].lower() != ".png":
         raise OutputError("--out %s: the figure is a PNG, name it *.png" % args.out)
     metric = args.metric or "AP"
-    runs = [load_run(d, lab) for d, lab in zip(args.run_dirs, labels)]
-    if args.metric is not None and not any(run.epochs and metric in run.epochs[0] for run in runs):
-        raise ConfigError("--metric %s: no %s of the runs has that column" % (metric, EPOCH_CSV))
-    fig, summary = compare_runs_figure(runs, metric=metric)
     try:
-        path = save_png(fig, args.out)
+        path, summary = plot_runs(args.run_dirs, args.out, labels=labels, metric=args.metric)
     except UserError:
         raise
     except OSError as err:
         raise OutputError("cannot write %s (%s)" % (args.out, err.strerror or err)) from None
-    print("wrote %s (%d run%s)" % (path, len(runs), "s" * (len(runs) != 1)))
-    for run in runs:
-        s = summary[run.label]
+    print("wrote %s (%d run%s)" % (path, len(labels), "s" * (len(labels) != 1)))
+    for label, run_dir in zip(labels, args.run_dirs):
+        s = summary[label]
         best = ("no validation %s" % metric if s["best_epoch"] is None else
                 "best %s %.4f at epoch %g" % (metric, s["best_value"], s["best_epoch"]))
-        print("  %s: %s (%d epochs) - %s" % (run.label, best, s["epochs"], run.path))
+        print("  %s: %s (%d epochs) - %s" % (label, best, s["epochs"], run_dir))
     return path, summary
 
 

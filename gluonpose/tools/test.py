@@ -15,7 +15,7 @@ test.in_vis_thr), OKS-NMS (test.oks_thr), a COCO results json and the pycocotool
 import argparse
 import sys
 
-from gluonpose.tools.analyze import add_analysis_options, analyze_and_write
+from gluonpose.tools.analyze import add_analysis_options, analyze_and_write, check_analysis_options
 from gluonpose.utils.cli import parse_cli_args, run_cli
 
 
@@ -72,6 +72,8 @@ def run(args):
     from gluonpose.models.builder import build_net_from_config
 
     ctx = get_contexts(args.gpus, check_available=True)  # before any work
+    if args.analyze:
+        check_analysis_options(args)
     cfg = load_config(args.config, args.overrides)
     test = cfg.test
     gt_json, img_prefix, layout = _ground_truth(cfg, args)
@@ -114,8 +116,7 @@ def run(args):
                                                     float(ref.val_ap), ref.source or "published"))
     if args.analyze:
         analyze_and_write(args.out, report.target.gt_json, args.analyze, image_dir=img_prefix,
-                          oks_thr=args.analysis_oks, num_cases=args.analysis_cases,
-                          sigmas=report.target.sigmas)
+                          args=args, sigmas=report.target.sigmas)
     return report
 
 

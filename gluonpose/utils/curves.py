@@ -142,7 +142,7 @@ def curves_figure(rows, x_key="progress", keys=("loss", "heatmap", "offset"), lr
     ``val_key``, e.g. ``metrics.csv``) hold any value, a second panel below plots it against the
     epoch, on the same x axis, with each point labelled.
     """
-    plt = _pyplot()
+    plt = agg_pyplot()
     if not rows:
         return None
     val = _points(val_rows, "epoch", val_key)
@@ -192,7 +192,7 @@ def plot_curves(rows, path, x_key="progress", keys=("loss", "heatmap", "offset")
     return save_png(fig, path)
 
 
-def _pyplot():
+def agg_pyplot():
     """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
     matplotlib.use("Agg")
@@ -206,12 +206,13 @@ def _points(rows, x_key, y_key):
             if r.get(x_key) is not None and r.get(y_key) is not None]
 
 
-def save_png(fig, path, dpi=90):
-    """Write ``fig`` as a PNG to ``path`` atomically, close it; returns the path."""
+def save_png(fig, path, dpi=90, what=None):
+    """Write ``fig`` as a PNG to ``path`` atomically (``what``: what it holds, for a full-disk
+    message), close it; returns the path."""
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"), what=what)
     finally:
-        _pyplot().close(fig)
+        agg_pyplot().close(fig)
     return path
 
 
@@ -317,7 +318,7 @@ def compare_runs_figure(runs, metric="AP", loss_key="loss", lr_key="lr"):
     the validation ``metric`` with each run's best epoch marked and annotated. Returns
     ``(figure, summary)``, summary ``{label: {"best_epoch", "best_value", "metric",
     "epochs"}}`` (best ones None for a run without validation, which the legend says)."""
-    plt = _pyplot()
+    plt = agg_pyplot()
     best = {run.label: best_epoch(run.epochs, metric) for run in runs}
     with_val = any(e is not None for e, _ in best.values())
     titles = ["loss", "learning rate"] + (["validation " + metric] if with_val else [])
@@ -360,13 +361,17 @@ def compare_runs_figure(runs, metric="AP", loss_key="loss", lr_key="lr"):
     return fig, summary
 
 
-def plot_runs(run_dirs, path, labels=None, metric="AP"):
+def plot_runs(run_dirs, path, labels=None, metric=None):
     """Read the work dirs ``run_dirs`` (:func:`load_run`; labels default :func:`run_labels`) and
-    write :func:`compare_runs_figure` as a PNG to ``path`` (atomically). Returns
-    ``(path, summary)``."""
+    write :func:`compare_runs_figure` as a PNG to ``path`` (atomically). ``metric``: the
+    ``metrics.csv`` column of the best epochs; None is AP, which a run may lack, while a metric
+    named explicitly must be a column of some run (:class:`MetricsFileError` otherwise).
+    Returns ``(path, summary)``."""
     labels = list(labels) if labels else run_labels(run_dirs)
     if len(labels) != len(run_dirs):
         raise ValueError("%d labels for %d runs" % (len(labels), len(run_dirs)))
     runs = [load_run(d, lab) for d, lab in zip(run_dirs, labels)]
-    fig, summary = compare_runs_figure(runs, metric=metric)
+    if metric is not None and not any(run.epochs and metric in run.epochs[0] for run in runs):
+        raise MetricsFileError("--metric %s: no %s of the runs has that column" % (metric, EPOCH_CSV))
+    fig, summary = compare_runs_figure(runs, metric=metric or "AP")
     return save_png(fig, path), summary
